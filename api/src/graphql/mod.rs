@@ -1,0 +1,3 @@
+//! The GraphQL layer (placeholder; being built).
+pub mod context;
+pub mod errors;

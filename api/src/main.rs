@@ -1,0 +1,2 @@
+//! The `znovel` binary.
+fn main() {}

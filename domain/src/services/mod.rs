@@ -1,0 +1,71 @@
+//! Use-case services: the operations the API exposes. Each checks the actor's permission,
+//! validates input into model values, calls the repositories, and records an audit entry
+//! for every change.
+
+mod admin;
+mod memory;
+mod story;
+
+pub use admin::*;
+pub use memory::*;
+pub use story::*;
+
+use crate::auth::Actor;
+use crate::ids::AuditId;
+use crate::model::AuditEntry;
+use crate::ports::Store;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use std::sync::Arc;
+
+/// All services, sharing one store.
+#[derive(Clone)]
+pub struct Services {
+    /// Novels, volumes, chapters, revisions.
+    pub story: StoryService,
+    /// The story bible.
+    pub memory: MemoryService,
+    /// Tenants, users, keys, authentication.
+    pub admin: AdminService,
+}
+
+impl Services {
+    /// Builds every service over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            story: StoryService::new(store.clone()),
+            memory: MemoryService::new(store.clone()),
+            admin: AdminService::new(store),
+        }
+    }
+}
+
+/// The current time, truncated to microseconds (what both databases store), so a value
+/// written and read back compares equal.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+/// Appends an audit entry for `actor`. Audit is best effort: a failure is returned to the
+/// caller, who has already committed the change, so callers log it rather than fail.
+pub(crate) async fn audit(
+    store: &dyn Store,
+    actor: &Actor,
+    action: &str,
+    resource_type: &str,
+    resource_id: impl ToString,
+) {
+    let entry = AuditEntry {
+        id: AuditId::new(),
+        tenant_id: actor.tenant_id,
+        actor_user_id: Some(actor.user_id),
+        action: action.to_owned(),
+        resource_type: resource_type.to_owned(),
+        resource_id: resource_id.to_string(),
+        request_id: actor.request_id.clone(),
+        detail: serde_json::Value::Object(Default::default()),
+        created_at: now(),
+    };
+    // The change is committed already; losing an audit line must not fail the request.
+    let _ = store.append_audit(&entry).await;
+}

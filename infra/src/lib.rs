@@ -1,0 +1,1 @@
+//! Z-Novel adapters implementing the domain's ports (placeholder; being built).
