@@ -46,7 +46,10 @@ fn domain_has_no_io_crates_in_its_tree() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(names.contains(&"znovel-domain"), "unexpected tree: {out}");
-    assert!(names.contains(&"uuid"), "the tree should list real deps: {out}");
+    assert!(
+        names.contains(&"uuid"),
+        "the tree should list real deps: {out}"
+    );
     for bad in FORBIDDEN {
         assert!(
             !names.contains(bad),

@@ -195,6 +195,12 @@ fn aliases(list: Vec<String>) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
+/// Removes repeated ids, keeping the first occurrence's position.
+fn unique(ids: Vec<EntityId>) -> Vec<EntityId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
 fn relation_kind(v: &str) -> Result<String, Error> {
     Ok(text::required("kind", v, 50)?.to_lowercase())
 }
@@ -604,8 +610,7 @@ impl MemoryService {
         let title = text::required("title", &input.title, text::MAX_TITLE)?;
         let summary = text::bounded("summary", input.summary.as_deref().unwrap_or(""), MAX_TEXT)?;
         let novel = self.novel(actor, input.novel_id).await?;
-        let mut involved = input.involved;
-        involved.dedup();
+        let involved = unique(input.involved);
         let t = now();
         let ev = Event {
             id: EventId::new(),
@@ -678,9 +683,8 @@ impl MemoryService {
         if input.location_id.is_some() {
             ev.location_id = input.location_id;
         }
-        if let Some(mut v) = input.involved {
-            v.dedup();
-            ev.involved = v;
+        if let Some(v) = input.involved {
+            ev.involved = unique(v);
         }
         if input.importance.is_some() {
             ev.importance = importance(input.importance)?;

@@ -326,17 +326,7 @@ impl StoryService {
         let novel = self.novel(actor, input.novel_id).await?;
         let seq = match input.seq {
             Some(v) => seq("seq", v)?,
-            None => {
-                let last = self
-                    .store
-                    .list_volumes(
-                        actor.tenant_id,
-                        novel.id,
-                        PageRequest::new(Some(100), None)?,
-                    )
-                    .await?;
-                last.items.iter().map(|v| v.seq).max().unwrap_or(0) + 1
-            }
+            None => self.next_volume_seq(actor, novel.id).await?,
         };
         let t = now();
         let volume = Volume {
@@ -653,6 +643,28 @@ impl StoryService {
             .store
             .list_revisions(actor.tenant_id, chapter, page)
             .await?)
+    }
+
+    /// One past the highest volume seq of the novel (volumes are few; walk the pages).
+    async fn next_volume_seq(&self, actor: &Actor, novel: NovelId) -> Result<i32, Error> {
+        let mut max = 0;
+        let mut page = PageRequest::new(Some(crate::page::MAX_PAGE_SIZE as i64), None)?;
+        loop {
+            let p = self
+                .store
+                .list_volumes(actor.tenant_id, novel, page)
+                .await?;
+            max = p.items.iter().map(|v| v.seq).fold(max, i32::max);
+            match (p.has_next_page, p.items.last()) {
+                (true, Some(last)) => {
+                    page = PageRequest::new(
+                        Some(crate::page::MAX_PAGE_SIZE as i64),
+                        Some(last.id.as_uuid()),
+                    )?
+                }
+                _ => return Ok(max + 1),
+            }
+        }
     }
 
     async fn volume_of(
