@@ -1,0 +1,76 @@
+//! The macros that let one query body serve both backends.
+//!
+//! `#[derive(MultiConnection)]` does not work with diesel-async, so each repository file
+//! writes its query functions once inside [`per_backend!`], which compiles them twice:
+//! in a `pg` module where `Conn` is `AsyncPgConnection` and `Db` is `Pg`, and in a
+//! `sqlite` module where they are the SQLite connection and backend. [`dispatch!`] picks
+//! the module matching the store's pool, checks a connection out and calls the function;
+//! [`tx!`] wraps a body in the tenant transaction of [`super::tx`].
+
+/// Compiles the given items once per backend (modules `pg` and `sqlite`), with `Conn`,
+/// `Db` and `PG: bool` naming the backend in each.
+macro_rules! per_backend {
+    ($($item:item)*) => {
+        /// The query functions compiled for PostgreSQL.
+        pub(crate) mod pg {
+            #![allow(unused_imports, dead_code)]
+            use super::*;
+            /// The connection type of this backend.
+            pub(crate) type Conn = diesel_async::AsyncPgConnection;
+            /// The diesel backend.
+            type Db = diesel::pg::Pg;
+            /// Whether this is PostgreSQL (for the rare backend-specific SQL fragment).
+            const PG: bool = true;
+            $($item)*
+        }
+
+        /// The query functions compiled for SQLite.
+        pub(crate) mod sqlite {
+            #![allow(unused_imports, dead_code)]
+            use super::*;
+            /// The connection type of this backend.
+            pub(crate) type Conn = $crate::sql::pool::SqliteConn;
+            /// The diesel backend.
+            type Db = diesel::sqlite::Sqlite;
+            /// Whether this is PostgreSQL (for the rare backend-specific SQL fragment).
+            const PG: bool = false;
+            $($item)*
+        }
+    };
+}
+
+/// `dispatch!(store, [module::]function(args…))`: checks a connection out of the store's
+/// pool and calls `[module::]pg::function(conn, args…)` or `[module::]sqlite::function(…)`.
+macro_rules! dispatch {
+    ($store:expr, $module:ident :: $f:ident($($arg:expr),* $(,)?)) => {
+        dispatch!(@go $store, $module::pg::$f, $module::sqlite::$f, $($arg),*)
+    };
+    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        dispatch!(@go $store, pg::$f, sqlite::$f, $($arg),*)
+    };
+    (@go $store:expr, $pg:path, $sqlite:path, $($arg:expr),*) => {
+        match &$store.pools {
+            $crate::sql::pool::Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
+                $pg(&mut conn, $($arg),*).await
+            }
+            $crate::sql::pool::Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
+                $sqlite(&mut conn, $($arg),*).await
+            }
+        }
+    };
+}
+
+/// `tx!(conn, tenant, Read | Write, { body })`: runs `body` (an expression returning a
+/// `StoreResult`) in the transaction [`super::tx::TxConn::begin`] opens for `tenant`,
+/// committing on `Ok` and rolling back on `Err`.
+macro_rules! tx {
+    ($conn:ident, $tenant:expr, $access:ident, $body:block) => {{
+        let opened =
+            $crate::sql::tx::TxConn::begin(&mut *$conn, $tenant, $crate::sql::tx::Access::$access)
+                .await?;
+        let result: ::znovel_domain::ports::StoreResult<_> = async { $body }.await;
+        $crate::sql::tx::TxConn::finish(&mut *$conn, opened, result).await
+    }};
+}

@@ -1,0 +1,194 @@
+//! Connection pools (bb8) and per-connection setup.
+//!
+//! PostgreSQL connections run `SET ROLE <app role>` once when created, so the server acts
+//! as a role that is neither superuser, nor table owner, nor BYPASSRLS, and row-level
+//! security applies to it. SQLite connections set `busy_timeout`, WAL, `synchronous =
+//! NORMAL` and `foreign_keys = ON`, and register `znovel_casefold` (Unicode lower-case,
+//! which SQLite's own `lower`/`LIKE` only do for ASCII).
+
+use super::SqlOptions;
+use diesel::connection::SimpleConnection;
+use diesel::result::ConnectionError;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionResult};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The SQLite connection diesel-async drives (a sync connection on blocking threads).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// A pool of PostgreSQL connections.
+pub type PgPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+/// A pool of SQLite connections.
+pub type SqlitePool = bb8::Pool<AsyncDieselConnectionManager<SqliteConn>>;
+
+/// The store's pool, of one backend or the other.
+#[derive(Clone)]
+pub enum Pools {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite.
+    Sqlite(SqlitePool),
+}
+
+/// A parsed database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, as given.
+    Postgres(String),
+}
+
+/// The forms [`parse_url`] accepts, for error messages.
+pub const ACCEPTED_URLS: &str = "sqlite://<path to file> or postgres://… / postgresql://…";
+
+/// Parses `sqlite://<path>` or `postgres://…` / `postgresql://…`. The error names the
+/// accepted forms, never the URL itself (it may hold a password).
+pub fn parse_url(url: &str) -> anyhow::Result<Target> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() || path.contains(":memory:") || path.starts_with("file:") {
+            anyhow::bail!("a SQLite URL needs a file path: expected {ACCEPTED_URLS}");
+        }
+        return Ok(Target::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(url.to_owned()));
+    }
+    let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
+    anyhow::bail!("unsupported database URL scheme `{scheme}`: expected {ACCEPTED_URLS}")
+}
+
+/// Quotes a PostgreSQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Opens a PostgreSQL connection as the URL's user (no `SET ROLE`), within `timeout`.
+pub async fn establish_pg(url: &str, timeout: Duration) -> ConnectionResult<AsyncPgConnection> {
+    match tokio::time::timeout(timeout, AsyncPgConnection::establish(url)).await {
+        Ok(conn) => conn,
+        Err(_) => Err(ConnectionError::BadConnection(format!(
+            "timed out after {timeout:?} connecting to PostgreSQL"
+        ))),
+    }
+}
+
+/// Logs why the pool could not open a connection (a checkout that times out would
+/// otherwise only say "timed out").
+#[derive(Debug, Clone, Copy)]
+struct LogErrors;
+
+impl bb8::ErrorSink<PoolError> for LogErrors {
+    fn sink(&self, error: PoolError) {
+        tracing::warn!(%error, "database connection failed");
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {
+        Box::new(*self)
+    }
+}
+
+/// Builds the PostgreSQL pool; every connection acts as `opts.pg_app_role`.
+pub fn pg_pool(url: &str, opts: &SqlOptions) -> PgPool {
+    let role = opts.pg_app_role.clone();
+    let timeout = opts.connect_timeout;
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let set_role = format!("SET ROLE {}", quote_ident(&role));
+        let url = url.to_owned();
+        Box::pin(async move {
+            let mut conn = establish_pg(&url, timeout).await?;
+            conn.batch_execute(&set_role)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+    bb8::Pool::builder()
+        .max_size(opts.max_connections.max(1))
+        .connection_timeout(opts.connect_timeout)
+        .error_sink(Box::new(LogErrors))
+        .build_unchecked(manager)
+}
+
+/// The statements every SQLite connection runs first.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+diesel::define_sql_function! {
+    /// Unicode lower-case (SQLite's `lower` only folds ASCII); used for searches.
+    fn znovel_casefold(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Opens and sets up a SQLite connection (blocking: call on a blocking thread).
+pub fn open_sqlite(path: &Path) -> ConnectionResult<SqliteConnection> {
+    let url = path.to_string_lossy();
+    let mut conn = SqliteConnection::establish(&url)?;
+    conn.batch_execute(SQLITE_PRAGMAS)
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    znovel_casefold_utils::register_impl(&mut conn, |x: String| x.to_lowercase())
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// Builds the SQLite pool over the file at `path`.
+pub fn sqlite_pool(path: &Path, opts: &SqlOptions) -> SqlitePool {
+    let mut config = ManagerConfig::<SqliteConn>::default();
+    config.custom_setup = Box::new(|url| {
+        let path = PathBuf::from(url);
+        Box::pin(async move {
+            let conn = tokio::task::spawn_blocking(move || open_sqlite(&path))
+                .await
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))??;
+            Ok(SyncConnectionWrapper::new(conn))
+        })
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(path.to_string_lossy(), config);
+    bb8::Pool::builder()
+        .max_size(opts.max_connections.max(1))
+        .connection_timeout(opts.connect_timeout)
+        .error_sink(Box::new(LogErrors))
+        .build_unchecked(manager)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_accepted_urls() {
+        assert_eq!(
+            parse_url("sqlite:///var/lib/znovel/z.db").unwrap(),
+            Target::Sqlite(PathBuf::from("/var/lib/znovel/z.db"))
+        );
+        assert_eq!(
+            parse_url("sqlite://data/z.db").unwrap(),
+            Target::Sqlite(PathBuf::from("data/z.db"))
+        );
+        for pg in ["postgres://u:p@h/db", "postgresql://h/db?sslmode=disable"] {
+            assert_eq!(parse_url(pg).unwrap(), Target::Postgres(pg.to_owned()));
+        }
+        for bad in [
+            "sqlite://",
+            "sqlite://:memory:",
+            "mysql://u:hunter2@h/db",
+            "x",
+        ] {
+            let err = parse_url(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(ACCEPTED_URLS) && !err.contains("hunter2"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn quotes_identifiers() {
+        assert_eq!(quote_ident("znovel_app"), "\"znovel_app\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,49 @@
+//! Diesel row structs (one per table the ports use) and their conversions: `From<&Model>`
+//! to write, `TryFrom<Row>` to read — a value the domain cannot represent (an unknown
+//! enum string, a malformed JSON array) becomes `StoreError::Internal`.
+
+mod admin;
+mod memory;
+mod story;
+
+pub use admin::*;
+pub use memory::*;
+pub use story::*;
+
+use super::error::corrupt;
+use serde_json::Value;
+use znovel_domain::StoreError;
+
+/// Parses a stored enum name with the enum's `parse`.
+pub fn enum_from<E>(what: &str, text: &str, parse: fn(&str) -> Option<E>) -> Result<E, StoreError> {
+    parse(text).ok_or_else(|| corrupt(what, format!("unknown value {text:?}")))
+}
+
+/// A JSON array of strings.
+pub fn string_array<'a>(items: impl IntoIterator<Item = &'a str>) -> Value {
+    Value::Array(
+        items
+            .into_iter()
+            .map(|s| Value::String(s.to_owned()))
+            .collect(),
+    )
+}
+
+/// Reads a JSON array of strings, each turned into `T` by `parse`.
+pub fn from_string_array<T>(
+    what: &str,
+    value: &Value,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, StoreError> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| corrupt(what, "not a JSON array"))?;
+    items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .and_then(&parse)
+                .ok_or_else(|| corrupt(what, format!("bad element {item}")))
+        })
+        .collect()
+}

@@ -1,0 +1,122 @@
+//! Transactions, and the tenant setting row-level security reads.
+//!
+//! PostgreSQL: every tenant-scoped operation runs in a transaction that starts with
+//! `SELECT set_config('app.tenant_id', $1, true)` — transaction-local, so the setting can
+//! never leak to the next user of a pooled connection. The policies compare each row's
+//! `tenant_id` with it; the code filters by tenant too.
+//!
+//! SQLite: writes start with `BEGIN IMMEDIATE`, taking the write lock up front so two
+//! writers queue on `busy_timeout` instead of deadlocking on a lock upgrade; reads are
+//! single statements and need no transaction.
+
+use super::error::db_err;
+use super::pool::SqliteConn;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use std::future::Future;
+use znovel_domain::ids::TenantId;
+use znovel_domain::ports::StoreResult;
+
+/// What an operation does, which decides how its transaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only.
+    Read,
+    /// Writes (possibly several rows, all or none).
+    Write,
+}
+
+/// Opening and closing the transaction of one repository operation.
+pub trait TxConn: Send {
+    /// Opens the transaction `access` needs, scoped to `tenant` when given. Returns
+    /// whether a transaction was opened (to hand to [`TxConn::finish`]).
+    fn begin(
+        &mut self,
+        tenant: Option<TenantId>,
+        access: Access,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Commits when `result` is `Ok`, rolls back otherwise; returns `result` (or the
+    /// commit's error).
+    fn finish<T: Send>(
+        &mut self,
+        opened: bool,
+        result: StoreResult<T>,
+    ) -> impl Future<Output = StoreResult<T>> + Send;
+}
+
+type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
+
+impl TxConn for AsyncPgConnection {
+    async fn begin(&mut self, tenant: Option<TenantId>, _access: Access) -> StoreResult<bool> {
+        let Some(tenant) = tenant else {
+            return Ok(false);
+        };
+        PgTm::begin_transaction(self).await.map_err(db_err)?;
+        let set = diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind::<Text, _>(tenant.to_string())
+            .execute(self)
+            .await;
+        if let Err(e) = set {
+            let _ = PgTm::rollback_transaction(self).await;
+            return Err(db_err(e));
+        }
+        Ok(true)
+    }
+
+    async fn finish<T: Send>(&mut self, opened: bool, result: StoreResult<T>) -> StoreResult<T> {
+        if !opened {
+            return result;
+        }
+        match result {
+            Ok(value) => match PgTm::commit_transaction(self).await {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = PgTm::rollback_transaction(self).await;
+                    Err(db_err(e))
+                }
+            },
+            Err(e) => {
+                let _ = PgTm::rollback_transaction(self).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl TxConn for SqliteConn {
+    async fn begin(&mut self, _tenant: Option<TenantId>, access: Access) -> StoreResult<bool> {
+        if access == Access::Read {
+            return Ok(false);
+        }
+        self.spawn_blocking(|conn| {
+            diesel::connection::AnsiTransactionManager::begin_transaction_sql(
+                conn,
+                "BEGIN IMMEDIATE",
+            )
+        })
+        .await
+        .map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn finish<T: Send>(&mut self, opened: bool, result: StoreResult<T>) -> StoreResult<T> {
+        if !opened {
+            return result;
+        }
+        match result {
+            Ok(value) => match SqliteTm::commit_transaction(self).await {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = SqliteTm::rollback_transaction(self).await;
+                    Err(db_err(e))
+                }
+            },
+            Err(e) => {
+                let _ = SqliteTm::rollback_transaction(self).await;
+                Err(e)
+            }
+        }
+    }
+}

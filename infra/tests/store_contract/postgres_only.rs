@@ -1,0 +1,220 @@
+//! PostgreSQL only: row-level security really isolates tenants, and the server's
+//! connections act as a role it applies to.
+
+use crate::support::*;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use znovel_domain::ids::TenantId;
+use znovel_domain::model::EntityKind;
+use znovel_domain::ports::*;
+use znovel_infra::DbBackend;
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(conn: &mut AsyncPgConnection, table: &str) -> i64 {
+    let q = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"));
+    q.get_result::<N>(conn).await.unwrap().n
+}
+
+/// Counts rows of `tables` in one transaction with `app.tenant_id` set to `tenant`.
+async fn counts_as(conn: &mut AsyncPgConnection, tenant: Option<TenantId>) -> Vec<i64> {
+    conn.batch_execute("BEGIN").await.unwrap();
+    if let Some(t) = tenant {
+        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind::<Text, _>(t.to_string())
+            .execute(conn)
+            .await
+            .unwrap();
+    }
+    let mut out = Vec::new();
+    for table in [
+        "novels",
+        "chapters",
+        "entities",
+        "chapter_revisions",
+        "users",
+    ] {
+        out.push(count(conn, table).await);
+    }
+    conn.batch_execute("COMMIT").await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn row_level_security_hides_other_tenants() {
+    let ctx = Ctx::new(DbBackend::Postgres).await;
+    let s = &ctx.store;
+    let (a, n) = tenant_with_novel(s, "rls-a").await;
+    let (b, _) = tenant_with_novel(s, "rls-b").await;
+    let c = chapter(&n, 1, 3);
+    s.insert_chapter(&c, Some(&revision(&c, None)))
+        .await
+        .unwrap();
+    s.insert_entity(&entity(&n, "E", EntityKind::Character))
+        .await
+        .unwrap();
+    s.insert_user(&user(a.id, "a@x.io")).await.unwrap();
+    assert_eq!(ctx.count("novels").await, 2, "the owner sees every row");
+
+    let mut conn = AsyncPgConnection::establish(&ctx.db.url).await.unwrap();
+    conn.batch_execute("SET ROLE znovel_app").await.unwrap();
+    assert_eq!(
+        counts_as(&mut conn, None).await,
+        vec![0, 0, 0, 0, 0],
+        "no tenant: no rows"
+    );
+    assert_eq!(counts_as(&mut conn, Some(a.id)).await, vec![1, 1, 1, 1, 1]);
+    assert_eq!(counts_as(&mut conn, Some(b.id)).await, vec![1, 0, 0, 0, 0]);
+    assert_eq!(
+        counts_as(&mut conn, Some(TenantId::new())).await,
+        vec![0, 0, 0, 0, 0]
+    );
+    // The setting was transaction-local: it is gone afterwards.
+    assert_eq!(count(&mut conn, "novels").await, 0);
+
+    // WITH CHECK: a row of another tenant cannot be written either.
+    conn.batch_execute("BEGIN").await.unwrap();
+    diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind::<Text, _>(b.id.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let sneaky = conn
+        .batch_execute(&format!(
+            "UPDATE novels SET tenant_id = '{}' WHERE id = '{}'",
+            a.id,
+            tenant_with_novel_id(&ctx, b.id).await
+        ))
+        .await;
+    assert!(
+        sneaky.is_err(),
+        "moving a row to another tenant must be refused"
+    );
+    conn.batch_execute("ROLLBACK").await.unwrap();
+    let deleted = conn
+        .batch_execute(&format!("DELETE FROM novels WHERE id = '{}'", n.id))
+        .await;
+    assert!(deleted.is_ok());
+    assert_eq!(
+        s.get_novel(a.id, n.id).await.unwrap().id,
+        n.id,
+        "invisible rows are not deleted"
+    );
+}
+
+async fn tenant_with_novel_id(ctx: &Ctx, tenant: TenantId) -> uuid::Uuid {
+    let page = ctx
+        .store
+        .list_novels(tenant, &NovelFilter::default(), page(1, None))
+        .await
+        .unwrap();
+    page.items[0].id.as_uuid()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pooled_connections_act_as_the_restricted_app_role() {
+    let ctx = Ctx::new(DbBackend::Postgres).await;
+    let info = ctx.store.pg_role_info().await.unwrap().unwrap();
+    assert_eq!(info.current_user, "znovel_app");
+    assert!(!info.superuser, "{info:?}");
+    assert!(!info.bypass_rls, "{info:?}");
+    assert!(!info.owns_tables, "{info:?}");
+    // Every tenant-owned table has FORCE row-level security; tenants has none.
+    let forced = ctx
+        .count(
+            "pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace \
+             WHERE ns.nspname = current_schema() AND c.relkind = 'r' \
+             AND c.relrowsecurity AND c.relforcerowsecurity",
+        )
+        .await;
+    assert_eq!(forced, 15);
+    let tables = ctx
+        .count(
+            "pg_tables WHERE schemaname = current_schema() \
+             AND tablename <> '__diesel_schema_migrations'",
+        )
+        .await;
+    assert_eq!(tables, 16);
+}
+
+/// A configured role other than `znovel_app` is created and granted by `migrate`; two
+/// databases migrating at once race to create it (roles are cluster-wide) and both win.
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_app_role_is_created_once_under_concurrent_migrations() {
+    use znovel_infra::testing::{TestDatabase, pg_admin_url};
+    use znovel_infra::{SqlOptions, SqlStore};
+    let role = format!("znovel_app_test_{}", uuid::Uuid::new_v4().simple());
+    let opts = SqlOptions {
+        pg_app_role: role.clone(),
+        ..TestDatabase::options()
+    };
+    let (db1, db2) = (
+        TestDatabase::postgres().await.unwrap(),
+        TestDatabase::postgres().await.unwrap(),
+    );
+    let (s1, s2) = (
+        SqlStore::connect(&db1.url, opts.clone()).await.unwrap(),
+        SqlStore::connect(&db2.url, opts).await.unwrap(),
+    );
+    let t1 = tokio::spawn(async move { s1.migrate().await.map(|()| s1) });
+    let t2 = tokio::spawn(async move { s2.migrate().await.map(|()| s2) });
+    let (s1, s2) = (t1.await.unwrap().unwrap(), t2.await.unwrap().unwrap());
+    for s in [&s1, &s2] {
+        let info = s.pg_role_info().await.unwrap().unwrap();
+        assert_eq!(info.current_user, role);
+        assert!(
+            !info.superuser && !info.bypass_rls && !info.owns_tables,
+            "{info:?}"
+        );
+        let (t, n) = tenant_with_novel(s, "custom-role").await;
+        assert_eq!(s.get_novel(t.id, n.id).await.unwrap(), n);
+        assert_not_found(s.get_novel(TenantId::new(), n.id).await);
+    }
+    drop((s1, s2, db1, db2));
+    let mut admin = AsyncPgConnection::establish(&pg_admin_url()).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .await
+        .unwrap();
+}
+
+/// When the database goes away, operations fail with `Unavailable` (not `Internal`) within
+/// the connect timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_database_is_unavailable() {
+    use std::time::Duration;
+    use znovel_domain::StoreError;
+    use znovel_infra::testing::{TestDatabase, pg_admin_url};
+    use znovel_infra::{SqlOptions, SqlStore};
+    let db = TestDatabase::postgres().await.unwrap();
+    let opts = SqlOptions {
+        connect_timeout: Duration::from_millis(500),
+        ..TestDatabase::options()
+    };
+    let store = SqlStore::connect(&db.url, opts).await.unwrap();
+    store.migrate().await.unwrap();
+    let (t, _) = tenant_with_novel(&store, "lost").await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = AsyncPgConnection::establish(&pg_admin_url()).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = store.get_tenant(t.id).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
