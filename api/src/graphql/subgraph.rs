@@ -1,0 +1,128 @@
+//! Each service's schema built alone as an Apollo Federation v2 subgraph, for a
+//! federation router (Hive Router / Hive Gateway) in the distributed deployment.
+//!
+//! A subgraph's root types are named `Query`/`Mutation` and described like the gateway's;
+//! story and memory add entity resolvers (`@key(fields: "id")` on every type with a
+//! lookup by id: `Novel`, `Volume`, `Chapter`, `ChapterRevision`, `Entity`, `Relation`,
+//! `Event`, `Foreshadowing`); each registers its share of the `Node` interface; the
+//! admin subgraph also serves `node`/`nodes` (returning references to other subgraphs'
+//! objects). So the composed supergraph's API schema equals the gateway's [`sdl`](super::sdl).
+
+use super::{SchemaLimits, admin, limited, memory, story};
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::registry::SDLExportOptions;
+use async_graphql::{
+    Data, EmptySubscription, Executor, InterfaceType, ObjectType, Request, Response, Schema,
+    SchemaBuilder,
+};
+use std::sync::Arc;
+use znovel_domain::services::Services;
+
+/// The subgraphs, by name (also the `--role` names of their services).
+pub const SUBGRAPHS: &[&str] = &["story", "memory", "admin"];
+
+type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, EmptySubscription>;
+type Memory = Schema<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription>;
+type Admin = Schema<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription>;
+
+/// A federation subgraph schema builder with its share of `Node`.
+fn builder<Q, M, N>(query: Q, mutation: M) -> SchemaBuilder<Q, M, EmptySubscription>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    N: InterfaceType,
+{
+    Schema::build(query, mutation, EmptySubscription)
+        .enable_federation()
+        .enable_subscription_in_federation()
+        .register_output_type::<N>()
+}
+
+pub(crate) fn story_builder()
+-> SchemaBuilder<story::SubgraphQuery, story::SubgraphMutation, EmptySubscription> {
+    builder::<_, _, story::SubgraphNode>(Default::default(), Default::default())
+}
+
+pub(crate) fn memory_builder()
+-> SchemaBuilder<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription> {
+    builder::<_, _, memory::SubgraphNode>(Default::default(), Default::default())
+}
+
+pub(crate) fn admin_builder()
+-> SchemaBuilder<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription> {
+    builder::<_, _, admin::FederatedNode>(Default::default(), Default::default())
+}
+
+/// One subgraph's executable schema (each has its own root types, hence the enum).
+#[derive(Clone)]
+pub enum SubgraphSchema {
+    /// The story subgraph.
+    Story(Story),
+    /// The memory subgraph.
+    Memory(Memory),
+    /// The admin subgraph.
+    Admin(Admin),
+}
+
+impl SubgraphSchema {
+    /// Its federation SDL (what `_service { sdl }` returns).
+    pub fn sdl(&self) -> String {
+        let opts = SDLExportOptions::new().federation().compose_directive();
+        match self {
+            Self::Story(s) => s.sdl_with_options(opts),
+            Self::Memory(s) => s.sdl_with_options(opts),
+            Self::Admin(s) => s.sdl_with_options(opts),
+        }
+    }
+}
+
+impl Executor for SubgraphSchema {
+    async fn execute(&self, request: Request) -> Response {
+        match self {
+            Self::Story(s) => s.execute(request).await,
+            Self::Memory(s) => s.execute(request).await,
+            Self::Admin(s) => s.execute(request).await,
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self {
+            Self::Story(s) => Executor::execute_stream(s, request, session_data),
+            Self::Memory(s) => Executor::execute_stream(s, request, session_data),
+            Self::Admin(s) => Executor::execute_stream(s, request, session_data),
+        }
+    }
+}
+
+/// Builds the subgraph `name` (one of [`SUBGRAPHS`]) over `services`, to serve alone
+/// behind a federation router; `None` for an unknown name.
+pub fn build_subgraph(
+    name: &str,
+    services: Services,
+    limits: &SchemaLimits,
+) -> Option<SubgraphSchema> {
+    Some(match name {
+        "story" => SubgraphSchema::Story(limited(story_builder(), limits).data(services).finish()),
+        "memory" => {
+            SubgraphSchema::Memory(limited(memory_builder(), limits).data(services).finish())
+        }
+        "admin" => SubgraphSchema::Admin(limited(admin_builder(), limits).data(services).finish()),
+        _ => return None,
+    })
+}
+
+/// The federation v2 SDL of the subgraph `name` (one of [`SUBGRAPHS`]); `None` for an
+/// unknown name.
+pub fn subgraph_sdl(name: &str) -> Option<String> {
+    let schema = match name {
+        "story" => SubgraphSchema::Story(story_builder().finish()),
+        "memory" => SubgraphSchema::Memory(memory_builder().finish()),
+        "admin" => SubgraphSchema::Admin(admin_builder().finish()),
+        _ => return None,
+    };
+    Some(schema.sdl())
+}
