@@ -1,4 +1,12 @@
 //! Z-Novel API server: the GraphQL schema (one module per service subgraph), the axum
 //! HTTP/WebSocket server, authentication, configuration, metrics and the `znovel` CLI.
 
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
 pub mod graphql;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;

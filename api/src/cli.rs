@@ -1,0 +1,228 @@
+//! The `znovel` command line: `serve`, `migrate`, `print-schema`, `tenant create`,
+//! `apikey create`. Flags override environment variables, which override the config file.
+
+use crate::app::{self, App};
+use crate::config::{ProcessEnv, Settings};
+use crate::graphql;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use znovel_domain::services::{CreateTenant, Services};
+
+/// Z-Novel: the backend of an AI novel-writing platform.
+#[derive(Debug, Parser)]
+#[command(name = "znovel", version, about)]
+pub struct Cli {
+    /// TOML configuration file (also `ZNOVEL_CONFIG`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (GraphQL API, health, metrics) — with no configuration, the
+    /// embedded default on a SQLite file in ./data.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
+    PrintSchema {
+        /// Print this subgraph's federation SDL instead (story, memory, admin).
+        #[arg(long)]
+        subgraph: Option<String>,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+/// Database flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DbArgs {
+    /// Database URL (also `DATABASE_URL`).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Data directory (also `ZNOVEL_DATA_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address (also `ZNOVEL_LISTEN`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Metrics listen address (also `ZNOVEL_METRICS_LISTEN`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Database flags.
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// `tenant` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with its first ADMIN user; prints the admin's API key once.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Unique handle (a-z, 0-9, '-').
+        #[arg(long)]
+        slug: String,
+        /// Email of the first admin.
+        #[arg(long)]
+        admin_email: String,
+        /// Database flags.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// `apikey` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Issue an API key for a user of a tenant; prints it once.
+    Create {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Email of the user the key acts as.
+        #[arg(long)]
+        email: String,
+        /// Label of the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Database flags.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn apply_db(settings: &mut Settings, db: &DbArgs) {
+    if let Some(u) = &db.database_url {
+        settings.database_url = Some(u.clone().into());
+    }
+    if let Some(d) = &db.data_dir {
+        settings.data_dir = d.clone();
+    }
+}
+
+/// Loads the settings and runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(&ProcessEnv, cli.config.as_deref())?;
+    crate::telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            if let Some(l) = args.listen {
+                settings.listen = l;
+            }
+            if let Some(l) = args.metrics_listen {
+                settings.metrics_listen = l;
+            }
+            apply_db(&mut settings, &args.db);
+            settings.validate()?;
+            serve(settings).await
+        }
+        Command::Migrate(db) => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            app::open_store(&settings, true).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::PrintSchema { subgraph } => {
+            let sdl = match subgraph {
+                None => graphql::sdl(),
+                Some(name) => graphql::subgraph_sdl(&name).with_context(|| {
+                    format!(
+                        "unknown subgraph {name:?}; known: {}",
+                        graphql::SUBGRAPHS.join(", ")
+                    )
+                })?,
+            };
+            print!("{sdl}");
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Create {
+            name,
+            slug,
+            admin_email,
+            db,
+        }) => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            let services = services(&settings).await?;
+            let t = services
+                .admin
+                .create_tenant(CreateTenant {
+                    name,
+                    slug,
+                    admin_email,
+                    admin_name: None,
+                })
+                .await?;
+            println!("tenant {} ({}) created", t.tenant.slug, t.tenant.id);
+            println!("admin {} — API key (shown once):", t.admin.email);
+            println!("{}", t.api_key);
+            Ok(())
+        }
+        Command::Apikey(ApiKeyCommand::Create {
+            tenant,
+            email,
+            name,
+            db,
+        }) => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            let services = services(&settings).await?;
+            let t = services.admin.tenant_by_slug(&tenant).await?;
+            let (_, key) = services
+                .admin
+                .create_api_key_for(t.id, &email, &name)
+                .await?;
+            println!("{key}");
+            Ok(())
+        }
+    }
+}
+
+async fn services(settings: &Settings) -> anyhow::Result<Services> {
+    let store = app::open_store(settings, settings.migrate).await?;
+    Ok(Services::new(std::sync::Arc::new(store)))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = App::build(&settings).await?;
+    let listener = app::bind(settings.listen, "ZNOVEL_LISTEN").await?;
+    let metrics_listener = app::bind(settings.metrics_listen, "ZNOVEL_METRICS_LISTEN").await?;
+    let addr = listener.local_addr()?;
+    let maddr = metrics_listener.local_addr()?;
+    println!(
+        "Z-Novel is ready: GraphQL at http://{addr}/graphql (metrics at http://{maddr}/metrics)"
+    );
+    if settings.is_embedded_database() {
+        println!("Embedded mode: data in {}", settings.data_dir.display());
+    }
+    if let Some(k) = &app.admin_key {
+        if k.created {
+            println!("Admin API key (shown once, saved to {}):", k.path.display());
+            println!("{}", k.key);
+        } else {
+            println!("Admin API key: in {}", k.path.display());
+        }
+    }
+    tracing::info!(%addr, metrics = %maddr, "listening");
+    app.serve(listener, metrics_listener, crate::server::shutdown_signal())
+        .await
+}

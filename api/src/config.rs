@@ -1,0 +1,441 @@
+//! Typed configuration, loaded once at start-up: embedded defaults, then an optional TOML
+//! file, then environment variables, then command-line flags. No variable needs to be set
+//! to run: the defaults are the zero-config embedded server.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ZNOVEL_CONFIG` | — | path of a TOML file with any of the settings below (snake_case keys) |
+//! | `ZNOVEL_LISTEN` | `127.0.0.1:8080` | HTTP/WebSocket address (GraphQL, health) |
+//! | `ZNOVEL_METRICS_LISTEN` | `127.0.0.1:9090` | Prometheus `/metrics` address |
+//! | `ZNOVEL_DATA_DIR` | `./data` | SQLite file, admin key, local files |
+//! | `DATABASE_URL` | unset = SQLite in the data dir | `sqlite://path` or `postgres://…` |
+//! | `ZNOVEL_DATABASE_MAX_CONNECTIONS` | `16` | connection pool size |
+//! | `ZNOVEL_MIGRATE` | `true` | run pending migrations at start-up |
+//! | `ZNOVEL_BOOTSTRAP` | `true` | create a local tenant and admin key on first start |
+//! | `REDIS_URL` | unset = in-process queue | Redis for queues and token streams |
+//! | `QDRANT_URL` | unset = in-process index | Qdrant for vectors |
+//! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset = embedded model | OpenAI-compatible provider |
+//! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
+//! | `LLM_FALLBACK_ENABLED` | `false` | force the fallback chain |
+//! | `JWT_SECRET` | unset | HS256 secret for bearer tokens |
+//! | `JWT_PUBLIC_KEY` | unset | RS256 public key (PEM) for bearer tokens |
+//! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | required `iss` / `aud` claims when set |
+//! | `ZNOVEL_MAX_QUERY_DEPTH` | `15` | GraphQL depth limit |
+//! | `ZNOVEL_MAX_QUERY_COMPLEXITY` | `5000` | GraphQL complexity limit |
+//! | `ZNOVEL_MAX_BODY_BYTES` | `1048576` | largest request body |
+//! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
+//! | `RUST_LOG` | `info` | log filter |
+//!
+//! Every secret (`DATABASE_URL`, `REDIS_URL`, `LLM_API_KEY`, `JWT_SECRET`, `JWT_PUBLIC_KEY`)
+//! may instead be read from a mounted file named by the same variable with `_FILE`
+//! appended. A value that does not parse fails start-up with a message naming the variable.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Every setting of the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP/WebSocket listen address.
+    pub listen: SocketAddr,
+    /// Metrics listen address.
+    pub metrics_listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL; `None` = SQLite file in the data directory.
+    pub database_url: Option<SecretString>,
+    /// Pool size.
+    pub database_max_connections: u32,
+    /// Run migrations at start-up.
+    pub migrate: bool,
+    /// Create the local tenant and admin key on first start.
+    pub bootstrap: bool,
+    /// Redis URL (queues and token streams).
+    pub redis_url: Option<SecretString>,
+    /// Qdrant URL (vectors).
+    pub qdrant_url: Option<String>,
+    /// Language-model provider.
+    pub llm: LlmSettings,
+    /// Bearer-token verification.
+    pub jwt: JwtSettings,
+    /// Abuse limits.
+    pub limits: LimitSettings,
+    /// Log output format: `json` or `pretty`.
+    pub log_format: LogFormat,
+}
+
+/// Language-model provider settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    /// OpenAI-compatible base URL; `None` = the embedded model.
+    pub base_url: Option<String>,
+    /// Provider API key.
+    pub api_key: Option<SecretString>,
+    /// Primary model.
+    pub model: Option<String>,
+    /// Fallback chain, in order.
+    pub fallback_models: Vec<String>,
+    /// Force the fallback chain.
+    pub fallback_enabled: bool,
+}
+
+/// Bearer-token (JWT) verification settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// HS256 shared secret.
+    pub secret: Option<SecretString>,
+    /// RS256 public key, PEM.
+    pub public_key: Option<SecretString>,
+    /// Required issuer.
+    pub issuer: Option<String>,
+    /// Required audience.
+    pub audience: Option<String>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Deepest query nesting.
+    pub max_query_depth: usize,
+    /// Highest query complexity.
+    pub max_query_complexity: usize,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_query_depth: 15,
+            max_query_complexity: 5_000,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default; what log pipelines want).
+    #[default]
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("expected `json` or `pretty`".into()),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 16,
+            migrate: true,
+            bootstrap: true,
+            redis_url: None,
+            qdrant_url: None,
+            llm: LlmSettings::default(),
+            jwt: JwtSettings::default(),
+            limits: LimitSettings::default(),
+            log_format: LogFormat::Json,
+        }
+    }
+}
+
+/// A configuration error, naming the variable or file at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Where variables come from: the process environment, or a map in tests.
+pub trait Env {
+    /// The value of a variable, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+fn parse<T: FromStr>(name: &str, raw: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.trim()
+        .parse()
+        .map_err(|e| ConfigError(format!("invalid value for {name} ({raw:?}): {e}")))
+}
+
+fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError(format!(
+            "invalid value for {name} ({raw:?}): expected true or false"
+        ))),
+    }
+}
+
+/// Reads a secret from `NAME` or from the file named by `NAME_FILE`.
+fn secret(env: &dyn Env, name: &str) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(v) = env.var(name) {
+        return Ok((!v.is_empty()).then(|| SecretString::from(v)));
+    }
+    let file_var = format!("{name}_FILE");
+    match env.var(&file_var) {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|s| Some(SecretString::from(s.trim_end().to_owned())))
+            .map_err(|e| ConfigError(format!("cannot read {file_var} ({path}): {e}"))),
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the file named by `file` or `ZNOVEL_CONFIG`, then the
+    /// environment. Fails with a message naming the variable or file at fault.
+    pub fn load(env: &dyn Env, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.var("ZNOVEL_CONFIG").map(PathBuf::from));
+        let mut s = match file {
+            None => Settings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    ConfigError(format!("invalid config file {}: {e}", path.display()))
+                })?
+            }
+        };
+        s.apply_env(env)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn apply_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
+        let get = |n: &str| env.var(n).filter(|v| !v.is_empty());
+        if let Some(v) = get("ZNOVEL_LISTEN") {
+            self.listen = parse("ZNOVEL_LISTEN", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_METRICS_LISTEN") {
+            self.metrics_listen = parse("ZNOVEL_METRICS_LISTEN", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = secret(env, "DATABASE_URL")? {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("ZNOVEL_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = parse("ZNOVEL_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_MIGRATE") {
+            self.migrate = parse_bool("ZNOVEL_MIGRATE", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_BOOTSTRAP") {
+            self.bootstrap = parse_bool("ZNOVEL_BOOTSTRAP", &v)?;
+        }
+        if let Some(v) = secret(env, "REDIS_URL")? {
+            self.redis_url = Some(v);
+        }
+        if let Some(v) = get("QDRANT_URL") {
+            self.qdrant_url = Some(v);
+        }
+        if let Some(v) = get("LLM_BASE_URL") {
+            self.llm.base_url = Some(v);
+        }
+        if let Some(v) = secret(env, "LLM_API_KEY")? {
+            self.llm.api_key = Some(v);
+        }
+        if let Some(v) = get("LLM_MODEL") {
+            self.llm.model = Some(v);
+        }
+        if let Some(v) = env.var("LLM_FALLBACK_MODELS") {
+            self.llm.fallback_models = v
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("LLM_FALLBACK_ENABLED") {
+            self.llm.fallback_enabled = parse_bool("LLM_FALLBACK_ENABLED", &v)?;
+        }
+        if let Some(v) = secret(env, "JWT_SECRET")? {
+            self.jwt.secret = Some(v);
+        }
+        if let Some(v) = secret(env, "JWT_PUBLIC_KEY")? {
+            self.jwt.public_key = Some(v);
+        }
+        if let Some(v) = get("JWT_ISSUER") {
+            self.jwt.issuer = Some(v);
+        }
+        if let Some(v) = get("JWT_AUDIENCE") {
+            self.jwt.audience = Some(v);
+        }
+        if let Some(v) = get("ZNOVEL_MAX_QUERY_DEPTH") {
+            self.limits.max_query_depth = parse("ZNOVEL_MAX_QUERY_DEPTH", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_MAX_QUERY_COMPLEXITY") {
+            self.limits.max_query_complexity = parse("ZNOVEL_MAX_QUERY_COMPLEXITY", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = parse("ZNOVEL_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_LOG_FORMAT") {
+            self.log_format = parse("ZNOVEL_LOG_FORMAT", &v)?;
+        }
+        Ok(())
+    }
+
+    /// Checks cross-field rules; the message names the variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            let u = url.expose_secret();
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || u.starts_with("sqlite://"))
+            {
+                return Err(ConfigError(
+                    "invalid value for DATABASE_URL: expected postgres://… or sqlite://…".into(),
+                ));
+            }
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError(
+                "invalid value for ZNOVEL_DATABASE_MAX_CONNECTIONS: must be at least 1".into(),
+            ));
+        }
+        if let Some(u) = &self.llm.base_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ConfigError(format!(
+                "invalid value for LLM_BASE_URL ({u:?}): expected an http(s) URL"
+            )));
+        }
+        if self.limits.max_query_depth == 0 || self.limits.max_query_complexity == 0 {
+            return Err(ConfigError(
+                "invalid value for ZNOVEL_MAX_QUERY_DEPTH/ZNOVEL_MAX_QUERY_COMPLEXITY: must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: `DATABASE_URL`, or the SQLite file in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.expose_secret().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("znovel.db").display()),
+        }
+    }
+
+    /// Whether the database is the embedded SQLite default.
+    pub fn is_embedded_database(&self) -> bool {
+        self.effective_database_url().starts_with("sqlite://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let s = Settings::load(&[("UNRELATED", "x")], None).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.metrics_listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(s.effective_database_url(), "sqlite://./data/znovel.db");
+        assert!(s.is_embedded_database());
+    }
+
+    #[test]
+    fn environment_overrides_and_errors_name_the_variable() {
+        let s = Settings::load(
+            &[
+                ("ZNOVEL_LISTEN", "0.0.0.0:8081"),
+                ("DATABASE_URL", "postgres://u@h/db"),
+                ("LLM_FALLBACK_MODELS", "a, b,,c"),
+                ("LLM_FALLBACK_ENABLED", "true"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 8081);
+        assert!(!s.is_embedded_database());
+        assert_eq!(s.llm.fallback_models, vec!["a", "b", "c"]);
+        assert!(s.llm.fallback_enabled);
+
+        for (var, val) in [
+            ("ZNOVEL_LISTEN", "nonsense"),
+            ("ZNOVEL_METRICS_LISTEN", "1.2.3.4"),
+            ("DATABASE_URL", "mysql://x"),
+            ("LLM_FALLBACK_ENABLED", "maybe"),
+            ("ZNOVEL_DATABASE_MAX_CONNECTIONS", "-1"),
+            ("LLM_BASE_URL", "ftp://x"),
+        ] {
+            let err = Settings::load(&[(var, val)], None).unwrap_err().to_string();
+            assert!(err.contains(var), "{err} should name {var}");
+        }
+    }
+
+    #[test]
+    fn file_then_environment_and_unknown_keys_rejected() {
+        let dir = std::env::temp_dir().join(format!("znovel-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\n[limits]\nmax_query_depth = 5\n",
+        )
+        .unwrap();
+        let s = Settings::load(&[("ZNOVEL_LISTEN", "127.0.0.1:7001")], Some(&path)).unwrap();
+        assert_eq!(s.listen.port(), 7001, "env wins over file");
+        assert_eq!(s.limits.max_query_depth, 5);
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Settings::load(&[("A", "b")], Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let secret_file = dir.join("jwt");
+        std::fs::write(&secret_file, "s3cret\n").unwrap();
+        let s =
+            Settings::load(&[("JWT_SECRET_FILE", secret_file.to_str().unwrap())], None).unwrap();
+        assert_eq!(s.jwt.secret.unwrap().expose_secret(), "s3cret");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

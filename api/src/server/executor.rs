@@ -1,0 +1,76 @@
+//! The schema wrapped for every transport: each response gets stable error codes
+//! ([`finalize_response`]) and is counted in the metrics, whether it came over HTTP or a
+//! WebSocket.
+
+use crate::graphql::AppSchema;
+use crate::graphql::errors::finalize_response;
+use crate::metrics::{Metrics, operation_label};
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
+use async_graphql::{Data, Executor, Request, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The GraphQL schema plus metrics: what the transports execute requests on.
+#[derive(Clone)]
+pub struct InstrumentedSchema {
+    schema: AppSchema,
+    metrics: Metrics,
+}
+
+impl InstrumentedSchema {
+    /// Wraps `schema`.
+    pub fn new(schema: AppSchema, metrics: Metrics) -> Self {
+        Self { schema, metrics }
+    }
+
+    fn observe(&self, resp: &mut Response, operation: &str, started: Instant) {
+        finalize_response(resp);
+        self.metrics
+            .graphql_operations
+            .with_label_values(&[operation])
+            .inc();
+        self.metrics
+            .graphql_duration
+            .with_label_values(&[operation])
+            .observe(started.elapsed().as_secs_f64());
+        for e in &resp.errors {
+            let code = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .and_then(|v| match v {
+                    async_graphql::Value::String(s) => Some(s.as_str()),
+                    async_graphql::Value::Enum(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .unwrap_or("INTERNAL");
+            self.metrics.graphql_errors.with_label_values(&[code]).inc();
+        }
+    }
+}
+
+impl Executor for InstrumentedSchema {
+    async fn execute(&self, request: Request) -> Response {
+        let operation = operation_label(request.operation_name.as_deref());
+        let started = Instant::now();
+        let mut resp = self.schema.execute(request).await;
+        self.observe(&mut resp, &operation, started);
+        resp
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let operation = operation_label(request.operation_name.as_deref());
+        let this = self.clone();
+        let started = Instant::now();
+        Executor::execute_stream(&self.schema, request, session_data)
+            .map(move |mut resp| {
+                this.observe(&mut resp, &operation, started);
+                resp
+            })
+            .boxed()
+    }
+}

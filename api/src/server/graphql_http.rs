@@ -1,0 +1,242 @@
+//! GraphQL over HTTP (`POST` and `GET /graphql`, per the GraphQL-over-HTTP spec) and over
+//! WebSocket (`GET /graphql` with an upgrade, protocol `graphql-transport-ws`, or the
+//! legacy `graphql-ws`). Authentication: `Authorization: Bearer <key or JWT>` or
+//! `X-Api-Key` on HTTP; the `connection_init` payload on WebSocket.
+
+use super::AppState;
+use crate::auth::Authenticator;
+use crate::graphql::context::RequestCtx;
+use crate::graphql::errors::to_gql;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Executor, ParseRequestError, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message};
+use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use znovel_domain::Error;
+use znovel_domain::auth::Actor;
+
+/// The media type of GraphQL-over-HTTP responses.
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// A request that is not a GraphQL request at all (bad JSON, missing query, too large):
+/// answered as a GraphQL error with code `BAD_USER_INPUT` (HTTP 400) or 413.
+pub struct Rejection(ParseRequestError);
+
+impl From<ParseRequestError> for Rejection {
+    fn from(e: ParseRequestError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self.0 {
+            ParseRequestError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large".to_owned(),
+            ),
+            ParseRequestError::InvalidRequest(e) => (
+                StatusCode::BAD_REQUEST,
+                format!("invalid GraphQL request: {e}"),
+            ),
+            other => (
+                StatusCode::BAD_REQUEST,
+                format!("invalid GraphQL request: {other}"),
+            ),
+        };
+        error_body(status, "BAD_USER_INPUT", &message, true)
+    }
+}
+
+/// A GraphQL error response without data, with one error carrying `code`.
+pub fn error_body(status: StatusCode, code: &str, message: &str, graphql_media: bool) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    json_response(status, body.to_string(), graphql_media)
+}
+
+fn json_response(status: StatusCode, body: String, graphql_media: bool) -> Response {
+    let ct = if graphql_media {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp
+}
+
+/// Whether the client accepts `application/graphql-response+json` (else: `application/json`,
+/// per the spec's legacy-client rule).
+fn wants_graphql_media(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| a.contains(GRAPHQL_RESPONSE) || !a.contains("application/json"))
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// Finds the credential of an HTTP request, if any.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Authenticator::from_authorization(v).or(Some(""));
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, Error> {
+    match credential(headers) {
+        None => Ok(None),
+        Some(c) => state.auth.authenticate(c).await.map(Some),
+    }
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
+pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return post(State(state), req).await;
+    }
+    let (mut parts, _) = req.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &state).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    let request_id = request_id(&parts.headers);
+    ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let metrics = state.metrics.clone();
+            metrics.ws_connections.inc();
+            let auth = state.auth.clone();
+            let (sink, stream) = socket.split();
+            let sink = sink.with(|msg| std::future::ready(Ok::<_, axum::Error>(close_codes(msg))));
+            GraphQLWebSocket::new_with_pair(sink, stream, state.executor.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let actor = match Authenticator::from_connection_params(&payload) {
+                        None => None,
+                        Some(c) => Some(auth.authenticate(&c).await.map_err(|e| {
+                            async_graphql::Error::new(format!(
+                                "{FORBIDDEN_PREFIX}{}",
+                                to_gql(e).message
+                            ))
+                        })?),
+                    };
+                    let mut data = Data::default();
+                    data.insert(RequestCtx { actor, request_id });
+                    Ok(data)
+                })
+                .serve()
+                .await;
+            metrics.ws_connections.dec();
+        })
+}
+
+/// Marks a `connection_init` rejection so [`close_codes`] can tell it from a bad message.
+const FORBIDDEN_PREFIX: &str = "Forbidden: ";
+
+/// async-graphql closes every protocol violation with 1002; the `graphql-transport-ws`
+/// protocol (and the retry logic of the `graphql-ws` client) expects 4403 for a rejected
+/// `connection_init`, 4400 for a malformed message and 4401 for an operation before the
+/// handshake. Rewrites the close frame accordingly.
+fn close_codes(msg: Message) -> Message {
+    let Message::Close(Some(frame)) = msg else {
+        return msg;
+    };
+    let code = match (frame.code, frame.reason.as_str()) {
+        (1002, r) if r.starts_with(FORBIDDEN_PREFIX) => 4403,
+        (1002, _) => 4400,
+        (1011, r) if r.contains("handshake") => 4401,
+        (c, _) => c,
+    };
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: frame.reason,
+    }))
+}
+
+/// `POST /graphql` (and `GET` without upgrade).
+pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+    let graphql_media = wants_graphql_media(req.headers());
+    let headers = req.headers().clone();
+    let gql = match GraphQLRequest::<Rejection>::from_request(req, &state).await {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    let actor = match authenticate(&state, &headers).await {
+        Ok(a) => a,
+        Err(e) => {
+            let err = to_gql(e);
+            let status = StatusCode::UNAUTHORIZED;
+            let mut resp = async_graphql::Response::from_errors(vec![ServerError::new(
+                err.message.clone(),
+                None,
+            )]);
+            if let Some(first) = resp.errors.first_mut() {
+                first.extensions = err.extensions;
+            }
+            state
+                .metrics
+                .graphql_errors
+                .with_label_values(&["UNAUTHENTICATED"])
+                .inc();
+            let body = serde_json::to_string(&resp).unwrap_or_default();
+            let mut out = json_response(status, body, graphql_media);
+            out.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return out;
+        }
+    };
+    let request_id = request_id(&headers);
+    let resp = state
+        .executor
+        .execute(gql.data(RequestCtx { actor, request_id }))
+        .await;
+    // GraphQL-over-HTTP: a request that failed before execution (parse, validation,
+    // limits: errors without a path, no data) is a 400 with the new media type; field
+    // errors during execution stay 200.
+    let request_error = resp.data == async_graphql::Value::Null
+        && resp.is_err()
+        && resp.errors.iter().all(|e| e.path.is_empty());
+    let status = if graphql_media && request_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    match serde_json::to_string(&resp) {
+        Ok(body) => json_response(status, body, graphql_media),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a GraphQL response");
+            error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+                graphql_media,
+            )
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The axum server: routes, middleware (request id, tracing, metrics, body limit,
+//! timeouts), the separate metrics listener, and graceful shutdown.
+
+pub mod executor;
+pub mod graphql_http;
+pub mod health;
+
+use crate::auth::Authenticator;
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use executor::InstrumentedSchema;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use znovel_infra::SqlStore;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The schema, instrumented.
+    pub executor: InstrumentedSchema,
+    /// Credential verification.
+    pub auth: Authenticator,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The database, for readiness.
+    pub store: Arc<SqlStore>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The public router: `/graphql`, `/health`, `/ready`, `/`.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql_http::get).post(graphql_http::post),
+        )
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/", get(index))
+        .layer(middleware::from_fn_with_state(state.clone(), track_http))
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(CatchPanicLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn index() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "name": "Z-Novel",
+        "graphql": "/graphql",
+        "health": "/health",
+        "ready": "/ready"
+    }))
+}
+
+/// Counts every HTTP request by method, matched route and status, with its latency.
+async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let m = &state.metrics;
+    m.http_requests
+        .with_label_values(&[&method, &route, resp.status().as_str()])
+        .inc();
+    m.http_duration
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// The metrics router: `GET /metrics`.
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    m.render(),
+                )
+            }
+        }),
+    )
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

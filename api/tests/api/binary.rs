@@ -1,0 +1,271 @@
+//! The real `znovel` binary, as a newcomer runs it: no configuration, data in ./data,
+//! the admin key printed once and kept in ./data/admin.key, data surviving a restart;
+//! the operator subcommands; wrong configuration failing with the variable's name.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_znovel");
+
+fn znovel(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).env_clear();
+    if let Ok(p) = std::env::var("PATH") {
+        c.env("PATH", p);
+    }
+    c
+}
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `znovel serve` with nothing configured but OS-chosen ports (8080 may be
+    /// taken on a shared machine); returns it with its GraphQL URL.
+    fn start(dir: &Path) -> (Self, String) {
+        let mut child = znovel(dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = Self { child, lines: rx };
+        let line = server.wait_for("GraphQL at ");
+        let url = line
+            .split("GraphQL at ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        (server, url)
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no line containing {needle:?} within 60 s"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(30)).unwrap()
+    }
+
+    /// SIGTERM, then the exit status must be success (graceful shutdown).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    }
+}
+
+async fn gql(url: &str, key: &str, query: &str, variables: Value) -> Value {
+    let body: Value = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(key)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body:#}");
+    body["data"].clone()
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("znovel-bin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_config_first_session_survives_a_restart() {
+    let dir = tempdir();
+    let (mut server, url) = Server::start(&dir);
+    server.wait_for("Admin API key (shown once");
+    let key = server.next_line().trim().to_owned();
+    assert!(key.starts_with("znk_"), "{key}");
+    let stored = std::fs::read_to_string(dir.join("data/admin.key")).unwrap();
+    assert_eq!(stored.trim(), key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("data/admin.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the admin key is readable by its owner only"
+        );
+    }
+    assert!(dir.join("data/znovel.db").exists(), "SQLite file in ./data");
+
+    // The README's first session.
+    let d = gql(&url, &key, r#"mutation { createNovel(input: {title: "The Lighthouse Keeper"}) { novel { id title } } }"#, json!({})).await;
+    let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
+    let d = gql(&url, &key, r#"mutation($n: ID!) { createChapter(input: {novelId: $n, seq: 1, title: "The Storm", outline: "Mara finds a stranger on the rocks."}) { chapter { id } } }"#, json!({ "n": novel })).await;
+    let chapter = d["createChapter"]["chapter"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    gql(&url, &key, r#"mutation($n: ID!) { createEntity(input: {novelId: $n, name: "Mara", kind: CHARACTER, description: "The keeper."}) { entity { id } } }"#, json!({ "n": novel })).await;
+    server.stop();
+
+    let (mut server, url) = Server::start(&dir);
+    let line = server.wait_for("Admin API key");
+    assert!(
+        line.contains("admin.key") && !line.contains(&key),
+        "later starts do not print the key: {line}"
+    );
+    let d = gql(
+        &url,
+        &key,
+        r#"query($n: ID!, $c: ID!) { novel(id: $n) { title } chapter(id: $c) { title outline } entities(novelId: $n) { edges { node { name } } } }"#,
+        json!({ "n": novel, "c": chapter }),
+    )
+    .await;
+    assert_eq!(d["novel"]["title"], "The Lighthouse Keeper");
+    assert_eq!(
+        d["chapter"]["outline"],
+        "Mara finds a stranger on the rocks."
+    );
+    assert_eq!(d["entities"]["edges"][0]["node"]["name"], "Mara");
+    server.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn operator_subcommands_work_on_a_fresh_database() {
+    let dir = tempdir();
+    let out = znovel(&dir).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = znovel(&dir)
+        .args([
+            "tenant",
+            "create",
+            "--name",
+            "Acme Books",
+            "--slug",
+            "acme",
+            "--admin-email",
+            "boss@acme.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("znk_")), "{stdout}");
+    let out = znovel(&dir)
+        .args([
+            "tenant",
+            "create",
+            "--name",
+            "Again",
+            "--slug",
+            "acme",
+            "--admin-email",
+            "x@acme.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
+    let out = znovel(&dir)
+        .args([
+            "apikey",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "boss@acme.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .starts_with("znk_")
+    );
+    let out = znovel(&dir).args(["print-schema"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), znovel::graphql::sdl());
+    let out = znovel(&dir)
+        .args(["print-schema", "--subgraph", "memory"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("@key"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn wrong_configuration_fails_naming_the_variable() {
+    let dir = tempdir();
+    for (var, value) in [
+        ("ZNOVEL_LISTEN", "not-an-address"),
+        ("DATABASE_URL", "mysql://nope"),
+        ("LLM_FALLBACK_ENABLED", "perhaps"),
+        ("ZNOVEL_METRICS_LISTEN", "127.0.0.1"),
+    ] {
+        let out = znovel(&dir).arg("serve").env(var, value).output().unwrap();
+        assert!(!out.status.success(), "{var}={value} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}: {err}");
+    }
+    let out = znovel(&dir)
+        .arg("migrate")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,15 @@
+//! Black-box API tests: each test starts the real server on port 0 (in this process,
+//! with its own fresh database) and talks HTTP and WebSocket to it like a client would.
+//! Every test runs twice: on a SQLite file and on the real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod binary;
+mod operations;
+mod schema;
+mod story;
+mod tenancy;
+mod websocket;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README command 2 (and what CI runs): format check, clippy with -D warnings, and every
+# test of the workspace — against real SQLite files, the real PostgreSQL and Redis on
+# this machine (started here when down). The schema drift check is one of the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-services.sh --services
+
+echo "== cargo fmt"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== tests"
+cargo nextest run --locked --workspace --no-fail-fast
+echo "== doc tests"
+cargo test --locked --workspace --doc
