@@ -3,11 +3,13 @@
 
 mod admin;
 mod chapter;
+mod job;
 mod memory;
 mod novel;
 
 pub use admin::*;
 pub use chapter::*;
+pub use job::*;
 pub use memory::*;
 pub use novel::*;
 

@@ -15,6 +15,12 @@
 //!   turned into a [`Page`] with [`Page::from_rows`]. An `after` id that is not in the
 //!   list yields an empty page.
 
+mod llm;
+mod queue;
+
+pub use llm::*;
+pub use queue::*;
+
 use crate::StoreError;
 use crate::ids::*;
 use crate::model::*;

@@ -1,0 +1,143 @@
+//! The job queue and the per-job token streams: in-process for the embedded default,
+//! Redis Streams when scaled out. Both adapters pass one contract suite.
+
+use crate::ids::{JobId, TenantId};
+use crate::model::JobStatus;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Errors of the queue and token-stream ports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The backing service is unreachable.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, corrupt data).
+    #[error("queue error: {0}")]
+    Internal(String),
+}
+
+/// A queued job, as carried by the queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobMessage {
+    /// The job's tenant.
+    pub tenant_id: TenantId,
+    /// The job.
+    pub job_id: JobId,
+}
+
+/// A message handed to a consumer, to be acknowledged when done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message.
+    pub message: JobMessage,
+    /// Adapter-specific receipt (the Redis stream entry id, ...).
+    pub receipt: String,
+    /// How many times this message has been delivered, this time included (1 = first).
+    pub delivery_count: u32,
+}
+
+/// Queue gauges for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages not yet delivered to any consumer.
+    pub waiting: u64,
+    /// Delivered, not yet acknowledged.
+    pub in_flight: u64,
+    /// In the dead-letter queue.
+    pub dead: u64,
+}
+
+/// An at-least-once job queue with consumer groups.
+///
+/// Contract: a message is delivered to one consumer at a time; it stays in flight until
+/// `ack`ed; a message in flight longer than the adapter's visibility timeout (its consumer
+/// crashed or hangs) is delivered again — to any consumer — by a later `claim`, with
+/// `delivery_count` + 1; `release` makes an in-flight message deliverable again at once
+/// (graceful shutdown); `dead_letter` removes it from the queue into the dead-letter
+/// queue. Keys and streams of the Redis adapter are prefixed by the deployment prefix and
+/// never hold data of one tenant under another's name.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Adds a message.
+    async fn enqueue(&self, message: &JobMessage) -> Result<(), QueueError>;
+    /// Up to `max` deliveries for `consumer` (reclaimed stale ones first, then new ones),
+    /// waiting up to `wait` when there are none. May return fewer, or none.
+    async fn claim(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError>;
+    /// Marks a delivery done; it is never delivered again.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+    /// Resets a delivery's visibility timer (a long job is still alive).
+    async fn extend(&self, delivery: &Delivery) -> Result<(), QueueError>;
+    /// Hands a delivery back for immediate redelivery.
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError>;
+    /// Moves a delivery to the dead-letter queue with a reason.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError>;
+    /// Current gauges.
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+}
+
+/// One entry of a job's token stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StreamEvent {
+    /// The next piece of the chapter. `seq` starts at 1 and increases by 1.
+    Chunk {
+        /// Position.
+        seq: u64,
+        /// Text.
+        text: String,
+    },
+    /// The job ended; no entry follows. `seq` is one past the last chunk.
+    End {
+        /// Position.
+        seq: u64,
+        /// How it ended.
+        status: JobStatus,
+        /// Why, when it did not succeed.
+        error: Option<String>,
+    },
+}
+
+impl StreamEvent {
+    /// The entry's position.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Chunk { seq, .. } | Self::End { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Per-job streams of generated text that any number of readers follow live and resume
+/// from any position.
+///
+/// Contract: `append` stores an entry at once (readers blocked in `read` wake within
+/// milliseconds); entries are kept in `seq` order; `read` returns the entries with
+/// `seq > after`, in order, at most `max`, waiting up to `wait` for the first one when
+/// there is none yet (an empty result means nothing arrived in time); a stream that does
+/// not exist reads as empty; `expire` deletes the stream `ttl` from now. Streams are
+/// keyed by tenant and job: reading another tenant's job id finds nothing.
+#[async_trait]
+pub trait TokenStream: Send + Sync + 'static {
+    /// Appends an entry.
+    async fn append(
+        &self,
+        tenant: TenantId,
+        job: JobId,
+        event: &StreamEvent,
+    ) -> Result<(), QueueError>;
+    /// Reads entries after `after` (see the contract).
+    async fn read(
+        &self,
+        tenant: TenantId,
+        job: JobId,
+        after: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<StreamEvent>, QueueError>;
+    /// Deletes the stream `ttl` from now.
+    async fn expire(&self, tenant: TenantId, job: JobId, ttl: Duration) -> Result<(), QueueError>;
+}
