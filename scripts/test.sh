@@ -10,7 +10,7 @@ echo "== cargo fmt"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
-echo "== tests"
-cargo nextest run --locked --workspace --no-fail-fast
 echo "== doc tests"
 cargo test --locked --workspace --doc
+echo "== tests"
+cargo nextest run --locked --workspace --no-fail-fast
