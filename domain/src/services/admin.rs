@@ -81,16 +81,55 @@ fn default_name(email: &Email) -> String {
         .to_owned()
 }
 
+/// How long an authenticated API key is trusted without asking the database again. A
+/// revoked key or a changed role takes effect at once in the process that made the
+/// change, and within this time in every other process.
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most cached authentications (the cache is cleared when full).
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// Recently authenticated keys: key hash → (actor, when authenticated).
+#[derive(Default)]
+struct AuthCache(std::sync::Mutex<std::collections::HashMap<String, (Actor, std::time::Instant)>>);
+
+impl AuthCache {
+    fn get(&self, hash: &str) -> Option<Actor> {
+        let map = self.0.lock().ok()?;
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < AUTH_CACHE_TTL)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn put(&self, hash: String, actor: Actor) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= AUTH_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(hash, (actor, std::time::Instant::now()));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut map) = self.0.lock() {
+            map.clear();
+        }
+    }
+}
+
 /// Tenants, users, keys and authentication.
 #[derive(Clone)]
 pub struct AdminService {
     store: Arc<dyn Store>,
+    auth_cache: Arc<AuthCache>,
 }
 
 impl AdminService {
     /// Builds the service.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            auth_cache: Arc::default(),
+        }
     }
 
     /// Creates a tenant with its first ADMIN user and that user's API key. An operator
@@ -182,6 +221,9 @@ impl AdminService {
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor, Error> {
         let tenant_id = auth::parse_api_key_tenant(presented)?;
         let hash = auth::hash_api_key(presented);
+        if let Some(actor) = self.auth_cache.get(&hash) {
+            return Ok(actor);
+        }
         let key = match self.store.find_api_key_by_hash(tenant_id, &hash).await {
             Ok(k) => k,
             Err(StoreError::NotFound) => return Err(Error::Unauthenticated),
@@ -198,13 +240,15 @@ impl AdminService {
         {
             self.store.touch_api_key(tenant_id, key.id, t).await?;
         }
-        Ok(Actor::new(
+        let actor = Actor::new(
             tenant_id,
             user.id,
             user.role,
             Some(&key.scopes),
             Some(key.id),
-        ))
+        );
+        self.auth_cache.put(hash, actor.clone());
+        Ok(actor)
     }
 
     /// The actor for a user named by a verified bearer token.
@@ -320,6 +364,7 @@ impl AdminService {
         }
         u.updated_at = now();
         self.store.update_user(&u).await.or_not_found("user")?;
+        self.auth_cache.clear();
         audit(&*self.store, actor, "user.update", "User", u.id).await;
         Ok(u)
     }
@@ -409,6 +454,7 @@ impl AdminService {
             .revoke_api_key(actor.tenant_id, id, now())
             .await
             .or_not_found("API key")?;
+        self.auth_cache.clear();
         audit(&*self.store, actor, "apikey.revoke", "ApiKey", id).await;
         self.store
             .get_api_key(actor.tenant_id, id)
