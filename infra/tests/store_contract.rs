@@ -38,6 +38,8 @@ mod cascades;
 mod chapters;
 #[path = "store_contract/isolation.rs"]
 mod isolation;
+#[path = "store_contract/jobs.rs"]
+mod jobs;
 #[path = "store_contract/memory.rs"]
 mod memory;
 #[path = "store_contract/novels.rs"]
@@ -75,6 +77,16 @@ contract_test!(
     timeline::events_timeline,
     timeline::foreshadowing,
     isolation::tenant_isolation,
+    jobs::jobs_round_trip,
+    jobs::jobs_idempotency_key_conflict,
+    jobs::jobs_newest_first,
+    jobs::jobs_start_and_reclaim,
+    jobs::jobs_concurrent_start_and_complete,
+    jobs::jobs_complete_stores_everything_once,
+    jobs::jobs_complete_after_cancel,
+    jobs::jobs_complete_with_stale_version,
+    jobs::jobs_tokens_used_per_day,
+    jobs::jobs_tenant_isolation,
     operations::store_basics,
     operations::migrate_twice_is_a_no_op,
     operations::concurrent_migrations,

@@ -330,6 +330,65 @@ pub trait AuditRepository: Send + Sync + 'static {
     ) -> StoreResult<Page<AuditEntry>>;
 }
 
+/// Generation jobs and their results.
+#[async_trait]
+pub trait JobRepository: Send + Sync + 'static {
+    /// Inserts a job. `Conflict` when its (tenant, idempotency key) is taken.
+    async fn insert_job(&self, job: &GenerationJob) -> StoreResult<()>;
+    /// Reads a job.
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<GenerationJob>;
+    /// Reads the job with an idempotency key.
+    async fn find_job_by_idempotency_key(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> StoreResult<GenerationJob>;
+    /// Lists a novel's jobs, newest (highest id) first, optionally of one status.
+    async fn list_jobs(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+        status: Option<JobStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<GenerationJob>>;
+    /// A worker starts (or restarts) a job: QUEUED or RUNNING becomes RUNNING with
+    /// `attempts + 1` and `started_at = at`; returns the updated job. `Conflict` when the
+    /// job is already final (SUCCEEDED, FAILED, CANCELLED) — the worker drops it.
+    async fn start_job(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<GenerationJob>;
+    /// Sets `first_token_at` (only when not yet set).
+    async fn mark_first_token(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Stores a successful result in ONE transaction: the job row (status SUCCEEDED,
+    /// provider, model, fallback_used, tokens, first_token_at, finished_at) only if it is
+    /// still RUNNING; the chapter's new content exactly like
+    /// [`ChapterRepository::save_chapter_content`] (version check, revision, novel word
+    /// count); and the tenant's usage record of the day and model (tokens added).
+    /// `Conflict` when the job is no longer RUNNING (cancelled, or finished by another
+    /// worker) or the chapter version moved; then nothing is written.
+    async fn complete_job(
+        &self,
+        job: &GenerationJob,
+        chapter: &Chapter,
+        expected_version: i32,
+        revision: &ChapterRevision,
+    ) -> StoreResult<()>;
+    /// Ends a job without a result (status FAILED or CANCELLED from `job`, with `error`,
+    /// `finished_at`, `attempts`, model fields and tokens) unless it is already final;
+    /// returns whether it changed the row.
+    async fn finish_job(&self, job: &GenerationJob) -> StoreResult<bool>;
+    /// The tenant's LLM tokens (prompt + completion) used on a UTC day.
+    async fn tokens_used(&self, tenant: TenantId, day: chrono::NaiveDate) -> StoreResult<i64>;
+}
+
 /// Every repository at once: what the services are built from. Implemented
 /// automatically for any type that implements all of them.
 pub trait Store:
@@ -343,6 +402,7 @@ pub trait Store:
     + EventRepository
     + ForeshadowingRepository
     + AuditRepository
+    + JobRepository
 {
 }
 
@@ -357,5 +417,6 @@ impl<T> Store for T where
         + EventRepository
         + ForeshadowingRepository
         + AuditRepository
+        + JobRepository
 {
 }

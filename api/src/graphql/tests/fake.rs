@@ -38,7 +38,8 @@ rows!(
     Relation,
     Event,
     Foreshadowing,
-    AuditEntry
+    AuditEntry,
+    GenerationJob
 );
 
 #[derive(Default)]
@@ -56,6 +57,9 @@ pub(super) struct State {
     pub(super) events: Vec<Event>,
     pub(super) threads: Vec<Foreshadowing>,
     pub(super) audit: Vec<AuditEntry>,
+    pub(super) jobs: Vec<GenerationJob>,
+    /// Usage records: (tenant, UTC day, model, tokens).
+    pub(super) usage: Vec<(TenantId, chrono::NaiveDate, String, i64)>,
 }
 
 /// The fake store.
@@ -314,5 +318,116 @@ impl ChapterRepository for FakeStore {
         let mut rows = self.with(|s| scoped(&s.revisions, t, |r| r.chapter_id == c));
         rows.sort_by_key(|r| std::cmp::Reverse(r.version));
         page(rows, p)
+    }
+}
+
+#[async_trait]
+impl JobRepository for FakeStore {
+    async fn insert_job(&self, j: &GenerationJob) -> R<()> {
+        self.with(|s| {
+            if j.idempotency_key.is_some()
+                && s.jobs
+                    .iter()
+                    .any(|x| x.tenant_id == j.tenant_id && x.idempotency_key == j.idempotency_key)
+            {
+                return Err(StoreError::Conflict("idempotency key".into()));
+            }
+            s.jobs.push(j.clone());
+            Ok(())
+        })
+    }
+    async fn get_job(&self, t: TenantId, id: JobId) -> R<GenerationJob> {
+        self.with(|s| get(&s.jobs, t, id.as_uuid()))
+    }
+    async fn find_job_by_idempotency_key(&self, t: TenantId, key: &str) -> R<GenerationJob> {
+        self.with(|s| scoped(&s.jobs, t, |j| j.idempotency_key.as_deref() == Some(key)).pop())
+            .ok_or(StoreError::NotFound)
+    }
+    async fn list_jobs(
+        &self,
+        t: TenantId,
+        n: NovelId,
+        st: Option<JobStatus>,
+        p: PageRequest,
+    ) -> R<Page<GenerationJob>> {
+        let keep = |j: &GenerationJob| j.novel_id == n && st.is_none_or(|st| j.status == st);
+        let mut rows = self.with(|s| scoped(&s.jobs, t, keep));
+        rows.sort_by_key(|j| std::cmp::Reverse(j.id.as_uuid()));
+        page(rows, p)
+    }
+    async fn start_job(&self, t: TenantId, id: JobId, at: DateTime<Utc>) -> R<GenerationJob> {
+        self.with(|s| {
+            let mut j = get(&s.jobs, t, id.as_uuid())?;
+            if j.status.is_final() {
+                return Err(StoreError::Conflict("job is final".into()));
+            }
+            j.status = JobStatus::Running;
+            j.attempts += 1;
+            j.started_at = Some(at);
+            update(&mut s.jobs, &j)?;
+            Ok(j)
+        })
+    }
+    async fn mark_first_token(&self, t: TenantId, id: JobId, at: DateTime<Utc>) -> R<()> {
+        self.with(|s| {
+            let mut j = get(&s.jobs, t, id.as_uuid())?;
+            j.first_token_at = j.first_token_at.or(Some(at));
+            update(&mut s.jobs, &j)
+        })
+    }
+    async fn complete_job(
+        &self,
+        j: &GenerationJob,
+        c: &Chapter,
+        expected: i32,
+        r: &ChapterRevision,
+    ) -> R<()> {
+        self.with(|s| {
+            let stored = get(&s.jobs, j.tenant_id, j.id.as_uuid())?;
+            if stored.status != JobStatus::Running {
+                return Err(StoreError::Conflict("job is not running".into()));
+            }
+            let chapter = get(&s.chapters, c.tenant_id, c.id.as_uuid())?;
+            if chapter.version != expected {
+                return Err(StoreError::Conflict("version".into()));
+            }
+            let finished = j.finished_at.unwrap_or_else(Utc::now);
+            let mut done = j.clone();
+            done.status = JobStatus::Succeeded;
+            done.first_token_at = j.first_token_at.or(stored.first_token_at);
+            done.finished_at = Some(finished);
+            update(&mut s.jobs, &done)?;
+            update(&mut s.chapters, c)?;
+            s.revisions.push(r.clone());
+            let model = j.model.clone().unwrap_or_else(|| "unknown".into());
+            s.usage.push((
+                j.tenant_id,
+                finished.date_naive(),
+                model,
+                j.prompt_tokens + j.completion_tokens,
+            ));
+            Ok(())
+        })
+    }
+    async fn finish_job(&self, j: &GenerationJob) -> R<bool> {
+        self.with(|s| {
+            let stored = get(&s.jobs, j.tenant_id, j.id.as_uuid())?;
+            if stored.status.is_final() {
+                return Ok(false);
+            }
+            let mut done = j.clone();
+            done.first_token_at = j.first_token_at.or(stored.first_token_at);
+            update(&mut s.jobs, &done)?;
+            Ok(true)
+        })
+    }
+    async fn tokens_used(&self, t: TenantId, day: chrono::NaiveDate) -> R<i64> {
+        Ok(self.with(|s| {
+            s.usage
+                .iter()
+                .filter(|(tenant, d, _, _)| *tenant == t && *d == day)
+                .map(|(_, _, _, n)| n)
+                .sum()
+        }))
     }
 }

@@ -218,44 +218,58 @@ per_backend! {
         rev: &ChapterRevision,
     ) -> StoreResult<()> {
         tx!(conn, Some(c.tenant_id), Write, {
-            let chapter = chapters::table
-                .filter(chapters::id.eq(c.id.db()))
-                .filter(chapters::tenant_id.eq(c.tenant_id.db()));
-            let novel: Option<DbUuid> = diesel::update(chapter)
-                .filter(chapters::version.eq(expected_version))
-                .set((
-                    chapters::content.eq(&c.content),
-                    chapters::word_count.eq(c.word_count),
-                    chapters::version.eq(c.version),
-                    chapters::status.eq(c.status.as_str()),
-                    chapters::updated_at.eq(DbTime(c.updated_at)),
-                ))
-                .returning(chapters::novel_id)
-                .get_result(conn)
+            save_content_in(conn, c, expected_version, rev).await
+        })
+    }
+
+    /// The body of [`save_content`], run inside the caller's write transaction (which
+    /// must be scoped to `c.tenant_id`): the version-checked chapter update, the
+    /// revision, the novel's word count. `Conflict` when the stored version is not
+    /// `expected_version`, `NotFound` when the chapter does not exist; the caller's
+    /// transaction must then roll back (nothing here was written).
+    pub(crate) async fn save_content_in(
+        conn: &mut Conn,
+        c: &Chapter,
+        expected_version: i32,
+        rev: &ChapterRevision,
+    ) -> StoreResult<()> {
+        let chapter = chapters::table
+            .filter(chapters::id.eq(c.id.db()))
+            .filter(chapters::tenant_id.eq(c.tenant_id.db()));
+        let novel: Option<DbUuid> = diesel::update(chapter)
+            .filter(chapters::version.eq(expected_version))
+            .set((
+                chapters::content.eq(&c.content),
+                chapters::word_count.eq(c.word_count),
+                chapters::version.eq(c.version),
+                chapters::status.eq(c.status.as_str()),
+                chapters::updated_at.eq(DbTime(c.updated_at)),
+            ))
+            .returning(chapters::novel_id)
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(db_err)?;
+        let Some(novel) = novel else {
+            let stored: Option<i32> = chapter
+                .select(chapters::version)
+                .first(conn)
                 .await
                 .optional()
                 .map_err(db_err)?;
-            let Some(novel) = novel else {
-                let stored: Option<i32> = chapter
-                    .select(chapters::version)
-                    .first(conn)
-                    .await
-                    .optional()
-                    .map_err(db_err)?;
-                return Err(match stored {
-                    Some(v) => StoreError::Conflict(format!(
-                        "the chapter is at version {v}, not {expected_version}"
-                    )),
-                    None => StoreError::NotFound,
-                });
-            };
-            diesel::insert_into(chapter_revisions::table)
-                .values(RevisionRow::from(rev))
-                .execute(conn)
-                .await
-                .map_err(db_err)?;
-            refresh_word_count(conn, c.tenant_id, novel).await
-        })
+            return Err(match stored {
+                Some(v) => StoreError::Conflict(format!(
+                    "the chapter is at version {v}, not {expected_version}"
+                )),
+                None => StoreError::NotFound,
+            });
+        };
+        diesel::insert_into(chapter_revisions::table)
+            .values(RevisionRow::from(rev))
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+        refresh_word_count(conn, c.tenant_id, novel).await
     }
 
     pub(crate) async fn delete(
@@ -275,6 +289,41 @@ per_backend! {
             .map_err(db_err)?;
             refresh_word_count(conn, tenant, novel).await
         })
+    }
+}
+
+/// [`save_content_in`](pg::save_content_in) of the connection's backend, so a query body
+/// of another repository written once in `per_backend!` can store chapter content inside
+/// its own transaction (e.g. completing a generation job).
+pub(crate) trait SaveContentIn: Send {
+    /// Stores `c`'s new content in the open transaction; see `save_content_in`.
+    fn save_content_in<'a>(
+        &'a mut self,
+        c: &'a Chapter,
+        expected_version: i32,
+        rev: &'a ChapterRevision,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'a;
+}
+
+impl SaveContentIn for pg::Conn {
+    fn save_content_in<'a>(
+        &'a mut self,
+        c: &'a Chapter,
+        expected_version: i32,
+        rev: &'a ChapterRevision,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'a {
+        pg::save_content_in(self, c, expected_version, rev)
+    }
+}
+
+impl SaveContentIn for sqlite::Conn {
+    fn save_content_in<'a>(
+        &'a mut self,
+        c: &'a Chapter,
+        expected_version: i32,
+        rev: &'a ChapterRevision,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'a {
+        sqlite::save_content_in(self, c, expected_version, rev)
     }
 }
 

@@ -12,6 +12,7 @@ mod chapters;
 mod entities;
 mod events;
 mod foreshadowing;
+mod jobs;
 mod novels;
 mod relations;
 mod revisions;

@@ -3,10 +3,12 @@
 //! enum string, a malformed JSON array) becomes `StoreError::Internal`.
 
 mod admin;
+mod jobs;
 mod memory;
 mod story;
 
 pub use admin::*;
+pub use jobs::*;
 pub use memory::*;
 pub use story::*;
 

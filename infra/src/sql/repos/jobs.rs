@@ -1,0 +1,426 @@
+//! Generation jobs, and the daily usage records their results add to.
+//!
+//! Every state change is one conditional UPDATE on the job row (`WHERE status …`), so two
+//! workers (or a worker and a cancelling user) racing on a job are safe on both backends:
+//! PostgreSQL re-checks the condition on the row version the first writer committed (the
+//! second waits on its row lock), and SQLite serializes writers (`BEGIN IMMEDIATE`). When
+//! the UPDATE touches no row, a read of the stored status tells `Conflict` (the job is in
+//! the wrong state) from `NotFound` (no such job in the tenant).
+
+use super::chapters::SaveContentIn;
+use super::{cursor, page_of};
+use crate::sql::SqlStore;
+use crate::sql::error::db_err;
+use crate::sql::rows::{JobRow, UsageRow};
+use crate::sql::schema::{generation_jobs, usage_records};
+use crate::sql::types::{DbTime, DbUuid, SqlTimestamp, ToDb};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable};
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+use znovel_domain::StoreError;
+use znovel_domain::ids::{JobId, NovelId, TenantId};
+use znovel_domain::model::{Chapter, ChapterRevision, GenerationJob, JobStatus};
+use znovel_domain::page::{Page, PageRequest};
+use znovel_domain::ports::{JobRepository, StoreResult};
+use znovel_domain::services::now;
+
+/// The statuses a worker may (re)start a job from.
+const STARTABLE: [&str; 2] = [JobStatus::Queued.as_str(), JobStatus::Running.as_str()];
+
+/// The final statuses: no worker touches such a job again.
+const FINAL: [&str; 3] = [
+    JobStatus::Succeeded.as_str(),
+    JobStatus::Failed.as_str(),
+    JobStatus::Cancelled.as_str(),
+];
+
+/// The usage record's model when the job names none.
+const UNKNOWN_MODEL: &str = "unknown";
+
+/// The tokens (prompt + completion) of the selected usage records.
+const TOKENS_SUM: &str = "CAST(COALESCE(SUM(usage_records.prompt_tokens \
+     + usage_records.completion_tokens), 0) AS BIGINT)";
+
+diesel::define_sql_function! {
+    /// `COALESCE(a, b)` of two nullable timestamps.
+    fn coalesce(a: Nullable<SqlTimestamp>, b: Nullable<SqlTimestamp>) -> Nullable<SqlTimestamp>;
+}
+
+per_backend! {
+    /// The error of a conditional job UPDATE that touched no row: `NotFound` when the job
+    /// does not exist in the tenant, else `Conflict` naming its status and `wanted`.
+    async fn state_error(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+        wanted: &str,
+    ) -> StoreError {
+        let stored = generation_jobs::table
+            .filter(generation_jobs::id.eq(id.db()))
+            .filter(generation_jobs::tenant_id.eq(tenant.db()))
+            .select(generation_jobs::status)
+            .first::<String>(conn)
+            .await
+            .optional();
+        match stored {
+            Ok(Some(status)) => {
+                StoreError::Conflict(format!("the job is {status}, not {wanted}"))
+            }
+            Ok(None) => StoreError::NotFound,
+            Err(e) => db_err(e),
+        }
+    }
+
+    pub(crate) async fn insert(conn: &mut Conn, j: &GenerationJob) -> StoreResult<()> {
+        let row = JobRow::try_from(j)?;
+        tx!(conn, Some(j.tenant_id), Write, {
+            diesel::insert_into(generation_jobs::table)
+                .values(row)
+                .execute(conn)
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) async fn get(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+    ) -> StoreResult<GenerationJob> {
+        tx!(conn, Some(tenant), Read, {
+            generation_jobs::table
+                .filter(generation_jobs::id.eq(id.db()))
+                .filter(generation_jobs::tenant_id.eq(tenant.db()))
+                .select(JobRow::as_select())
+                .first(conn)
+                .await
+                .map_err(db_err)?
+                .try_into()
+        })
+    }
+
+    pub(crate) async fn by_idempotency_key(
+        conn: &mut Conn,
+        tenant: TenantId,
+        key: &str,
+    ) -> StoreResult<GenerationJob> {
+        tx!(conn, Some(tenant), Read, {
+            generation_jobs::table
+                .filter(generation_jobs::tenant_id.eq(tenant.db()))
+                .filter(generation_jobs::idempotency_key.eq(key))
+                .select(JobRow::as_select())
+                .first(conn)
+                .await
+                .map_err(db_err)?
+                .try_into()
+        })
+    }
+
+    pub(crate) async fn list(
+        conn: &mut Conn,
+        tenant: TenantId,
+        novel: NovelId,
+        status: Option<JobStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<GenerationJob>> {
+        tx!(conn, Some(tenant), Read, {
+            let scope = || {
+                let q = generation_jobs::table
+                    .filter(generation_jobs::tenant_id.eq(tenant.db()))
+                    .filter(generation_jobs::novel_id.eq(novel.db()))
+                    .into_boxed::<Db>();
+                match status {
+                    Some(status) => q.filter(generation_jobs::status.eq(status.as_str())),
+                    None => q,
+                }
+            };
+            let mut q = scope()
+                .select(JobRow::as_select())
+                .order(generation_jobs::id.desc())
+                .limit(page.fetch_limit());
+            if let Some(after) = cursor(&page) {
+                let found = scope()
+                    .filter(generation_jobs::id.eq(after))
+                    .select(generation_jobs::id)
+                    .first::<DbUuid>(conn)
+                    .await
+                    .optional()
+                    .map_err(db_err)?;
+                let Some(after) = found else {
+                    return Ok(Page::from_rows(Vec::new(), &page));
+                };
+                q = q.filter(generation_jobs::id.lt(after));
+            }
+            page_of(q.load(conn).await.map_err(db_err)?, &page)
+        })
+    }
+
+    pub(crate) async fn start(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<GenerationJob> {
+        tx!(conn, Some(tenant), Write, {
+            let row: Option<JobRow> = diesel::update(
+                generation_jobs::table
+                    .filter(generation_jobs::id.eq(id.db()))
+                    .filter(generation_jobs::tenant_id.eq(tenant.db()))
+                    .filter(generation_jobs::status.eq_any(STARTABLE)),
+            )
+            .set((
+                generation_jobs::status.eq(JobStatus::Running.as_str()),
+                generation_jobs::attempts.eq(generation_jobs::attempts + 1),
+                generation_jobs::started_at.eq(DbTime(at)),
+            ))
+            .returning(JobRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+            .map_err(db_err)?;
+            match row {
+                Some(row) => row.try_into(),
+                None => Err(state_error(conn, tenant, id, "QUEUED or RUNNING").await),
+            }
+        })
+    }
+
+    pub(crate) async fn mark_first_token(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        tx!(conn, Some(tenant), Write, {
+            let job = generation_jobs::table
+                .filter(generation_jobs::id.eq(id.db()))
+                .filter(generation_jobs::tenant_id.eq(tenant.db()));
+            let rows = diesel::update(job)
+                .filter(generation_jobs::first_token_at.is_null())
+                .set(generation_jobs::first_token_at.eq(DbTime(at)))
+                .execute(conn)
+                .await
+                .map_err(db_err)?;
+            if rows > 0 {
+                return Ok(());
+            }
+            let exists = job
+                .select(generation_jobs::id)
+                .first::<DbUuid>(conn)
+                .await
+                .optional()
+                .map_err(db_err)?;
+            exists.map(|_| ()).ok_or(StoreError::NotFound)
+        })
+    }
+
+    /// One transaction: the job RUNNING → SUCCEEDED, the chapter content (exactly as
+    /// `save_chapter_content`), the usage record. Any error rolls all of it back.
+    pub(crate) async fn complete(
+        conn: &mut Conn,
+        j: &GenerationJob,
+        chapter: &Chapter,
+        expected_version: i32,
+        rev: &ChapterRevision,
+    ) -> StoreResult<()> {
+        let finished = j.finished_at.unwrap_or_else(now);
+        tx!(conn, Some(j.tenant_id), Write, {
+            let rows = diesel::update(
+                generation_jobs::table
+                    .filter(generation_jobs::id.eq(j.id.db()))
+                    .filter(generation_jobs::tenant_id.eq(j.tenant_id.db()))
+                    .filter(generation_jobs::status.eq(JobStatus::Running.as_str())),
+            )
+            .set((
+                generation_jobs::status.eq(JobStatus::Succeeded.as_str()),
+                generation_jobs::provider.eq(&j.provider),
+                generation_jobs::model.eq(&j.model),
+                generation_jobs::fallback_used.eq(j.fallback_used),
+                generation_jobs::prompt_tokens.eq(j.prompt_tokens),
+                generation_jobs::completion_tokens.eq(j.completion_tokens),
+                generation_jobs::first_token_at.eq(coalesce(
+                    j.first_token_at.map(DbTime),
+                    generation_jobs::first_token_at,
+                )),
+                generation_jobs::finished_at.eq(DbTime(finished)),
+                generation_jobs::attempts.eq(j.attempts),
+            ))
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+            if rows == 0 {
+                return Err(state_error(conn, j.tenant_id, j.id, "RUNNING").await);
+            }
+            conn.save_content_in(chapter, expected_version, rev).await?;
+            let usage = UsageRow {
+                id: Uuid::now_v7().db(),
+                tenant_id: j.tenant_id.db(),
+                day: finished.date_naive(),
+                model: j.model.clone().unwrap_or_else(|| UNKNOWN_MODEL.to_owned()),
+                prompt_tokens: j.prompt_tokens,
+                completion_tokens: j.completion_tokens,
+                updated_at: DbTime(finished),
+            };
+            diesel::insert_into(usage_records::table)
+                .values(usage)
+                .on_conflict((
+                    usage_records::tenant_id,
+                    usage_records::day,
+                    usage_records::model,
+                ))
+                .do_update()
+                .set((
+                    usage_records::prompt_tokens
+                        .eq(usage_records::prompt_tokens + excluded(usage_records::prompt_tokens)),
+                    usage_records::completion_tokens.eq(usage_records::completion_tokens
+                        + excluded(usage_records::completion_tokens)),
+                    usage_records::updated_at.eq(excluded(usage_records::updated_at)),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    pub(crate) async fn finish(conn: &mut Conn, j: &GenerationJob) -> StoreResult<bool> {
+        if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(StoreError::Internal(format!(
+                "finish_job needs FAILED or CANCELLED, not {}",
+                j.status.as_str()
+            )));
+        }
+        let finished = j.finished_at.unwrap_or_else(now);
+        tx!(conn, Some(j.tenant_id), Write, {
+            let job = generation_jobs::table
+                .filter(generation_jobs::id.eq(j.id.db()))
+                .filter(generation_jobs::tenant_id.eq(j.tenant_id.db()));
+            let rows = diesel::update(job)
+                .filter(generation_jobs::status.ne_all(FINAL))
+                .set((
+                    generation_jobs::status.eq(j.status.as_str()),
+                    generation_jobs::error.eq(&j.error),
+                    generation_jobs::finished_at.eq(DbTime(finished)),
+                    generation_jobs::attempts.eq(j.attempts),
+                    generation_jobs::provider.eq(&j.provider),
+                    generation_jobs::model.eq(&j.model),
+                    generation_jobs::fallback_used.eq(j.fallback_used),
+                    generation_jobs::prompt_tokens.eq(j.prompt_tokens),
+                    generation_jobs::completion_tokens.eq(j.completion_tokens),
+                    generation_jobs::first_token_at.eq(coalesce(
+                        j.first_token_at.map(DbTime),
+                        generation_jobs::first_token_at,
+                    )),
+                ))
+                .execute(conn)
+                .await
+                .map_err(db_err)?;
+            if rows > 0 {
+                return Ok(true);
+            }
+            let stored = job
+                .select(generation_jobs::status)
+                .first::<String>(conn)
+                .await
+                .optional()
+                .map_err(db_err)?;
+            stored.map(|_| false).ok_or(StoreError::NotFound)
+        })
+    }
+
+    pub(crate) async fn tokens_used(
+        conn: &mut Conn,
+        tenant: TenantId,
+        day: NaiveDate,
+    ) -> StoreResult<i64> {
+        tx!(conn, Some(tenant), Read, {
+            usage_records::table
+                .filter(usage_records::tenant_id.eq(tenant.db()))
+                .filter(usage_records::day.eq(day))
+                .select(sql::<BigInt>(TOKENS_SUM))
+                .get_result(conn)
+                .await
+                .map_err(db_err)
+        })
+    }
+}
+
+#[async_trait]
+impl JobRepository for SqlStore {
+    #[tracing::instrument(skip_all, fields(tenant = %job.tenant_id, job = %job.id))]
+    async fn insert_job(&self, job: &GenerationJob) -> StoreResult<()> {
+        dispatch!(self, insert(job))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
+    async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<GenerationJob> {
+        dispatch!(self, get(tenant, id))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    async fn find_job_by_idempotency_key(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> StoreResult<GenerationJob> {
+        dispatch!(self, by_idempotency_key(tenant, key))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %novel))]
+    async fn list_jobs(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+        status: Option<JobStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<GenerationJob>> {
+        dispatch!(self, list(tenant, novel, status, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
+    async fn start_job(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<GenerationJob> {
+        dispatch!(self, start(tenant, id, at))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
+    async fn mark_first_token(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        dispatch!(self, mark_first_token(tenant, id, at))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %job.tenant_id, job = %job.id))]
+    async fn complete_job(
+        &self,
+        job: &GenerationJob,
+        chapter: &Chapter,
+        expected_version: i32,
+        revision: &ChapterRevision,
+    ) -> StoreResult<()> {
+        dispatch!(self, complete(job, chapter, expected_version, revision))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %job.tenant_id, job = %job.id))]
+    async fn finish_job(&self, job: &GenerationJob) -> StoreResult<bool> {
+        dispatch!(self, finish(job))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, %day))]
+    async fn tokens_used(&self, tenant: TenantId, day: NaiveDate) -> StoreResult<i64> {
+        dispatch!(self, tokens_used(tenant, day))
+    }
+}
