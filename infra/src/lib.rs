@@ -1,9 +1,14 @@
 //! Z-Novel adapters implementing the domain's ports.
 //!
+//! - [`llm`]: language models — an OpenAI-compatible provider over SSE and a fallback
+//!   chain (plus a fake provider for tests under feature `testing`).
+//! - [`queue`]: the job queue and per-job token streams, in-process or on Redis Streams.
 //! - [`sql`]: [`SqlStore`], every repository port over PostgreSQL or a SQLite file.
 //! - `testing` (feature `testing`): throw-away test databases for this crate's and the
 //!   API's tests.
 
+pub mod llm;
+pub mod queue;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
