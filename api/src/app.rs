@@ -6,7 +6,9 @@ use crate::bootstrap::{self, AdminKey};
 use crate::config::Settings;
 use crate::graphql::{self, SchemaLimits};
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::server::{self, AppState, executor::InstrumentedSchema};
+use crate::worker::{self, WorkerDeps, WorkerOptions};
 use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +29,10 @@ pub struct App {
     pub services: Services,
     /// The bootstrap admin key, when bootstrap is on.
     pub admin_key: Option<AdminKey>,
+    /// In-process job workers, when this process runs jobs.
+    pub workers: Option<(WorkerDeps, WorkerOptions)>,
+    /// Why this process cannot generate chapters, if it cannot.
+    pub generation_missing: Option<String>,
 }
 
 /// Connects to the database in `settings` (creating the data dir for SQLite) and, when
@@ -55,7 +61,31 @@ impl App {
     /// Builds everything `serve` needs.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = Arc::new(open_store(settings, settings.migrate).await?);
-        let services = Services::new(store.clone());
+        let pipeline = Pipeline::build(settings).await?;
+        let mut services = Services::new(store.clone());
+        let runner = pipeline.runner(store.clone(), store.clone());
+        // In-process queue: jobs run only here, so without a model nothing could run them.
+        // With Redis, other processes (`znovel worker`) may run them.
+        let generation_missing = if runner.is_some() || settings.redis_url.is_some() {
+            services = services.with_generation(pipeline.service(store.clone(), store.clone()));
+            None
+        } else {
+            pipeline.llm_missing.clone()
+        };
+        if let Some(why) = &generation_missing {
+            tracing::warn!(reason = %why, "chapter generation is unavailable");
+        }
+        let workers = runner.map(|runner| {
+            (
+                WorkerDeps {
+                    queue: pipeline.queue.clone(),
+                    jobs: store.clone(),
+                    streams: pipeline.streams.clone(),
+                    runner,
+                },
+                WorkerOptions::default(),
+            )
+        });
         let admin_key = if settings.bootstrap {
             Some(bootstrap::ensure_local_admin(&services.admin, &settings.data_dir).await?)
         } else {
@@ -79,6 +109,8 @@ impl App {
             store,
             services,
             admin_key,
+            workers,
+            generation_missing,
         })
     }
 
@@ -91,6 +123,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let workers = self
+            .workers
+            .map(|(deps, opts)| worker::spawn(deps, opts, rx.clone()))
+            .unwrap_or_default();
         let mut metrics_rx = rx.clone();
         let metrics = tokio::spawn(async move {
             axum::serve(metrics_listener, self.metrics_router)
@@ -106,6 +142,11 @@ impl App {
             })
             .await;
         let _ = metrics.await;
+        // Workers hand their jobs back on shutdown (they resume elsewhere, or here at the
+        // next start) — give them a moment to do so.
+        for w in workers {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+        }
         result.context("HTTP server failed")
     }
 }

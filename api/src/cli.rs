@@ -28,6 +28,16 @@ pub enum Command {
     /// Run the server (GraphQL API, health, metrics) — with no configuration, the
     /// embedded default on a SQLite file in ./data.
     Serve(ServeArgs),
+    /// Run job workers only (no API): claim generation jobs from the queue (Redis when
+    /// `REDIS_URL` is set) and run them until SIGTERM, then hand unfinished jobs back.
+    Worker {
+        /// Jobs run at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Database flags.
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
     /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
@@ -134,6 +144,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             settings.validate()?;
             serve(settings).await
         }
+        Command::Worker { concurrency, db } => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            run_worker(settings, concurrency).await
+        }
         Command::Migrate(db) => {
             apply_db(&mut settings, &db);
             settings.validate()?;
@@ -197,6 +212,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn run_worker(settings: Settings, concurrency: usize) -> anyhow::Result<()> {
+    let store = std::sync::Arc::new(app::open_store(&settings, settings.migrate).await?);
+    let pipeline = crate::pipeline::Pipeline::build(&settings).await?;
+    let Some(runner) = pipeline.runner(store.clone(), store.clone()) else {
+        anyhow::bail!(
+            "no language model: {}",
+            pipeline.llm_missing.unwrap_or_default()
+        );
+    };
+    let deps = crate::worker::WorkerDeps {
+        queue: pipeline.queue.clone(),
+        jobs: store.clone(),
+        streams: pipeline.streams.clone(),
+        runner,
+    };
+    let opts = crate::worker::WorkerOptions {
+        concurrency: concurrency.max(1),
+        ..Default::default()
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let handles = crate::worker::spawn(deps, opts, rx);
+    println!("Z-Novel worker running ({concurrency} at once); SIGTERM hands unfinished jobs back");
+    crate::server::shutdown_signal().await;
+    let _ = tx.send(true);
+    for h in handles {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), h).await;
+    }
+    Ok(())
+}
+
 async fn services(settings: &Settings) -> anyhow::Result<Services> {
     let store = app::open_store(settings, settings.migrate).await?;
     Ok(Services::new(std::sync::Arc::new(store)))
@@ -213,6 +258,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     if settings.is_embedded_database() {
         println!("Embedded mode: data in {}", settings.data_dir.display());
+    }
+    if let Some(why) = &app.generation_missing {
+        println!("Chapter generation is unavailable: {why}");
     }
     if let Some(k) = &app.admin_key {
         if k.created {

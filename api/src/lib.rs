@@ -8,5 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod metrics;
+pub mod pipeline;
 pub mod server;
 pub mod telemetry;
+pub mod worker;

@@ -24,7 +24,7 @@ mod tests;
 
 pub use subgraph::{SUBGRAPHS, SubgraphSchema, build_subgraph, subgraph_sdl};
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
 use znovel_domain::auth::Actor;
 use znovel_domain::services::Services;
 
@@ -32,7 +32,10 @@ use znovel_domain::services::Services;
 pub type Json = async_graphql::Json<serde_json::Value>;
 
 /// The gateway schema: every subgraph merged.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// Every live stream: the story subgraph's generation subscriptions.
+pub type Subscription = story::GenerationSubscription;
 
 // Every subgraph's queries plus `node`/`nodes`.
 /// Every read the API offers.
@@ -40,6 +43,7 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 pub struct Query(
     root::RootQuery,
     story::StoryQuery,
+    story::GenerationQuery,
     memory::MemoryQuery,
     admin::AdminQuery,
 );
@@ -49,6 +53,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     story::StoryMutation,
+    story::GenerationMutation,
     memory::MemoryMutation,
     admin::AdminMutation,
 );
@@ -81,10 +86,10 @@ impl Default for SchemaLimits {
 }
 
 /// Applies the limits to a schema builder.
-fn limited<Q, M>(
-    builder: SchemaBuilder<Q, M, EmptySubscription>,
+fn limited<Q, M, S>(
+    builder: SchemaBuilder<Q, M, S>,
     limits: &SchemaLimits,
-) -> SchemaBuilder<Q, M, EmptySubscription> {
+) -> SchemaBuilder<Q, M, S> {
     builder
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -93,7 +98,11 @@ fn limited<Q, M>(
 /// Builds the gateway schema over `services` (available to resolvers as schema data).
 pub fn build_schema(services: Services, limits: &SchemaLimits) -> AppSchema {
     limited(
-        Schema::build(Query::default(), Mutation::default(), EmptySubscription),
+        Schema::build(
+            Query::default(),
+            Mutation::default(),
+            Subscription::default(),
+        ),
         limits,
     )
     .data(services)
@@ -103,9 +112,13 @@ pub fn build_schema(services: Services, limits: &SchemaLimits) -> AppSchema {
 /// The public API SDL (no federation directives): what `znovel print-schema` prints and
 /// what `schema.graphql` must equal.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .finish()
+    .sdl()
 }
 
 /// The services and the actor of a resolver call: `UNAUTHENTICATED` when the request is

@@ -11,7 +11,7 @@ use super::call;
 use super::errors::{ResultExt, to_gql};
 use super::ids::{self, GlobalId};
 use super::memory::{Entity, EntityState, Event, Foreshadowing, Relation};
-use super::story::{Chapter, ChapterRevision, Novel, Volume};
+use super::story::{Chapter, ChapterRevision, GenerationJob, Novel, Volume};
 use async_graphql::{Context, ID, Interface, Object};
 use znovel_domain::Error;
 use znovel_domain::auth::Actor;
@@ -42,6 +42,8 @@ pub enum Node {
     Chapter(Chapter),
     /// A chapter revision.
     ChapterRevision(ChapterRevision),
+    /// A generation job.
+    GenerationJob(GenerationJob),
     /// A story-bible entity.
     Entity(Entity),
     /// An entity state change.
@@ -160,6 +162,9 @@ async fn load(
         }
         "Tenant" => return Err(Error::NotFound { resource: "tenant" }),
         "ApiKey" => Node::ApiKey(ApiKey(find_api_key(s, actor, id(uuid)).await?)),
+        "GenerationJob" => {
+            Node::GenerationJob(GenerationJob(s.generation()?.job(actor, id(uuid)).await?))
+        }
         other => {
             return Err(Error::invalid(
                 field,

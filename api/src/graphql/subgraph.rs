@@ -13,7 +13,7 @@ use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::registry::SDLExportOptions;
 use async_graphql::{
     Data, EmptySubscription, Executor, InterfaceType, ObjectType, Request, Response, Schema,
-    SchemaBuilder,
+    SchemaBuilder, SubscriptionType,
 };
 use std::sync::Arc;
 use znovel_domain::services::Services;
@@ -21,36 +21,49 @@ use znovel_domain::services::Services;
 /// The subgraphs, by name (also the `--role` names of their services).
 pub const SUBGRAPHS: &[&str] = &["story", "memory", "admin"];
 
-type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, EmptySubscription>;
+type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, story::GenerationSubscription>;
 type Memory = Schema<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription>;
 type Admin = Schema<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription>;
 
 /// A federation subgraph schema builder with its share of `Node`.
-fn builder<Q, M, N>(query: Q, mutation: M) -> SchemaBuilder<Q, M, EmptySubscription>
+fn builder<Q, M, S, N>(query: Q, mutation: M, subscription: S) -> SchemaBuilder<Q, M, S>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
     N: InterfaceType,
 {
-    Schema::build(query, mutation, EmptySubscription)
+    Schema::build(query, mutation, subscription)
         .enable_federation()
         .enable_subscription_in_federation()
         .register_output_type::<N>()
 }
 
 pub(crate) fn story_builder()
--> SchemaBuilder<story::SubgraphQuery, story::SubgraphMutation, EmptySubscription> {
-    builder::<_, _, story::SubgraphNode>(Default::default(), Default::default())
+-> SchemaBuilder<story::SubgraphQuery, story::SubgraphMutation, story::GenerationSubscription> {
+    builder::<_, _, _, story::SubgraphNode>(
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
 }
 
 pub(crate) fn memory_builder()
 -> SchemaBuilder<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription> {
-    builder::<_, _, memory::SubgraphNode>(Default::default(), Default::default())
+    builder::<_, _, _, memory::SubgraphNode>(
+        Default::default(),
+        Default::default(),
+        EmptySubscription,
+    )
 }
 
 pub(crate) fn admin_builder()
 -> SchemaBuilder<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription> {
-    builder::<_, _, admin::FederatedNode>(Default::default(), Default::default())
+    builder::<_, _, _, admin::FederatedNode>(
+        Default::default(),
+        Default::default(),
+        EmptySubscription,
+    )
 }
 
 /// One subgraph's executable schema (each has its own root types, hence the enum).

@@ -3,10 +3,14 @@
 //! for every change.
 
 mod admin;
+mod generation;
 mod memory;
+pub mod prompt;
+pub mod runner;
 mod story;
 
 pub use admin::*;
+pub use generation::*;
 pub use memory::*;
 pub use story::*;
 
@@ -26,6 +30,8 @@ pub struct Services {
     pub memory: MemoryService,
     /// Tenants, users, keys, authentication.
     pub admin: AdminService,
+    /// Generation jobs, when a queue and token streams are wired in.
+    pub generation: Option<GenerationService>,
 }
 
 impl Services {
@@ -35,7 +41,21 @@ impl Services {
             story: StoryService::new(store.clone()),
             memory: MemoryService::new(store.clone()),
             admin: AdminService::new(store),
+            generation: None,
         }
+    }
+
+    /// The same services with generation wired in.
+    pub fn with_generation(mut self, generation: GenerationService) -> Self {
+        self.generation = Some(generation);
+        self
+    }
+
+    /// The generation service, or `Unavailable` when this process has none.
+    pub fn generation(&self) -> Result<&GenerationService, crate::Error> {
+        self.generation
+            .as_ref()
+            .ok_or_else(|| crate::Error::Unavailable("chapter generation is not configured".into()))
     }
 }
 

@@ -38,6 +38,7 @@ references! {
     RelationRef => "Relation", "A directed relation between two entities of the same novel.";
     EventRef => "Event", "A point (or span) on the story's timeline.";
     ForeshadowingRef => "Foreshadowing", "A foreshadowing thread: something planted that must pay off.";
+    GenerationJobRef => "GenerationJob", "A generation job: one request to write a chapter, and what happened to it.";
 }
 
 // The admin subgraph's share of the `Node` interface: its own types plus references.
@@ -76,6 +77,8 @@ pub enum FederatedNode {
     Event(EventRef),
     /// A foreshadowing thread reference.
     Foreshadowing(ForeshadowingRef),
+    /// A generation job reference.
+    GenerationJob(GenerationJobRef),
 }
 
 impl TryFrom<Node> for FederatedNode {
@@ -98,6 +101,7 @@ impl TryFrom<Node> for FederatedNode {
             Node::Relation(r) => Self::Relation(RelationRef { id: to_id(r.0.id) }),
             Node::Event(e) => Self::Event(EventRef { id: to_id(e.0.id) }),
             Node::Foreshadowing(f) => Self::Foreshadowing(ForeshadowingRef { id: to_id(f.0.id) }),
+            Node::GenerationJob(j) => Self::GenerationJob(GenerationJobRef { id: to_id(j.0.id) }),
             Node::EntityState(_) => {
                 return Err(Error::invalid(
                     "id",

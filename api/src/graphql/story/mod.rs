@@ -5,12 +5,14 @@
 //! for a federation router.
 
 mod chapter;
+mod generation;
 mod inputs;
 mod mutation;
 mod query;
 mod types;
 
 pub use chapter::*;
+pub use generation::*;
 pub use inputs::*;
 pub use mutation::StoryMutation;
 pub use query::{StoryEntities, StoryQuery};
@@ -24,13 +26,13 @@ use async_graphql::{ID, Interface, MergedObject};
 /// Every read the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct SubgraphQuery(StoryQuery, StoryEntities);
+pub struct SubgraphQuery(StoryQuery, GenerationQuery, StoryEntities);
 
 // Root mutation type of the story subgraph built alone.
 /// Every change the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct SubgraphMutation(StoryMutation);
+pub struct SubgraphMutation(StoryMutation, GenerationMutation);
 
 // The story subgraph's share of the `Node` interface.
 /// An object with a global ID, which `node(id)` fetches again.
@@ -52,4 +54,6 @@ pub enum SubgraphNode {
     Chapter(Chapter),
     /// A chapter revision.
     ChapterRevision(ChapterRevision),
+    /// A generation job.
+    GenerationJob(GenerationJob),
 }

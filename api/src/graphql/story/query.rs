@@ -107,7 +107,7 @@ impl StoryQuery {
 }
 
 /// Federation entity resolvers of the story subgraph (`@key(fields: "id")` on `Novel`,
-/// `Chapter`, `Volume` and `ChapterRevision`). Only merged into the story subgraph's root, never into the gateway.
+/// `Chapter`, `Volume`, `ChapterRevision` and `GenerationJob`). Only merged into the story subgraph's root, never into the gateway.
 #[derive(Default)]
 pub struct StoryEntities;
 
@@ -164,5 +164,22 @@ impl StoryEntities {
             .await
             .gql()
             .map(ChapterRevision)
+    }
+
+    /// Resolves a `GenerationJob` reference.
+    #[graphql(entity)]
+    async fn find_generation_job_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The job's global ID.")] id: ID,
+    ) -> async_graphql::Result<super::GenerationJob> {
+        let (s, actor) = call(ctx)?;
+        let id = decode(&id, "id")?;
+        s.generation()
+            .map_err(crate::graphql::errors::to_gql)?
+            .job(&actor, id)
+            .await
+            .gql()
+            .map(super::GenerationJob)
     }
 }

@@ -2,11 +2,11 @@
 
 use super::{first_error, harness, run};
 use crate::graphql::{Mutation, Query, sdl, subgraph_sdl};
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 use serde_json::json;
 
-fn bare_schema() -> Schema<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish()
+fn bare_schema() -> Schema<Query, Mutation, crate::graphql::Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Default::default()).finish()
 }
 
 #[tokio::test]
@@ -197,12 +197,13 @@ fn subgraphs_are_federation_v2_with_entity_keys() {
 }
 
 /// Name → (description, field descriptions) of every type of a schema, by introspection.
-async fn descriptions<Q, M>(
-    schema: &Schema<Q, M, EmptySubscription>,
+async fn descriptions<Q, M, S>(
+    schema: &Schema<Q, M, S>,
 ) -> std::collections::BTreeMap<String, serde_json::Value>
 where
     Q: async_graphql::ObjectType + 'static,
     M: async_graphql::ObjectType + 'static,
+    S: async_graphql::SubscriptionType + 'static,
 {
     let q = "{ __schema { types { name description fields { name description } } } }";
     let data = schema.execute(q).await.data.into_json().unwrap();

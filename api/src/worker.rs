@@ -1,0 +1,203 @@
+//! Job workers: claim deliveries from the queue and run them with the domain's
+//! [`JobRunner`], in this process (`znovel serve`) or on their own (`znovel worker`).
+//!
+//! Each worker task: claims one delivery at a time; keeps it alive (`extend`) while it
+//! runs; polls the job's status so a cancellation made through any API process stops the
+//! model within `CANCEL_POLL`; on shutdown hands the job back (`release`) so another
+//! worker resumes it after the chunks already streamed; gives up on a job delivered more
+//! than `max_attempts` times (marks it FAILED and moves it to the dead-letter queue).
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use znovel_domain::model::JobStatus;
+use znovel_domain::ports::{Delivery, JobQueue, JobRepository, StreamEvent, TokenStream};
+use znovel_domain::services::now;
+use znovel_domain::services::runner::{JobRunner, RunOutcome, StopReason};
+
+/// How often a running job's status is checked for cancellation.
+pub const CANCEL_POLL: Duration = Duration::from_millis(250);
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Concurrent jobs in this process.
+    pub concurrency: usize,
+    /// Consumer name prefix (unique per process: host + pid).
+    pub consumer: String,
+    /// Deliveries after which a job is dead-lettered.
+    pub max_attempts: u32,
+    /// How often a running delivery is kept alive.
+    pub keepalive: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            consumer: format!("worker-{}", std::process::id()),
+            max_attempts: 5,
+            keepalive: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a worker needs.
+#[derive(Clone)]
+pub struct WorkerDeps {
+    /// The queue.
+    pub queue: Arc<dyn JobQueue>,
+    /// Job rows.
+    pub jobs: Arc<dyn JobRepository>,
+    /// Token streams.
+    pub streams: Arc<dyn TokenStream>,
+    /// The runner.
+    pub runner: JobRunner,
+}
+
+/// Spawns `opts.concurrency` workers that stop when `shutdown` turns true.
+pub fn spawn(
+    deps: WorkerDeps,
+    opts: WorkerOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..opts.concurrency)
+        .map(|i| {
+            let deps = deps.clone();
+            let opts = opts.clone();
+            let consumer = format!("{}-{i}", opts.consumer);
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { work(deps, opts, consumer, shutdown).await })
+        })
+        .collect()
+}
+
+async fn work(
+    deps: WorkerDeps,
+    opts: WorkerOptions,
+    consumer: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let claimed = tokio::select! {
+            r = deps.queue.claim(&consumer, 1, Duration::from_secs(2)) => r,
+            _ = shutdown.changed() => return,
+        };
+        let deliveries = match claimed {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim jobs; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for d in deliveries {
+            handle(&deps, &opts, &d, shutdown.clone()).await;
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(job = %d.message.job_id, tenant = %d.message.tenant_id, delivery = d.delivery_count))]
+async fn handle(
+    deps: &WorkerDeps,
+    opts: &WorkerOptions,
+    d: &Delivery,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (tenant, id) = (d.message.tenant_id, d.message.job_id);
+    if d.delivery_count > opts.max_attempts {
+        give_up(deps, d, opts.max_attempts).await;
+        return;
+    }
+    let jobs = deps.jobs.clone();
+    let stop = async move {
+        let mut tick = tokio::time::interval(CANCEL_POLL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Ok(j) = jobs.get_job(tenant, id).await
+                        && j.status == JobStatus::Cancelled
+                    {
+                        return StopReason::Cancelled;
+                    }
+                }
+                _ = shutdown.changed() => return StopReason::Shutdown,
+            }
+        }
+    };
+    let run = deps.runner.run(&d.message, stop);
+    tokio::pin!(run);
+    let mut keepalive = tokio::time::interval(opts.keepalive);
+    keepalive.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            _ = keepalive.tick() => {
+                if let Err(e) = deps.queue.extend(d).await {
+                    tracing::warn!(error = %e, "cannot keep the delivery alive");
+                }
+            }
+        }
+    };
+    let result = match &outcome {
+        RunOutcome::Succeeded
+        | RunOutcome::Failed(_)
+        | RunOutcome::Cancelled
+        | RunOutcome::Skipped => {
+            tracing::info!(outcome = ?outcome_label(&outcome), "job done");
+            deps.queue.ack(d).await
+        }
+        RunOutcome::Retry(reason) => {
+            tracing::warn!(%reason, "job handed back for another attempt");
+            deps.queue.release(d).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot acknowledge the delivery; it will be redelivered");
+    }
+}
+
+fn outcome_label(o: &RunOutcome) -> &'static str {
+    match o {
+        RunOutcome::Succeeded => "succeeded",
+        RunOutcome::Failed(_) => "failed",
+        RunOutcome::Cancelled => "cancelled",
+        RunOutcome::Skipped => "skipped",
+        RunOutcome::Retry(_) => "retry",
+    }
+}
+
+/// A job delivered too often (a poison job): FAILED, stream ended, dead-lettered.
+async fn give_up(deps: &WorkerDeps, d: &Delivery, max: u32) {
+    let (tenant, id) = (d.message.tenant_id, d.message.job_id);
+    let reason = format!("gave up after {max} attempts");
+    tracing::error!(%reason, "dead-lettering job");
+    if let Ok(mut job) = deps.jobs.get_job(tenant, id).await
+        && !job.status.is_final()
+    {
+        job.status = JobStatus::Failed;
+        job.error = Some(reason.clone());
+        job.finished_at = Some(now());
+        if deps.jobs.finish_job(&job).await.unwrap_or(false) {
+            let last = deps
+                .streams
+                .read(tenant, id, 0, usize::MAX, Duration::ZERO)
+                .await
+                .ok()
+                .and_then(|e| e.last().map(StreamEvent::seq))
+                .unwrap_or(0);
+            let end = StreamEvent::End {
+                seq: last + 1,
+                status: JobStatus::Failed,
+                error: Some(reason.clone()),
+            };
+            let _ = deps.streams.append(tenant, id, &end).await;
+        }
+    }
+    if let Err(e) = deps.queue.dead_letter(d, &reason).await {
+        tracing::warn!(error = %e, "cannot dead-letter the delivery");
+    }
+}

@@ -1,0 +1,273 @@
+//! Generation: asking for a chapter (a job, queued at once), cancelling it, reading jobs.
+//! The [`runner`](super::runner) runs a queued job on a worker.
+
+use super::{audit, now};
+use crate::StoreError;
+use crate::auth::Actor;
+use crate::error::{Error, StoreResultExt};
+use crate::ids::{ChapterId, JobId, NovelId};
+use crate::model::{GenerationJob, JobInput, JobKind, JobStatus};
+use crate::page::{Page, PageRequest};
+use crate::ports::{
+    JobMessage, JobQueue, JobRepository, QueueError, Store, StreamEvent, TokenStream,
+};
+use crate::text::{self, MAX_TEXT};
+use std::sync::Arc;
+
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// Input of [`GenerationService::generate_chapter`].
+#[derive(Debug, Clone)]
+pub struct GenerateChapter {
+    /// The chapter to write.
+    pub chapter_id: ChapterId,
+    /// DRAFT, CONTINUE, REWRITE or POLISH.
+    pub kind: JobKind,
+    /// Instructions for the writer.
+    pub instructions: Option<String>,
+    /// Target length; default: the chapter's target, else 1,200.
+    pub target_words: Option<i64>,
+    /// Makes the request idempotent: the same key returns the same job.
+    pub idempotency_key: Option<String>,
+}
+
+/// Default target length of a generated chapter when neither the request nor the
+/// chapter names one.
+pub const DEFAULT_TARGET_WORDS: i64 = 1_200;
+
+impl From<QueueError> for Error {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Unavailable(m) => Error::Unavailable(m),
+            QueueError::Internal(m) => Error::Internal(m),
+        }
+    }
+}
+
+/// Generation jobs.
+#[derive(Clone)]
+pub struct GenerationService {
+    store: Arc<dyn Store>,
+    jobs: Arc<dyn JobRepository>,
+    queue: Arc<dyn JobQueue>,
+    streams: Arc<dyn TokenStream>,
+}
+
+impl GenerationService {
+    /// Builds the service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        jobs: Arc<dyn JobRepository>,
+        queue: Arc<dyn JobQueue>,
+        streams: Arc<dyn TokenStream>,
+    ) -> Self {
+        Self {
+            store,
+            jobs,
+            queue,
+            streams,
+        }
+    }
+
+    /// Records a job for the chapter and queues it; returns at once (never waits on the
+    /// model). Needs MEMBER. The same idempotency key returns the same job.
+    pub async fn generate_chapter(
+        &self,
+        actor: &Actor,
+        input: GenerateChapter,
+    ) -> Result<GenerationJob, Error> {
+        actor.require_write()?;
+        if !matches!(
+            input.kind,
+            JobKind::Draft | JobKind::Continue | JobKind::Rewrite | JobKind::Polish
+        ) {
+            return Err(Error::invalid(
+                "kind",
+                "must be DRAFT, CONTINUE, REWRITE or POLISH",
+            ));
+        }
+        let instructions = text::bounded(
+            "instructions",
+            input.instructions.as_deref().unwrap_or(""),
+            MAX_TEXT,
+        )?;
+        let target = input
+            .target_words
+            .map(|n| text::in_range("targetWords", n, 50, super::story::MAX_CHAPTER_WORDS))
+            .transpose()?;
+        let key = input
+            .idempotency_key
+            .map(|k| text::required("idempotencyKey", &k, MAX_IDEMPOTENCY_KEY))
+            .transpose()?;
+        if let Some(k) = &key {
+            match self
+                .jobs
+                .find_job_by_idempotency_key(actor.tenant_id, k)
+                .await
+            {
+                Ok(existing) => return same_request(existing, input.chapter_id, input.kind),
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let chapter = self
+            .store
+            .get_chapter(actor.tenant_id, input.chapter_id)
+            .await
+            .or_not_found("chapter")?;
+        let tenant = self
+            .store
+            .get_tenant(actor.tenant_id)
+            .await
+            .or_not_found("tenant")?;
+        let used = self
+            .jobs
+            .tokens_used(actor.tenant_id, now().date_naive())
+            .await?;
+        if used >= tenant.quota.max_tokens_per_day {
+            return Err(Error::QuotaExceeded(format!(
+                "the tenant used its {} LLM tokens for today",
+                tenant.quota.max_tokens_per_day
+            )));
+        }
+        let job = GenerationJob {
+            id: JobId::new(),
+            tenant_id: actor.tenant_id,
+            novel_id: chapter.novel_id,
+            chapter_id: Some(chapter.id),
+            kind: input.kind,
+            status: JobStatus::Queued,
+            priority: 0,
+            input: JobInput {
+                instructions,
+                target_words: target.or(chapter.target_word_count),
+            },
+            idempotency_key: key.clone(),
+            provider: None,
+            model: None,
+            fallback_used: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            queued_at: now(),
+            started_at: None,
+            first_token_at: None,
+            finished_at: None,
+            attempts: 0,
+            error: None,
+            created_by: Some(actor.user_id),
+        };
+        match self.jobs.insert_job(&job).await {
+            Ok(()) => {}
+            // Two requests with the same key raced: the other one's job is the answer.
+            Err(StoreError::Conflict(_)) if key.is_some() => {
+                let existing = self
+                    .jobs
+                    .find_job_by_idempotency_key(
+                        actor.tenant_id,
+                        key.as_deref().unwrap_or_default(),
+                    )
+                    .await
+                    .or_not_found("job")?;
+                return same_request(existing, input.chapter_id, input.kind);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let message = JobMessage {
+            tenant_id: job.tenant_id,
+            job_id: job.id,
+        };
+        if let Err(e) = self.queue.enqueue(&message).await {
+            // Never leave a job that no worker will ever see.
+            let mut failed = job.clone();
+            failed.status = JobStatus::Failed;
+            failed.error = Some(format!("could not be queued: {e}"));
+            failed.finished_at = Some(now());
+            let _ = self.jobs.finish_job(&failed).await;
+            return Err(e.into());
+        }
+        audit(&*self.store, actor, "job.create", "GenerationJob", job.id).await;
+        Ok(job)
+    }
+
+    /// Cancels a job: a queued job never runs, a running one stops within a second and
+    /// leaves the chapter as it was. Cancelling a finished job returns it unchanged.
+    pub async fn cancel(&self, actor: &Actor, id: JobId) -> Result<GenerationJob, Error> {
+        actor.require_write()?;
+        let mut job = self.job(actor, id).await?;
+        if job.status.is_final() {
+            return Ok(job);
+        }
+        let was_queued = job.status == JobStatus::Queued;
+        job.status = JobStatus::Cancelled;
+        job.error = Some("cancelled".into());
+        job.finished_at = Some(now());
+        if self.jobs.finish_job(&job).await? {
+            if was_queued {
+                // No worker streams this job: end its stream here so subscribers finish.
+                let end = StreamEvent::End {
+                    seq: 1,
+                    status: JobStatus::Cancelled,
+                    error: job.error.clone(),
+                };
+                self.streams.append(job.tenant_id, job.id, &end).await?;
+            }
+            audit(&*self.store, actor, "job.cancel", "GenerationJob", job.id).await;
+        }
+        self.job(actor, id).await
+    }
+
+    /// Reads a job.
+    pub async fn job(&self, actor: &Actor, id: JobId) -> Result<GenerationJob, Error> {
+        self.jobs
+            .get_job(actor.tenant_id, id)
+            .await
+            .or_not_found("job")
+    }
+
+    /// Lists a novel's jobs, newest first.
+    pub async fn jobs(
+        &self,
+        actor: &Actor,
+        novel: NovelId,
+        status: Option<JobStatus>,
+        page: PageRequest,
+    ) -> Result<Page<GenerationJob>, Error> {
+        self.store
+            .get_novel(actor.tenant_id, novel)
+            .await
+            .or_not_found("novel")?;
+        Ok(self
+            .jobs
+            .list_jobs(actor.tenant_id, novel, status, page)
+            .await?)
+    }
+
+    /// The job's token stream entries after `after`, waiting up to `wait` for the first.
+    /// The caller must have read the job (authorization) first.
+    pub async fn stream(
+        &self,
+        job: &GenerationJob,
+        after: u64,
+        wait: std::time::Duration,
+    ) -> Result<Vec<StreamEvent>, Error> {
+        Ok(self
+            .streams
+            .read(job.tenant_id, job.id, after, 256, wait)
+            .await?)
+    }
+}
+
+fn same_request(
+    existing: GenerationJob,
+    chapter: ChapterId,
+    kind: JobKind,
+) -> Result<GenerationJob, Error> {
+    if existing.chapter_id == Some(chapter) && existing.kind == kind {
+        Ok(existing)
+    } else {
+        Err(Error::Conflict(
+            "this idempotencyKey was used for a different request".into(),
+        ))
+    }
+}
