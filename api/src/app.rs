@@ -83,7 +83,10 @@ impl App {
                     streams: pipeline.streams.clone(),
                     runner,
                 },
-                WorkerOptions::default(),
+                WorkerOptions {
+                    concurrency: settings.worker_concurrency,
+                    ..WorkerOptions::default()
+                },
             )
         });
         let admin_key = if settings.bootstrap {

@@ -31,9 +31,9 @@ pub enum Command {
     /// Run job workers only (no API): claim generation jobs from the queue (Redis when
     /// `REDIS_URL` is set) and run them until SIGTERM, then hand unfinished jobs back.
     Worker {
-        /// Jobs run at once.
-        #[arg(long, default_value_t = 2)]
-        concurrency: usize,
+        /// Jobs run at once (also `ZNOVEL_WORKER_CONCURRENCY`).
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// Database flags.
         #[command(flatten)]
         db: DbArgs,
@@ -45,6 +45,15 @@ pub enum Command {
         /// Print this subgraph's federation SDL instead (story, memory, admin).
         #[arg(long)]
         subgraph: Option<String>,
+    },
+    /// Print the name of every Prometheus metric the binary exports, one per line.
+    PrintMetrics,
+    /// Check an environment file (`NAME=VALUE` lines, as a deployment sets them): every
+    /// name must be a variable the binary reads and every value must load. Exits non-zero
+    /// listing each problem.
+    CheckEnv {
+        /// The file.
+        file: PathBuf,
     },
     /// Manage tenants.
     #[command(subcommand)]
@@ -130,6 +139,24 @@ fn apply_db(settings: &mut Settings, db: &DbArgs) {
 
 /// Loads the settings and runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Commands that read no settings.
+    match &cli.command {
+        Command::PrintMetrics => {
+            for name in crate::metrics::Metrics::names()? {
+                println!("{name}");
+            }
+            return Ok(());
+        }
+        Command::CheckEnv { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            crate::config::check_env_text(&text)
+                .map_err(|e| anyhow::anyhow!("{}:\n{e}", file.display()))?;
+            println!("{}: ok", file.display());
+            return Ok(());
+        }
+        _ => {}
+    }
     let mut settings = Settings::load(&ProcessEnv, cli.config.as_deref())?;
     crate::telemetry::init(settings.log_format);
     match cli.command {
@@ -146,9 +173,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker { concurrency, db } => {
             apply_db(&mut settings, &db);
+            if let Some(c) = concurrency {
+                settings.worker_concurrency = c;
+            }
             settings.validate()?;
-            run_worker(settings, concurrency).await
+            run_worker(settings).await
         }
+        Command::PrintMetrics | Command::CheckEnv { .. } => Ok(()),
         Command::Migrate(db) => {
             apply_db(&mut settings, &db);
             settings.validate()?;
@@ -212,7 +243,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_worker(settings: Settings, concurrency: usize) -> anyhow::Result<()> {
+async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let concurrency = settings.worker_concurrency;
     let store = std::sync::Arc::new(app::open_store(&settings, settings.migrate).await?);
     let pipeline = crate::pipeline::Pipeline::build(&settings).await?;
     let Some(runner) = pipeline.runner(store.clone(), store.clone()) else {
@@ -228,7 +260,7 @@ async fn run_worker(settings: Settings, concurrency: usize) -> anyhow::Result<()
         runner,
     };
     let opts = crate::worker::WorkerOptions {
-        concurrency: concurrency.max(1),
+        concurrency,
         ..Default::default()
     };
     let (tx, rx) = tokio::sync::watch::channel(false);

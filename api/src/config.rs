@@ -17,6 +17,10 @@
 //! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset = embedded model | OpenAI-compatible provider |
 //! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
 //! | `LLM_FALLBACK_ENABLED` | `false` | force the fallback chain |
+//! | `LLM_FALLBACK_ENABLED_FILE` | unset | a file holding `true`/`false`, re-read every 2 s: flips the fallback switch without a restart (mount a ConfigMap key) |
+//! | `ZNOVEL_MODEL_PATH` | `<data dir>/models/SmolLM2-135M-Instruct.Q4_1.gguf` | the embedded model's GGUF file |
+//! | `ZNOVEL_WORKER_CONCURRENCY` | `2` | generation jobs one process runs at once |
+//! | `ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION` | `8` | concurrent subscriptions on one WebSocket |
 //! | `JWT_SECRET` | unset | HS256 secret for bearer tokens |
 //! | `JWT_PUBLIC_KEY` | unset | RS256 public key (PEM) for bearer tokens |
 //! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | required `iss` / `aud` claims when set |
@@ -66,6 +70,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Log output format: `json` or `pretty`.
     pub log_format: LogFormat,
+    /// The embedded model's GGUF file; `None` = the default file in the data directory.
+    pub model_path: Option<PathBuf>,
+    /// Generation jobs one process runs at once.
+    pub worker_concurrency: usize,
 }
 
 /// Language-model provider settings.
@@ -82,6 +90,9 @@ pub struct LlmSettings {
     pub fallback_models: Vec<String>,
     /// Force the fallback chain.
     pub fallback_enabled: bool,
+    /// A file holding `true`/`false` that is re-read while running: the fallback switch
+    /// an operator can flip without a restart.
+    pub fallback_enabled_file: Option<PathBuf>,
 }
 
 /// Bearer-token (JWT) verification settings.
@@ -108,6 +119,8 @@ pub struct LimitSettings {
     pub max_query_complexity: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Concurrent subscriptions on one WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for LimitSettings {
@@ -116,6 +129,7 @@ impl Default for LimitSettings {
             max_query_depth: 15,
             max_query_complexity: 5_000,
             max_body_bytes: 1024 * 1024,
+            max_subscriptions_per_connection: 8,
         }
     }
 }
@@ -158,6 +172,8 @@ impl Default for Settings {
             jwt: JwtSettings::default(),
             limits: LimitSettings::default(),
             log_format: LogFormat::Json,
+            model_path: None,
+            worker_concurrency: 2,
         }
     }
 }
@@ -188,6 +204,100 @@ impl<const N: usize> Env for [(&str, &str); N] {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| (*v).to_owned())
     }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Every environment variable the binary reads (the `_FILE` forms of [`SECRETS`] too).
+pub const VARIABLES: &[&str] = &[
+    "ZNOVEL_CONFIG",
+    "ZNOVEL_LISTEN",
+    "ZNOVEL_METRICS_LISTEN",
+    "ZNOVEL_DATA_DIR",
+    "DATABASE_URL",
+    "ZNOVEL_DATABASE_MAX_CONNECTIONS",
+    "ZNOVEL_MIGRATE",
+    "ZNOVEL_BOOTSTRAP",
+    "REDIS_URL",
+    "QDRANT_URL",
+    "LLM_BASE_URL",
+    "LLM_API_KEY",
+    "LLM_MODEL",
+    "LLM_FALLBACK_MODELS",
+    "LLM_FALLBACK_ENABLED",
+    "LLM_FALLBACK_ENABLED_FILE",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ZNOVEL_MAX_QUERY_DEPTH",
+    "ZNOVEL_MAX_QUERY_COMPLEXITY",
+    "ZNOVEL_MAX_BODY_BYTES",
+    "ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+    "ZNOVEL_LOG_FORMAT",
+    "ZNOVEL_MODEL_PATH",
+    "ZNOVEL_WORKER_CONCURRENCY",
+    "RUST_LOG",
+];
+
+/// The variables that may instead be read from a file named by `NAME_FILE`.
+pub const SECRETS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "LLM_API_KEY",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY",
+];
+
+/// Whether the binary reads the variable `name`.
+pub fn is_known_variable(name: &str) -> bool {
+    VARIABLES.contains(&name)
+        || name
+            .strip_suffix("_FILE")
+            .is_some_and(|base| SECRETS.contains(&base))
+}
+
+/// Checks an environment given as `NAME=VALUE` lines (`#` comments and blank lines
+/// skipped), as a deployment would set it: every name must be one the binary reads, and
+/// the values must load. `_FILE` variables are checked by name only (their files live in
+/// the deployment). Returns every problem found, one per line.
+pub fn check_env_text(text: &str) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    let mut vars = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            problems.push(format!("line {}: expected NAME=VALUE", n + 1));
+            continue;
+        };
+        let name = name.trim();
+        if !is_known_variable(name) {
+            problems.push(format!("line {}: unknown variable {name}", n + 1));
+        } else if !name.ends_with("_FILE") && name != "ZNOVEL_CONFIG" {
+            vars.insert(name.to_owned(), value.trim().to_owned());
+        }
+    }
+    if let Err(e) = Settings::load(&vars, None) {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems.join("\n")))
+    }
+}
+
+/// Reads a `true`/`false` switch file.
+pub fn read_switch_file(path: &Path) -> Result<bool, String> {
+    let raw = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_bool(&path.display().to_string(), &raw).map_err(|e| e.to_string())
 }
 
 fn parse<T: FromStr>(name: &str, raw: &str) -> Result<T, ConfigError>
@@ -319,6 +429,23 @@ impl Settings {
         if let Some(v) = get("ZNOVEL_LOG_FORMAT") {
             self.log_format = parse("ZNOVEL_LOG_FORMAT", &v)?;
         }
+        if let Some(v) = get("LLM_FALLBACK_ENABLED_FILE") {
+            let path = PathBuf::from(v);
+            // The file's value wins over LLM_FALLBACK_ENABLED from the start.
+            self.llm.fallback_enabled = read_switch_file(&path)
+                .map_err(|e| ConfigError(format!("invalid LLM_FALLBACK_ENABLED_FILE: {e}")))?;
+            self.llm.fallback_enabled_file = Some(path);
+        }
+        if let Some(v) = get("ZNOVEL_MODEL_PATH") {
+            self.model_path = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("ZNOVEL_WORKER_CONCURRENCY") {
+            self.worker_concurrency = parse("ZNOVEL_WORKER_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION") {
+            self.limits.max_subscriptions_per_connection =
+                parse("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
+        }
         Ok(())
     }
 
@@ -346,6 +473,17 @@ impl Settings {
             return Err(ConfigError(format!(
                 "invalid value for LLM_BASE_URL ({u:?}): expected an http(s) URL"
             )));
+        }
+        if self.worker_concurrency == 0 {
+            return Err(ConfigError(
+                "invalid value for ZNOVEL_WORKER_CONCURRENCY: must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_subscriptions_per_connection == 0 {
+            return Err(ConfigError(
+                "invalid value for ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION: must be at least 1"
+                    .into(),
+            ));
         }
         if self.limits.max_query_depth == 0 || self.limits.max_query_complexity == 0 {
             return Err(ConfigError(
@@ -437,5 +575,24 @@ mod tests {
             Settings::load(&[("JWT_SECRET_FILE", secret_file.to_str().unwrap())], None).unwrap();
         assert_eq!(s.jwt.secret.unwrap().expose_secret(), "s3cret");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn env_files_are_checked_by_name_and_value() {
+        check_env_text(
+            "# comment\nREDIS_URL=redis://r:6379\nDATABASE_URL_FILE=/s/db\nZNOVEL_WORKER_CONCURRENCY=4\n",
+        )
+        .unwrap();
+        let err = check_env_text("ZNOVEL_LISTN=0.0.0.0:8080\nZNOVEL_WORKER_CONCURRENCY=0\nbad\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variable ZNOVEL_LISTN"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("ZNOVEL_WORKER_CONCURRENCY"), "{err}");
+        assert!(
+            !is_known_variable("LLM_MODEL_FILE"),
+            "only secrets have _FILE forms"
+        );
+        assert!(is_known_variable("JWT_SECRET_FILE"));
     }
 }

@@ -1,16 +1,30 @@
 //! Prometheus metrics of the API process, declared in one place. Served as text on
 //! `ZNOVEL_METRICS_LISTEN` at `/metrics`, on a port separate from the API.
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::Arc;
 use znovel_infra::SqlStore;
 
+/// The prefix of every metric name.
+pub const PREFIX: &str = "znovel";
+
 /// Latency buckets (seconds) for HTTP and GraphQL operations.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Buckets (seconds) for whole generation jobs and time to first token.
+const JOB_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// Buckets for model throughput (tokens per second).
+const RATE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 400.0,
 ];
 
 /// Every metric of the process.
@@ -31,13 +45,35 @@ pub struct Metrics {
     pub ws_connections: IntGauge,
     /// Database pool connections by state (`idle`, `in_use`, `max`).
     pub db_pool: IntGaugeVec,
+    /// Generation jobs finished by this process's workers, by kind and outcome
+    /// (`succeeded`, `failed`, `cancelled`, `retried`).
+    pub jobs: IntCounterVec,
+    /// Duration of a job attempt (start to end), by kind and outcome.
+    pub job_duration: HistogramVec,
+    /// Time from a job's start to its first token, by model.
+    pub ttft: HistogramVec,
+    /// Completion tokens per second after the first token, by model.
+    pub tokens_per_second: HistogramVec,
+    /// Fallback activations by reason (`error`: a model failed; `forced`: the switch).
+    pub fallback_activations: IntCounterVec,
+    /// Language-model errors by provider and error kind.
+    pub llm_errors: IntCounterVec,
+    /// Whether the forced-fallback switch is on (1) or off (0).
+    pub fallback_forced: IntGauge,
+    /// Jobs in the queue by state: `waiting` (not yet delivered: the consumer group's
+    /// lag), `in_flight` (delivered, not acknowledged), `dead` (dead-lettered).
+    pub queue_jobs: IntGaugeVec,
+    /// Open GraphQL subscriptions by field.
+    pub subscriptions: IntGaugeVec,
+    /// Chunks delivered to subscribers (one per chunk per subscriber).
+    pub chunks_delivered: IntCounter,
     store: Option<Arc<SqlStore>>,
 }
 
 impl Metrics {
     /// Creates and registers every metric. `store` feeds the pool gauges at scrape time.
     pub fn new(store: Option<Arc<SqlStore>>) -> anyhow::Result<Self> {
-        let registry = Registry::new_custom(Some("znovel".into()), None)?;
+        let registry = Registry::new_custom(Some(PREFIX.into()), None)?;
         let http_requests = IntCounterVec::new(
             Opts::new(
                 "http_requests_total",
@@ -75,13 +111,95 @@ impl Metrics {
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
         )?;
-        registry.register(Box::new(http_requests.clone()))?;
-        registry.register(Box::new(http_duration.clone()))?;
-        registry.register(Box::new(graphql_operations.clone()))?;
-        registry.register(Box::new(graphql_duration.clone()))?;
-        registry.register(Box::new(graphql_errors.clone()))?;
-        registry.register(Box::new(ws_connections.clone()))?;
-        registry.register(Box::new(db_pool.clone()))?;
+        let jobs = IntCounterVec::new(
+            Opts::new(
+                "generation_jobs_total",
+                "Generation jobs finished by this process's workers, by kind and outcome",
+            ),
+            &["kind", "outcome"],
+        )?;
+        let job_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "generation_job_duration_seconds",
+                "Duration of a generation job attempt, by kind and outcome",
+            )
+            .buckets(JOB_BUCKETS.to_vec()),
+            &["kind", "outcome"],
+        )?;
+        let ttft = HistogramVec::new(
+            HistogramOpts::new(
+                "llm_time_to_first_token_seconds",
+                "Time from a job's start to its first token, by model",
+            )
+            .buckets(JOB_BUCKETS.to_vec()),
+            &["model"],
+        )?;
+        let tokens_per_second = HistogramVec::new(
+            HistogramOpts::new(
+                "llm_tokens_per_second",
+                "Completion tokens per second after the first token, by model",
+            )
+            .buckets(RATE_BUCKETS.to_vec()),
+            &["model"],
+        )?;
+        let fallback_activations = IntCounterVec::new(
+            Opts::new(
+                "llm_fallback_activations_total",
+                "Requests served by a fallback model, by reason (error or forced)",
+            ),
+            &["reason"],
+        )?;
+        let llm_errors = IntCounterVec::new(
+            Opts::new(
+                "llm_errors_total",
+                "Language-model errors by provider and error kind",
+            ),
+            &["provider", "error"],
+        )?;
+        let fallback_forced = IntGauge::new(
+            "llm_fallback_forced",
+            "1 while the forced-fallback switch (LLM_FALLBACK_ENABLED) is on",
+        )?;
+        let queue_jobs = IntGaugeVec::new(
+            Opts::new(
+                "queue_jobs",
+                "Jobs in the queue by state (waiting = consumer-group lag, in_flight, dead)",
+            ),
+            &["state"],
+        )?;
+        let subscriptions = IntGaugeVec::new(
+            Opts::new(
+                "subscriptions_active",
+                "Open GraphQL subscriptions by field",
+            ),
+            &["field"],
+        )?;
+        let chunks_delivered = IntCounter::new(
+            "stream_chunks_delivered_total",
+            "Chapter chunks delivered to subscribers (one per chunk per subscriber)",
+        )?;
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(http_requests.clone()),
+            Box::new(http_duration.clone()),
+            Box::new(graphql_operations.clone()),
+            Box::new(graphql_duration.clone()),
+            Box::new(graphql_errors.clone()),
+            Box::new(ws_connections.clone()),
+            Box::new(db_pool.clone()),
+            Box::new(jobs.clone()),
+            Box::new(job_duration.clone()),
+            Box::new(ttft.clone()),
+            Box::new(tokens_per_second.clone()),
+            Box::new(fallback_activations.clone()),
+            Box::new(llm_errors.clone()),
+            Box::new(fallback_forced.clone()),
+            Box::new(queue_jobs.clone()),
+            Box::new(subscriptions.clone()),
+            Box::new(chunks_delivered.clone()),
+        ];
+        for c in collectors {
+            registry.register(c)?;
+        }
         Ok(Self {
             registry,
             http_requests,
@@ -91,8 +209,57 @@ impl Metrics {
             graphql_errors,
             ws_connections,
             db_pool,
+            jobs,
+            job_duration,
+            ttft,
+            tokens_per_second,
+            fallback_activations,
+            llm_errors,
+            fallback_forced,
+            queue_jobs,
+            subscriptions,
+            chunks_delivered,
             store,
         })
+    }
+
+    /// The full name of every metric this binary exports (what dashboards and alerts may
+    /// use), sorted. Histograms export `_bucket`, `_sum` and `_count` series of these.
+    pub fn names() -> anyhow::Result<Vec<String>> {
+        let m = Self::new(None)?;
+        let mut names: Vec<String> = m
+            .registry_descs()
+            .into_iter()
+            .map(|d| format!("{PREFIX}_{}", d.fq_name))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn registry_descs(&self) -> Vec<prometheus::core::Desc> {
+        let collectors: [&dyn Collector; 17] = [
+            &self.http_requests,
+            &self.http_duration,
+            &self.graphql_operations,
+            &self.graphql_duration,
+            &self.graphql_errors,
+            &self.ws_connections,
+            &self.db_pool,
+            &self.jobs,
+            &self.job_duration,
+            &self.ttft,
+            &self.tokens_per_second,
+            &self.fallback_activations,
+            &self.llm_errors,
+            &self.fallback_forced,
+            &self.queue_jobs,
+            &self.subscriptions,
+            &self.chunks_delivered,
+        ];
+        collectors
+            .iter()
+            .flat_map(|c| c.desc().into_iter().cloned())
+            .collect()
     }
 
     /// Renders every metric in the Prometheus text format.

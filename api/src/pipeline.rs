@@ -121,9 +121,10 @@ fn build_model(
 #[cfg(feature = "local-llm")]
 fn local_model(settings: &Settings) -> Result<Arc<dyn LanguageModel>, String> {
     use znovel_infra::llm::local::{LocalModel, LocalModelOptions};
-    let path = std::env::var("ZNOVEL_MODEL_PATH")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| LocalModel::default_path(&settings.data_dir));
+    let path = settings
+        .model_path
+        .clone()
+        .unwrap_or_else(|| LocalModel::default_path(&settings.data_dir));
     LocalModel::load(&path, LocalModelOptions::default())
         .map(|m| Arc::new(m) as Arc<dyn LanguageModel>)
         .map_err(|e| format!("{e:#}"))
