@@ -245,6 +245,16 @@ pub async fn peers_share_streams(ctx: &Ctx) {
         peer.streams.read(tenant, job, 10, 100, NOW).await.unwrap(),
         all[10..]
     );
+    // The whole stream at once, from a process that has not read it yet (what a worker
+    // resuming a job elsewhere does).
+    let cold = ctx.peer().await;
+    assert_eq!(
+        cold.streams
+            .read(tenant, job, 0, usize::MAX, NOW)
+            .await
+            .unwrap(),
+        all
+    );
 }
 
 /// Many readers over several jobs in two processes, following live writers with

@@ -103,7 +103,8 @@ impl RedisTokenStreams {
             .arg(format!("({after}-0"))
             .arg("+")
             .arg("COUNT")
-            .arg(max)
+            // Redis takes a signed 64-bit count: `usize::MAX` ("everything") is refused.
+            .arg(i64::try_from(max).unwrap_or(i64::MAX))
             .query_async(&mut conn.inner)
             .await;
         let reply = conn.check(reply)?;
