@@ -1,5 +1,6 @@
-//! Builds the whole server from [`Settings`]: the store (migrated), the services, the
-//! bootstrap admin key, the routers; and serves them until shutdown.
+//! Builds the server from [`Settings`] — the all-in-one server, or one [`Role`] of the
+//! distributed deployment: the store (migrated), the services, the bootstrap admin key,
+//! the workers, the routers; and serves them until shutdown.
 
 use crate::auth::Authenticator;
 use crate::bootstrap::{self, AdminKey};
@@ -7,7 +8,9 @@ use crate::config::Settings;
 use crate::graphql::{self, SchemaLimits};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::server::{self, AppState, executor::InstrumentedSchema};
+use crate::role::Role;
+use crate::server::executor::{InstrumentedSchema, ServedSchema};
+use crate::server::{self, AppState, Probes};
 use crate::worker::{self, WorkerDeps, WorkerOptions};
 use anyhow::Context;
 use std::future::Future;
@@ -33,6 +36,9 @@ pub struct App {
     pub workers: Option<(WorkerDeps, WorkerOptions)>,
     /// Why this process cannot generate chapters, if it cannot.
     pub generation_missing: Option<String>,
+    /// Turns true when the server starts shutting down: workers hand their jobs back,
+    /// WebSocket connections are closed with a reconnect hint.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// Connects to the database in `settings` (creating the data dir for SQLite) and, when
@@ -58,53 +64,100 @@ pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Sq
 }
 
 impl App {
-    /// Builds everything `serve` needs.
+    /// Builds the all-in-one server plain `znovel serve` runs: the gateway schema (every
+    /// subgraph merged) and, when a model is available, in-process workers.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_role(settings, None).await
+    }
+
+    /// Builds what `znovel serve --role <role>` runs; `None` is the all-in-one server.
+    /// See [`Role`] for what each role serves and whether it runs jobs.
+    pub async fn build_role(settings: &Settings, role: Option<Role>) -> anyhow::Result<Self> {
         let store = Arc::new(open_store(settings, settings.migrate).await?);
-        let pipeline = Pipeline::build(settings).await?;
+        let metrics = Metrics::new(Some(store.clone()))?;
+        let shutdown = tokio::sync::watch::Sender::new(false);
         let mut services = Services::new(store.clone());
-        let runner = pipeline.runner(store.clone(), store.clone());
-        // In-process queue: jobs run only here, so without a model nothing could run them.
-        // With Redis, other processes (`znovel worker`) may run them.
-        let generation_missing = if runner.is_some() || settings.redis_url.is_some() {
-            services = services.with_generation(pipeline.service(store.clone(), store.clone()));
-            None
-        } else {
-            pipeline.llm_missing.clone()
-        };
+        let shared_queue = settings.redis_url.is_some();
+        let runs_workers = role.is_none_or(|r| r.runs_workers(shared_queue));
+        let mut workers = None;
+        let mut generation_missing = None;
+        // Roles without a GraphQL API that run no jobs need neither the queue nor a model.
+        if role.is_none_or(|r| r.subgraph().is_some() || runs_workers) {
+            let pipeline = Pipeline::build(settings, runs_workers).await?;
+            pipeline.attach_metrics(&metrics);
+            let runner = pipeline.runner(store.clone(), store.clone());
+            // In-process queue: jobs run only in this process, so without a model nothing
+            // could run them. With Redis, other processes (job workers) may run them.
+            if runner.is_some() || shared_queue {
+                services = services.with_generation(pipeline.service(store.clone(), store.clone()));
+            } else if role.is_none_or(|r| r == Role::StoryGen) {
+                generation_missing = pipeline.llm_missing.clone();
+            }
+            if role == Some(Role::JobWorker) && runner.is_none() {
+                anyhow::bail!(
+                    "no language model: {}",
+                    pipeline.llm_missing.clone().unwrap_or_default()
+                );
+            }
+            workers = runner.filter(|_| runs_workers).map(|runner| {
+                (
+                    WorkerDeps {
+                        queue: pipeline.queue.clone(),
+                        jobs: store.clone(),
+                        streams: pipeline.streams.clone(),
+                        runner,
+                        metrics: Some(metrics.clone()),
+                    },
+                    WorkerOptions::for_visibility(
+                        settings.worker_concurrency,
+                        settings.job_visibility_timeout_secs,
+                    ),
+                )
+            });
+        }
         if let Some(why) = &generation_missing {
             tracing::warn!(reason = %why, "chapter generation is unavailable");
         }
-        let workers = runner.map(|runner| {
-            (
-                WorkerDeps {
-                    queue: pipeline.queue.clone(),
-                    jobs: store.clone(),
-                    streams: pipeline.streams.clone(),
-                    runner,
-                },
-                WorkerOptions {
-                    concurrency: settings.worker_concurrency,
-                    ..WorkerOptions::default()
-                },
-            )
-        });
-        let admin_key = if settings.bootstrap {
+        let admin_key = if settings.bootstrap_enabled(role.is_none()) {
             Some(bootstrap::ensure_local_admin(&services.admin, &settings.data_dir).await?)
         } else {
             None
         };
-        let metrics = Metrics::new(Some(store.clone()))?;
         let limits = SchemaLimits {
             max_depth: settings.limits.max_query_depth,
             max_complexity: settings.limits.max_query_complexity,
         };
-        let schema = graphql::build_schema(services.clone(), &limits);
+        let schema: ServedSchema = match role {
+            None => graphql::build_schema(services.clone(), &limits).into(),
+            Some(r) => match r.subgraph() {
+                Some(name) => graphql::build_subgraph(name, services.clone(), &limits)
+                    .with_context(|| format!("no subgraph {name}"))?
+                    .into(),
+                None => {
+                    let probes = Probes {
+                        metrics: metrics.clone(),
+                        store: store.clone(),
+                    };
+                    return Ok(Self {
+                        router: server::probe_router(probes, r.name()),
+                        metrics_router: server::metrics_router(metrics),
+                        store,
+                        services,
+                        admin_key,
+                        workers,
+                        generation_missing,
+                        shutdown,
+                    });
+                }
+            },
+        };
         let state = AppState {
             executor: InstrumentedSchema::new(schema, metrics.clone()),
             auth: Authenticator::new(services.admin.clone(), &settings.jwt)?,
             metrics: metrics.clone(),
             store: store.clone(),
+            max_subscriptions: settings.limits.max_subscriptions_per_connection,
+            shutdown: shutdown.subscribe(),
         };
         Ok(Self {
             router: server::router(state, settings.limits.max_body_bytes),
@@ -114,6 +167,7 @@ impl App {
             admin_key,
             workers,
             generation_missing,
+            shutdown,
         })
     }
 
@@ -125,7 +179,7 @@ impl App {
         metrics_listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (tx, rx) = tokio::sync::watch::channel(false);
+        let (tx, rx) = (self.shutdown.clone(), self.shutdown.subscribe());
         let workers = self
             .workers
             .map(|(deps, opts)| worker::spawn(deps, opts, rx.clone()))

@@ -1,9 +1,11 @@
-//! The `znovel` command line: `serve`, `migrate`, `print-schema`, `tenant create`,
-//! `apikey create`. Flags override environment variables, which override the config file.
+//! The `znovel` command line: `serve [--role ROLE]`, `worker`, `migrate`, `print-schema`,
+//! `tenant create`, `apikey create`, … Flags override environment variables, which override
+//! the config file.
 
 use crate::app::{self, App};
 use crate::config::{ProcessEnv, Settings};
 use crate::graphql;
+use crate::role::Role;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -26,14 +28,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (GraphQL API, health, metrics) — with no configuration, the
-    /// embedded default on a SQLite file in ./data.
+    /// embedded default on a SQLite file in ./data; with `--role`, one service of the
+    /// distributed deployment.
     Serve(ServeArgs),
-    /// Run job workers only (no API): claim generation jobs from the queue (Redis when
-    /// `REDIS_URL` is set) and run them until SIGTERM, then hand unfinished jobs back.
+    /// Run job workers only (no GraphQL API; `/health`, `/ready` and `/metrics` for
+    /// probes): claim generation jobs from the queue (Redis when `REDIS_URL` is set) and
+    /// run them until SIGTERM, then hand unfinished jobs back. The same as
+    /// `serve --role job-worker`.
     Worker {
         /// Jobs run at once (also `ZNOVEL_WORKER_CONCURRENCY`).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Listen flags.
+        #[command(flatten)]
+        listen: ListenArgs,
         /// Database flags.
         #[command(flatten)]
         db: DbArgs,
@@ -42,7 +50,7 @@ pub enum Command {
     Migrate(DbArgs),
     /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
     PrintSchema {
-        /// Print this subgraph's federation SDL instead (story, memory, admin).
+        /// Print this subgraph's federation SDL instead (story-gen, memory, admin).
         #[arg(long)]
         subgraph: Option<String>,
     },
@@ -74,15 +82,28 @@ pub struct DbArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// `serve` flags.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
+/// Listen flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ListenArgs {
     /// HTTP listen address (also `ZNOVEL_LISTEN`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Metrics listen address (also `ZNOVEL_METRICS_LISTEN`).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Run one service of the distributed deployment instead of all of them: story-gen,
+    /// memory, admin (a federation subgraph each), rag-retrieval, validator, file (no
+    /// GraphQL API yet), job-worker.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<Role>,
+    /// Listen flags.
+    #[command(flatten)]
+    pub listen: ListenArgs,
     /// Database flags.
     #[command(flatten)]
     pub db: DbArgs,
@@ -128,6 +149,15 @@ pub enum ApiKeyCommand {
     },
 }
 
+fn apply_listen(settings: &mut Settings, listen: &ListenArgs) {
+    if let Some(l) = listen.listen {
+        settings.listen = l;
+    }
+    if let Some(l) = listen.metrics_listen {
+        settings.metrics_listen = l;
+    }
+}
+
 fn apply_db(settings: &mut Settings, db: &DbArgs) {
     if let Some(u) = &db.database_url {
         settings.database_url = Some(u.clone().into());
@@ -161,23 +191,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     crate::telemetry::init(settings.log_format);
     match cli.command {
         Command::Serve(args) => {
-            if let Some(l) = args.listen {
-                settings.listen = l;
-            }
-            if let Some(l) = args.metrics_listen {
-                settings.metrics_listen = l;
-            }
+            apply_listen(&mut settings, &args.listen);
             apply_db(&mut settings, &args.db);
             settings.validate()?;
-            serve(settings).await
+            serve(settings, args.role).await
         }
-        Command::Worker { concurrency, db } => {
+        Command::Worker {
+            concurrency,
+            listen,
+            db,
+        } => {
+            apply_listen(&mut settings, &listen);
             apply_db(&mut settings, &db);
             if let Some(c) = concurrency {
                 settings.worker_concurrency = c;
             }
             settings.validate()?;
-            run_worker(settings).await
+            serve(settings, Some(Role::JobWorker)).await
         }
         Command::PrintMetrics | Command::CheckEnv { .. } => Ok(()),
         Command::Migrate(db) => {
@@ -243,51 +273,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_worker(settings: Settings) -> anyhow::Result<()> {
-    let concurrency = settings.worker_concurrency;
-    let store = std::sync::Arc::new(app::open_store(&settings, settings.migrate).await?);
-    let pipeline = crate::pipeline::Pipeline::build(&settings).await?;
-    let Some(runner) = pipeline.runner(store.clone(), store.clone()) else {
-        anyhow::bail!(
-            "no language model: {}",
-            pipeline.llm_missing.unwrap_or_default()
-        );
-    };
-    let deps = crate::worker::WorkerDeps {
-        queue: pipeline.queue.clone(),
-        jobs: store.clone(),
-        streams: pipeline.streams.clone(),
-        runner,
-    };
-    let opts = crate::worker::WorkerOptions {
-        concurrency,
-        ..Default::default()
-    };
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let handles = crate::worker::spawn(deps, opts, rx);
-    println!("Z-Novel worker running ({concurrency} at once); SIGTERM hands unfinished jobs back");
-    crate::server::shutdown_signal().await;
-    let _ = tx.send(true);
-    for h in handles {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), h).await;
-    }
-    Ok(())
-}
-
 async fn services(settings: &Settings) -> anyhow::Result<Services> {
     let store = app::open_store(settings, settings.migrate).await?;
     Ok(Services::new(std::sync::Arc::new(store)))
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = App::build(&settings).await?;
+async fn serve(settings: Settings, role: Option<Role>) -> anyhow::Result<()> {
+    let app = App::build_role(&settings, role).await?;
     let listener = app::bind(settings.listen, "ZNOVEL_LISTEN").await?;
     let metrics_listener = app::bind(settings.metrics_listen, "ZNOVEL_METRICS_LISTEN").await?;
     let addr = listener.local_addr()?;
     let maddr = metrics_listener.local_addr()?;
-    println!(
-        "Z-Novel is ready: GraphQL at http://{addr}/graphql (metrics at http://{maddr}/metrics)"
-    );
+    let metrics = format!("metrics at http://{maddr}/metrics");
+    match role {
+        None => println!("Z-Novel is ready: GraphQL at http://{addr}/graphql ({metrics})"),
+        Some(r) if r.subgraph().is_some() => {
+            println!("Z-Novel {r} subgraph is ready: GraphQL at http://{addr}/graphql ({metrics})");
+        }
+        Some(Role::JobWorker) => println!(
+            "Z-Novel job-worker is ready: running jobs ({} at once), health at http://{addr}/health ({metrics}); SIGTERM hands unfinished jobs back",
+            settings.worker_concurrency
+        ),
+        Some(r) => {
+            println!(
+                "Z-Novel {r} is ready: no GraphQL API yet, health at http://{addr}/health ({metrics})"
+            );
+            tracing::info!(role = %r, "no GraphQL API yet: serving only /health, /ready and /metrics");
+        }
+    }
+    if role == Some(Role::StoryGen) {
+        if app.workers.is_some() {
+            println!("Generation jobs run in this process (REDIS_URL is unset)");
+        } else if settings.redis_url.is_some() {
+            println!("Generation jobs run in the job workers (REDIS_URL is set)");
+        }
+    }
     if settings.is_embedded_database() {
         println!("Embedded mode: data in {}", settings.data_dir.display());
     }
@@ -302,7 +322,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             println!("Admin API key: in {}", k.path.display());
         }
     }
-    tracing::info!(%addr, metrics = %maddr, "listening");
+    tracing::info!(%addr, metrics = %maddr, role = role.map_or("all", Role::name), "listening");
     app.serve(listener, metrics_listener, crate::server::shutdown_signal())
         .await
 }

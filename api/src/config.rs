@@ -11,8 +11,9 @@
 //! | `DATABASE_URL` | unset = SQLite in the data dir | `sqlite://path` or `postgres://…` |
 //! | `ZNOVEL_DATABASE_MAX_CONNECTIONS` | `16` | connection pool size |
 //! | `ZNOVEL_MIGRATE` | `true` | run pending migrations at start-up |
-//! | `ZNOVEL_BOOTSTRAP` | `true` | create a local tenant and admin key on first start |
+//! | `ZNOVEL_BOOTSTRAP` | `true` for `znovel serve`, `false` with `--role` | create a local tenant and admin key on first start |
 //! | `REDIS_URL` | unset = in-process queue | Redis for queues and token streams |
+//! | `ZNOVEL_REDIS_PREFIX` | `znovel` | prefix of every Redis key (and pub/sub channel): deployments sharing one Redis use different prefixes |
 //! | `QDRANT_URL` | unset = in-process index | Qdrant for vectors |
 //! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset = embedded model | OpenAI-compatible provider |
 //! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
@@ -20,6 +21,7 @@
 //! | `LLM_FALLBACK_ENABLED_FILE` | unset | a file holding `true`/`false`, re-read every 2 s: flips the fallback switch without a restart (mount a ConfigMap key) |
 //! | `ZNOVEL_MODEL_PATH` | `<data dir>/models/SmolLM2-135M-Instruct.Q4_1.gguf` | the embedded model's GGUF file |
 //! | `ZNOVEL_WORKER_CONCURRENCY` | `2` | generation jobs one process runs at once |
+//! | `ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS` | `60` | a job whose worker stopped answering (crashed, killed) is handed to another worker after this long |
 //! | `ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION` | `8` | concurrent subscriptions on one WebSocket |
 //! | `JWT_SECRET` | unset | HS256 secret for bearer tokens |
 //! | `JWT_PUBLIC_KEY` | unset | RS256 public key (PEM) for bearer tokens |
@@ -56,10 +58,13 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// Run migrations at start-up.
     pub migrate: bool,
-    /// Create the local tenant and admin key on first start.
-    pub bootstrap: bool,
+    /// Create the local tenant and admin key on first start; `None` = yes for the
+    /// all-in-one server, no for a single role (see [`Settings::bootstrap_enabled`]).
+    pub bootstrap: Option<bool>,
     /// Redis URL (queues and token streams).
     pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key and channel.
+    pub redis_prefix: String,
     /// Qdrant URL (vectors).
     pub qdrant_url: Option<String>,
     /// Language-model provider.
@@ -74,6 +79,8 @@ pub struct Settings {
     pub model_path: Option<PathBuf>,
     /// Generation jobs one process runs at once.
     pub worker_concurrency: usize,
+    /// Seconds after which a job whose worker stopped keeping it alive is redelivered.
+    pub job_visibility_timeout_secs: u64,
 }
 
 /// Language-model provider settings.
@@ -165,8 +172,9 @@ impl Default for Settings {
             database_url: None,
             database_max_connections: 16,
             migrate: true,
-            bootstrap: true,
+            bootstrap: None,
             redis_url: None,
+            redis_prefix: "znovel".into(),
             qdrant_url: None,
             llm: LlmSettings::default(),
             jwt: JwtSettings::default(),
@@ -174,6 +182,7 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             model_path: None,
             worker_concurrency: 2,
+            job_visibility_timeout_secs: 60,
         }
     }
 }
@@ -223,6 +232,7 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_MIGRATE",
     "ZNOVEL_BOOTSTRAP",
     "REDIS_URL",
+    "ZNOVEL_REDIS_PREFIX",
     "QDRANT_URL",
     "LLM_BASE_URL",
     "LLM_API_KEY",
@@ -241,6 +251,7 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_LOG_FORMAT",
     "ZNOVEL_MODEL_PATH",
     "ZNOVEL_WORKER_CONCURRENCY",
+    "ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS",
     "RUST_LOG",
 ];
 
@@ -377,10 +388,13 @@ impl Settings {
             self.migrate = parse_bool("ZNOVEL_MIGRATE", &v)?;
         }
         if let Some(v) = get("ZNOVEL_BOOTSTRAP") {
-            self.bootstrap = parse_bool("ZNOVEL_BOOTSTRAP", &v)?;
+            self.bootstrap = Some(parse_bool("ZNOVEL_BOOTSTRAP", &v)?);
         }
         if let Some(v) = secret(env, "REDIS_URL")? {
             self.redis_url = Some(v);
+        }
+        if let Some(v) = get("ZNOVEL_REDIS_PREFIX") {
+            self.redis_prefix = v;
         }
         if let Some(v) = get("QDRANT_URL") {
             self.qdrant_url = Some(v);
@@ -442,6 +456,9 @@ impl Settings {
         if let Some(v) = get("ZNOVEL_WORKER_CONCURRENCY") {
             self.worker_concurrency = parse("ZNOVEL_WORKER_CONCURRENCY", &v)?;
         }
+        if let Some(v) = get("ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS") {
+            self.job_visibility_timeout_secs = parse("ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS", &v)?;
+        }
         if let Some(v) = get("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION") {
             self.limits.max_subscriptions_per_connection =
                 parse("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
@@ -462,6 +479,17 @@ impl Settings {
                 ));
             }
         }
+        if self.redis_prefix.is_empty()
+            || self
+                .redis_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '*' | '?' | '[' | ']'))
+        {
+            return Err(ConfigError(format!(
+                "invalid value for ZNOVEL_REDIS_PREFIX ({:?}): must be non-empty, without whitespace or *?[]",
+                self.redis_prefix
+            )));
+        }
         if self.database_max_connections == 0 {
             return Err(ConfigError(
                 "invalid value for ZNOVEL_DATABASE_MAX_CONNECTIONS: must be at least 1".into(),
@@ -477,6 +505,11 @@ impl Settings {
         if self.worker_concurrency == 0 {
             return Err(ConfigError(
                 "invalid value for ZNOVEL_WORKER_CONCURRENCY: must be at least 1".into(),
+            ));
+        }
+        if self.job_visibility_timeout_secs < 2 {
+            return Err(ConfigError(
+                "invalid value for ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS: must be at least 2".into(),
             ));
         }
         if self.limits.max_subscriptions_per_connection == 0 {
@@ -505,6 +538,13 @@ impl Settings {
     /// Whether the database is the embedded SQLite default.
     pub fn is_embedded_database(&self) -> bool {
         self.effective_database_url().starts_with("sqlite://")
+    }
+
+    /// Whether to bootstrap the local tenant and admin key: `ZNOVEL_BOOTSTRAP` when set,
+    /// else yes for the all-in-one server and no for a single role (a cluster's tenants
+    /// are created with `znovel tenant create`).
+    pub fn bootstrap_enabled(&self, all_in_one: bool) -> bool {
+        self.bootstrap.unwrap_or(all_in_one)
     }
 }
 

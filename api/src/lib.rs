@@ -9,6 +9,7 @@ pub mod config;
 pub mod graphql;
 pub mod metrics;
 pub mod pipeline;
+pub mod role;
 pub mod server;
 pub mod telemetry;
 pub mod worker;

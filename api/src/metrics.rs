@@ -6,7 +6,10 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use znovel_domain::model::GenerationJob;
+use znovel_domain::ports::{JobQueue, LlmError};
 use znovel_infra::SqlStore;
 
 /// The prefix of every metric name.
@@ -68,6 +71,7 @@ pub struct Metrics {
     /// Chunks delivered to subscribers (one per chunk per subscriber).
     pub chunks_delivered: IntCounter,
     store: Option<Arc<SqlStore>>,
+    queue: Arc<OnceLock<Arc<dyn JobQueue>>>,
 }
 
 impl Metrics {
@@ -220,7 +224,89 @@ impl Metrics {
             subscriptions,
             chunks_delivered,
             store,
+            queue: Arc::default(),
         })
+    }
+
+    /// Reports this queue's gauges at every scrape (first call wins).
+    pub fn watch_queue(&self, queue: Arc<dyn JobQueue>) {
+        let _ = self.queue.set(queue);
+    }
+
+    /// Records a job attempt that ended with `outcome` (`succeeded`, `failed`,
+    /// `cancelled`, `retried`), from its row as it is now: duration, and for a fresh
+    /// start also time to first token and tokens per second.
+    pub fn job_finished(&self, job: &GenerationJob, outcome: &str) {
+        let kind = job.kind.as_str();
+        self.jobs.with_label_values(&[kind, outcome]).inc();
+        let Some(started) = job.started_at else {
+            return;
+        };
+        let end = job.finished_at.unwrap_or_else(chrono::Utc::now);
+        let secs = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+            (to - from).num_microseconds().map(|us| us as f64 / 1e6)
+        };
+        if let Some(d) = secs(started, end).filter(|d| *d >= 0.0) {
+            self.job_duration
+                .with_label_values(&[kind, outcome])
+                .observe(d);
+        }
+        let model = job.model.as_deref().unwrap_or("unknown");
+        // A resumed attempt keeps the first attempt's first token: no TTFT for it.
+        if let Some(first) = job.first_token_at.filter(|f| *f >= started) {
+            if let Some(t) = secs(started, first) {
+                self.ttft.with_label_values(&[model]).observe(t);
+            }
+            if outcome == "succeeded"
+                && job.attempts == 1
+                && let Some(d) = secs(first, end).filter(|d| *d > 0.05)
+            {
+                self.tokens_per_second
+                    .with_label_values(&[model])
+                    .observe(job.completion_tokens as f64 / d);
+            }
+        }
+    }
+
+    /// Counts a fallback activation (`error` or `forced`).
+    pub fn fallback(&self, reason: &str) {
+        self.fallback_activations.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a model error of `provider`.
+    pub fn llm_error(&self, provider: &str, error: &LlmError) {
+        let kind = match error {
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::Http { .. } => "http",
+            LlmError::FirstTokenTimeout(_) => "first_token_timeout",
+            LlmError::StallTimeout(_) => "stall_timeout",
+            LlmError::Protocol(_) => "protocol",
+            LlmError::Connection(_) => "connection",
+            LlmError::Unavailable(_) => "unavailable",
+        };
+        self.llm_errors.with_label_values(&[provider, kind]).inc();
+    }
+
+    /// Refreshes the gauges that need a round trip (queue depth), then renders.
+    pub async fn render_fresh(&self) -> String {
+        if let Some(queue) = self.queue.get() {
+            match tokio::time::timeout(Duration::from_secs(2), queue.stats()).await {
+                Ok(Ok(s)) => {
+                    for (state, n) in [
+                        ("waiting", s.waiting),
+                        ("in_flight", s.in_flight),
+                        ("dead", s.dead),
+                    ] {
+                        self.queue_jobs
+                            .with_label_values(&[state])
+                            .set(i64::try_from(n).unwrap_or(i64::MAX));
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot read queue gauges"),
+                Err(_) => tracing::warn!("timed out reading queue gauges"),
+            }
+        }
+        self.render()
     }
 
     /// The full name of every metric this binary exports (what dashboards and alerts may

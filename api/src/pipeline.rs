@@ -4,17 +4,21 @@
 //! the embedded local model when built in and its file is present), the generation
 //! service, and the job runner the workers use.
 
-use crate::config::Settings;
+use crate::config::{Settings, read_switch_file};
+use crate::metrics::Metrics;
 use secrecy::ExposeSecret;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use znovel_domain::ports::{JobQueue, JobRepository, LanguageModel, Store, TokenStream};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use znovel_domain::ports::{JobEvents, JobQueue, JobRepository, LanguageModel, Store, TokenStream};
+use znovel_domain::ports::{LlmError, ServedBy};
 use znovel_domain::services::GenerationService;
 use znovel_domain::services::runner::{JobRunner, RunnerConfig};
-use znovel_infra::llm::{FallbackChain, NoopObserver, OpenAiConfig, build_chain};
+use znovel_infra::llm::{FallbackChain, FallbackObserver, OpenAiConfig, build_chain};
+use znovel_infra::queue::events::{MemoryJobEvents, RedisJobEvents};
 use znovel_infra::queue::memory::{MemoryQueue, MemoryTokenStreams};
 use znovel_infra::queue::redis::{RedisConnections, RedisOptions, RedisQueue, RedisTokenStreams};
-use znovel_infra::queue::{DEFAULT_PREFIX, QueueOptions, TokenStreamOptions};
+use znovel_infra::queue::{QueueOptions, TokenStreamOptions};
 
 /// The built pipeline.
 pub struct Pipeline {
@@ -22,46 +26,119 @@ pub struct Pipeline {
     pub queue: Arc<dyn JobQueue>,
     /// Per-job token streams.
     pub streams: Arc<dyn TokenStream>,
+    /// Live job status changes.
+    pub events: Arc<dyn JobEvents>,
     /// The model jobs run on, if one is available.
     pub llm: Option<Arc<dyn LanguageModel>>,
     /// Why there is no model, when there is none.
     pub llm_missing: Option<String>,
     /// Flipped to force the fallback chain without a restart.
     pub force_fallback: Arc<AtomicBool>,
+    observer: Arc<LlmObserver>,
+}
+
+fn queue_options(settings: &Settings) -> QueueOptions {
+    QueueOptions {
+        visibility_timeout: Duration::from_secs(settings.job_visibility_timeout_secs),
+        ..QueueOptions::default()
+    }
+}
+
+/// How often `LLM_FALLBACK_ENABLED_FILE` is re-read.
+pub const SWITCH_POLL: Duration = Duration::from_secs(2);
+
+/// Feeds fallback activations and model errors to the metrics once they are attached.
+#[derive(Default)]
+struct LlmObserver {
+    metrics: OnceLock<Metrics>,
+}
+
+impl FallbackObserver for LlmObserver {
+    fn on_fallback(&self, from: &ServedBy, to: &ServedBy, reason: &LlmError) {
+        tracing::warn!(from = %from.model, to = %to.model, %reason, "LLM fallback");
+        if let Some(m) = self.metrics.get() {
+            m.fallback("error");
+        }
+    }
+    fn on_forced(&self, _skipped: &ServedBy, _to: &ServedBy) {
+        if let Some(m) = self.metrics.get() {
+            m.fallback("forced");
+        }
+    }
+    fn on_error(&self, provider: &str, error: &LlmError) {
+        if let Some(m) = self.metrics.get() {
+            m.llm_error(provider, error);
+        }
+    }
 }
 
 impl Pipeline {
-    /// Builds the queue, the streams and the model.
-    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let (queue, streams): (Arc<dyn JobQueue>, Arc<dyn TokenStream>) = match &settings.redis_url
-        {
+    /// Builds the queue, the streams and, when this process runs jobs (`runs_jobs`), the
+    /// model: an API-only process never loads the embedded model.
+    pub async fn build(settings: &Settings, runs_jobs: bool) -> anyhow::Result<Self> {
+        type Parts = (Arc<dyn JobQueue>, Arc<dyn TokenStream>, Arc<dyn JobEvents>);
+        let (queue, streams, events): Parts = match &settings.redis_url {
             Some(url) => {
                 let conns = RedisConnections::connect(url.expose_secret(), RedisOptions::default())
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot connect to REDIS_URL: {e}"))?;
-                let queue =
-                    RedisQueue::new(conns.clone(), DEFAULT_PREFIX, QueueOptions::default()).await?;
-                let streams =
-                    RedisTokenStreams::new(conns, DEFAULT_PREFIX, TokenStreamOptions::default())?;
-                (Arc::new(queue), Arc::new(streams))
+                let queue = RedisQueue::new(
+                    conns.clone(),
+                    &settings.redis_prefix,
+                    queue_options(settings),
+                )
+                .await?;
+                let streams = RedisTokenStreams::new(
+                    conns.clone(),
+                    &settings.redis_prefix,
+                    TokenStreamOptions::default(),
+                )?;
+                let events = RedisJobEvents::new(conns, &settings.redis_prefix)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot subscribe to job events (REDIS_URL): {e}")
+                    })?;
+                (Arc::new(queue), Arc::new(streams), Arc::new(events))
             }
             None => (
-                Arc::new(MemoryQueue::new(QueueOptions::default())),
+                Arc::new(MemoryQueue::new(queue_options(settings))),
                 Arc::new(MemoryTokenStreams::new(TokenStreamOptions::default())),
+                Arc::new(MemoryJobEvents::new()),
             ),
         };
         let force_fallback = Arc::new(AtomicBool::new(settings.llm.fallback_enabled));
-        let (llm, llm_missing) = match build_model(settings, force_fallback.clone()) {
-            Ok(m) => (Some(m), None),
-            Err(why) => (None, Some(why)),
+        let observer = Arc::new(LlmObserver::default());
+        if let Some(path) = settings.llm.fallback_enabled_file.clone() {
+            // Lives as long as the process (it holds only the switch and the observer).
+            tokio::spawn(watch_switch(path, force_fallback.clone(), observer.clone()));
+        }
+        let (llm, llm_missing) = if !runs_jobs {
+            (None, Some("this process runs no jobs".to_owned()))
+        } else {
+            match build_model(settings, force_fallback.clone(), observer.clone()) {
+                Ok(m) => (Some(m), None),
+                Err(why) => (None, Some(why)),
+            }
         };
         Ok(Self {
             queue,
             streams,
+            events,
             llm,
             llm_missing,
             force_fallback,
+            observer,
         })
+    }
+
+    /// Reports to `metrics` from now on: fallback activations, model errors, the
+    /// forced-fallback gauge and the queue's gauges.
+    pub fn attach_metrics(&self, metrics: &Metrics) {
+        let _ = self.observer.metrics.set(metrics.clone());
+        metrics
+            .fallback_forced
+            .set(i64::from(self.force_fallback.load(Ordering::Relaxed)));
+        metrics.watch_queue(self.queue.clone());
     }
 
     /// The generation service over `store`.
@@ -70,7 +147,13 @@ impl Pipeline {
         store: Arc<dyn Store>,
         jobs: Arc<dyn JobRepository>,
     ) -> GenerationService {
-        GenerationService::new(store, jobs, self.queue.clone(), self.streams.clone())
+        GenerationService::new(
+            store,
+            jobs,
+            self.queue.clone(),
+            self.streams.clone(),
+            self.events.clone(),
+        )
     }
 
     /// The job runner, when a model is available.
@@ -81,14 +164,50 @@ impl Pipeline {
             jobs,
             llm,
             self.streams.clone(),
+            self.events.clone(),
             RunnerConfig::default(),
         ))
+    }
+}
+
+/// Re-reads the switch file every [`SWITCH_POLL`]; a change flips the switch at once for
+/// the next model request. An unreadable or invalid file keeps the last value (logged).
+async fn watch_switch(
+    path: std::path::PathBuf,
+    switch: Arc<AtomicBool>,
+    observer: Arc<LlmObserver>,
+) {
+    let mut tick = tokio::time::interval(SWITCH_POLL);
+    let mut complained = false;
+    loop {
+        tick.tick().await;
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read_switch_file(&path)).await
+        };
+        match read {
+            Ok(Ok(on)) => {
+                complained = false;
+                if switch.swap(on, Ordering::Relaxed) != on {
+                    tracing::warn!(forced = on, file = %path.display(), "LLM fallback switch changed");
+                }
+                if let Some(m) = observer.metrics.get() {
+                    m.fallback_forced.set(i64::from(on));
+                }
+            }
+            Ok(Err(e)) if !complained => {
+                complained = true;
+                tracing::error!(error = %e, "cannot read LLM_FALLBACK_ENABLED_FILE; keeping the last value");
+            }
+            _ => {}
+        }
     }
 }
 
 fn build_model(
     settings: &Settings,
     force: Arc<AtomicBool>,
+    observer: Arc<LlmObserver>,
 ) -> Result<Arc<dyn LanguageModel>, String> {
     if let Some(base) = &settings.llm.base_url {
         let model = settings
@@ -110,7 +229,7 @@ fn build_model(
             primary,
             fallbacks,
             Arc::new(move || force.load(Ordering::Relaxed)),
-            Arc::new(NoopObserver),
+            observer,
         )
         .map_err(|e| format!("cannot build the LLM client (LLM_BASE_URL): {e}"))?;
         return Ok(Arc::new(chain));

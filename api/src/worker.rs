@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use znovel_domain::model::JobStatus;
-use znovel_domain::ports::{Delivery, JobQueue, JobRepository, StreamEvent, TokenStream};
-use znovel_domain::services::now;
+use znovel_domain::ports::{Delivery, JobQueue, JobRepository, TokenStream};
 use znovel_domain::services::runner::{JobRunner, RunOutcome, StopReason};
 
 /// How often a running job's status is checked for cancellation.
@@ -27,8 +26,21 @@ pub struct WorkerOptions {
     pub consumer: String,
     /// Deliveries after which a job is dead-lettered.
     pub max_attempts: u32,
-    /// How often a running delivery is kept alive.
+    /// How often a running delivery is kept alive (well within the queue's visibility
+    /// timeout: see [`WorkerOptions::for_visibility`]).
     pub keepalive: Duration,
+}
+
+impl WorkerOptions {
+    /// Options for a queue whose visibility timeout is `secs`: keep-alive three times
+    /// per period, so one late keep-alive never loses the job.
+    pub fn for_visibility(concurrency: usize, secs: u64) -> Self {
+        Self {
+            concurrency,
+            keepalive: Duration::from_millis(secs.saturating_mul(1000) / 3),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for WorkerOptions {
@@ -53,6 +65,8 @@ pub struct WorkerDeps {
     pub streams: Arc<dyn TokenStream>,
     /// The runner.
     pub runner: JobRunner,
+    /// Where job outcomes are counted, if anywhere.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 /// Spawns `opts.concurrency` workers that stop when `shutdown` turns true.
@@ -158,6 +172,20 @@ async fn handle(
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot acknowledge the delivery; it will be redelivered");
     }
+    if let Some(m) = &deps.metrics {
+        let label = match &outcome {
+            RunOutcome::Succeeded => Some("succeeded"),
+            RunOutcome::Failed(_) => Some("failed"),
+            RunOutcome::Cancelled => Some("cancelled"),
+            RunOutcome::Retry(_) => Some("retried"),
+            RunOutcome::Skipped => None,
+        };
+        if let Some(label) = label
+            && let Ok(job) = deps.jobs.get_job(tenant, id).await
+        {
+            m.job_finished(&job, label);
+        }
+    }
 }
 
 fn outcome_label(o: &RunOutcome) -> &'static str {
@@ -172,31 +200,9 @@ fn outcome_label(o: &RunOutcome) -> &'static str {
 
 /// A job delivered too often (a poison job): FAILED, stream ended, dead-lettered.
 async fn give_up(deps: &WorkerDeps, d: &Delivery, max: u32) {
-    let (tenant, id) = (d.message.tenant_id, d.message.job_id);
     let reason = format!("gave up after {max} attempts");
     tracing::error!(%reason, "dead-lettering job");
-    if let Ok(mut job) = deps.jobs.get_job(tenant, id).await
-        && !job.status.is_final()
-    {
-        job.status = JobStatus::Failed;
-        job.error = Some(reason.clone());
-        job.finished_at = Some(now());
-        if deps.jobs.finish_job(&job).await.unwrap_or(false) {
-            let last = deps
-                .streams
-                .read(tenant, id, 0, usize::MAX, Duration::ZERO)
-                .await
-                .ok()
-                .and_then(|e| e.last().map(StreamEvent::seq))
-                .unwrap_or(0);
-            let end = StreamEvent::End {
-                seq: last + 1,
-                status: JobStatus::Failed,
-                error: Some(reason.clone()),
-            };
-            let _ = deps.streams.append(tenant, id, &end).await;
-        }
-    }
+    deps.runner.give_up(&d.message, &reason).await;
     if let Err(e) = deps.queue.dead_letter(d, &reason).await {
         tracing::warn!(error = %e, "cannot dead-letter the delivery");
     }

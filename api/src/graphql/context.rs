@@ -2,8 +2,11 @@
 //! id. The HTTP and WebSocket transports put a [`RequestCtx`] into the request data;
 //! resolvers read it with [`actor`].
 
-use super::errors::to_gql;
+use super::errors::{TOO_MANY_SUBSCRIPTIONS, coded, to_gql};
+use crate::metrics::Metrics;
 use async_graphql::Context;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use znovel_domain::{Error, auth::Actor};
 
 /// Per-request data inserted by the transport (HTTP handler or WebSocket `connection_init`).
@@ -24,4 +27,79 @@ pub fn actor(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
                 .map(|a| a.with_request_id(r.request_id.clone()))
         })
         .ok_or_else(|| to_gql(Error::Unauthenticated))
+}
+
+/// Per-connection subscription accounting, inserted by the WebSocket transport into the
+/// connection's data: at most `max` subscriptions run at once on one connection.
+#[derive(Clone)]
+pub struct SubscriptionSlots {
+    active: Arc<AtomicUsize>,
+    max: usize,
+    metrics: Option<Metrics>,
+}
+
+impl SubscriptionSlots {
+    /// Slots for one connection.
+    pub fn new(max: usize, metrics: Option<Metrics>) -> Self {
+        Self {
+            active: Arc::new(AtomicUsize::new(0)),
+            max,
+            metrics,
+        }
+    }
+}
+
+/// One running subscription: holds its slot (and the `subscriptions_active` gauge) until
+/// dropped, i.e. until the subscription completes, is stopped or its connection closes.
+pub struct SubscriptionGuard {
+    slots: Option<SubscriptionSlots>,
+    field: &'static str,
+}
+
+impl SubscriptionGuard {
+    /// Takes a slot for `field`, or fails with `TOO_MANY_SUBSCRIPTIONS` when the
+    /// connection already runs its maximum. Without slots (not over WebSocket) it always
+    /// succeeds.
+    pub fn acquire(ctx: &Context<'_>, field: &'static str) -> async_graphql::Result<Self> {
+        let Some(slots) = ctx.data_opt::<SubscriptionSlots>().cloned() else {
+            return Ok(Self { slots: None, field });
+        };
+        let before = slots.active.fetch_add(1, Ordering::AcqRel);
+        if before >= slots.max {
+            slots.active.fetch_sub(1, Ordering::AcqRel);
+            return Err(coded(
+                format!(
+                    "this connection already runs {} subscriptions, the most allowed; \
+                     complete one first or open another connection",
+                    slots.max
+                ),
+                TOO_MANY_SUBSCRIPTIONS,
+            ));
+        }
+        if let Some(m) = &slots.metrics {
+            m.subscriptions.with_label_values(&[field]).inc();
+        }
+        Ok(Self {
+            slots: Some(slots),
+            field,
+        })
+    }
+
+    /// Counts `n` chunks delivered to this subscriber.
+    pub fn delivered(&self, n: u64) {
+        if let Some(m) = self.slots.as_ref().and_then(|s| s.metrics.as_ref()) {
+            m.chunks_delivered.inc_by(n);
+        }
+    }
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        if let Some(slots) = &self.slots {
+            slots.active.fetch_sub(1, Ordering::AcqRel);
+            if let Some(m) = &slots.metrics {
+                m.subscriptions.with_label_values(&[self.field]).dec();
+            }
+        }
+    }
 }

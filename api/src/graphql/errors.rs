@@ -13,6 +13,9 @@
 //! | `Unavailable` | `UNAVAILABLE` | generic; the cause is logged (warn) |
 //! | `Internal` | `INTERNAL` | "internal error"; the cause is logged (error) |
 //!
+//! Transport limits add `TOO_MANY_SUBSCRIPTIONS` (a subscription past the
+//! per-connection cap; the connection and its other subscriptions stay up).
+//!
 //! Errors raised by async-graphql itself before any resolver runs (parse and validation
 //! errors, unknown enum values, depth or complexity limits) get `BAD_USER_INPUT` from
 //! [`finalize_response`], which the transports call on every response.
@@ -23,8 +26,11 @@ use znovel_domain::Error;
 /// `extensions.code` of every error the client cannot fix by retrying the same request.
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 
+/// `extensions.code` of a subscription refused by the per-connection cap.
+pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+
 /// Builds a GraphQL error with `message` and `extensions.code = code`.
-fn coded(message: impl Into<String>, code: &str) -> async_graphql::Error {
+pub(crate) fn coded(message: impl Into<String>, code: &str) -> async_graphql::Error {
     let mut ext = ErrorExtensionValues::default();
     ext.set("code", code);
     async_graphql::Error {

@@ -1,5 +1,6 @@
 //! The GraphQL layer: one module per domain service, each an Apollo Federation v2
-//! subgraph ([`story`], [`memory`], [`admin`]), merged here into the gateway schema.
+//! subgraph ([`story`] served as `story-gen`, [`memory`], [`admin`]), merged here into the
+//! gateway schema.
 //!
 //! - [`build_schema`] builds the gateway schema the server serves (every subgraph merged,
 //!   plus [`root`]'s `node`/`nodes`), with depth and complexity limits.
@@ -22,9 +23,12 @@ mod subgraph;
 #[cfg(test)]
 mod tests;
 
-pub use subgraph::{SUBGRAPHS, SubgraphSchema, build_subgraph, subgraph_sdl};
+pub use subgraph::{
+    ADMIN, MEMORY, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema, build_subgraph,
+    subgraph_sdl,
+};
 
-use async_graphql::{Context, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use znovel_domain::auth::Actor;
 use znovel_domain::services::Services;
 
@@ -34,8 +38,12 @@ pub type Json = async_graphql::Json<serde_json::Value>;
 /// The gateway schema: every subgraph merged.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// Every live stream: the story subgraph's generation subscriptions.
-pub type Subscription = story::GenerationSubscription;
+// The story-gen subgraph's generation subscriptions. Named `Subscription` because a
+// federation router names the composed root types `Query`/`Mutation`/`Subscription`, and
+// the composed supergraph's API schema must equal this one.
+/// Every live stream the API offers.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(story::GenerationSubscription);
 
 // Every subgraph's queries plus `node`/`nodes`.
 /// Every read the API offers.

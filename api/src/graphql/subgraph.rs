@@ -1,8 +1,12 @@
 //! Each service's schema built alone as an Apollo Federation v2 subgraph, for a
 //! federation router (Hive Router / Hive Gateway) in the distributed deployment.
 //!
-//! A subgraph's root types are named `Query`/`Mutation` and described like the gateway's;
-//! story and memory add entity resolvers (`@key(fields: "id")` on every type with a
+//! The subgraphs are named after the services (Kubernetes Deployments) that serve them:
+//! `story-gen` (the [`story`] module), `memory` and `admin` — also their
+//! `znovel serve --role` names.
+//!
+//! A subgraph's root types are named `Query`/`Mutation`/`Subscription` and described like
+//! the gateway's; story-gen and memory add entity resolvers (`@key(fields: "id")` on every type with a
 //! lookup by id: `Novel`, `Volume`, `Chapter`, `ChapterRevision`, `Entity`, `Relation`,
 //! `Event`, `Foreshadowing`); each registers its share of the `Node` interface; the
 //! admin subgraph also serves `node`/`nodes` (returning references to other subgraphs'
@@ -12,16 +16,30 @@ use super::{SchemaLimits, admin, limited, memory, story};
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::registry::SDLExportOptions;
 use async_graphql::{
-    Data, EmptySubscription, Executor, InterfaceType, ObjectType, Request, Response, Schema,
-    SchemaBuilder, SubscriptionType,
+    Data, EmptySubscription, Executor, InterfaceType, MergedSubscription, ObjectType, Request,
+    Response, Schema, SchemaBuilder, SubscriptionType,
 };
 use std::sync::Arc;
 use znovel_domain::services::Services;
 
-/// The subgraphs, by name (also the `--role` names of their services).
-pub const SUBGRAPHS: &[&str] = &["story", "memory", "admin"];
+/// The story-gen subgraph's name.
+pub const STORY_GEN: &str = "story-gen";
+/// The memory subgraph's name.
+pub const MEMORY: &str = "memory";
+/// The admin subgraph's name.
+pub const ADMIN: &str = "admin";
 
-type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, story::GenerationSubscription>;
+/// The subgraphs, by name (also the `--role` names of the services that serve them).
+pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN];
+
+// Root subscription type of the story-gen subgraph built alone (named and described like
+// the gateway's, so the composed supergraph equals it).
+/// Every live stream the API offers.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct StorySubscription(story::GenerationSubscription);
+
+type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, StorySubscription>;
 type Memory = Schema<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription>;
 type Admin = Schema<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription>;
 
@@ -40,7 +58,7 @@ where
 }
 
 pub(crate) fn story_builder()
--> SchemaBuilder<story::SubgraphQuery, story::SubgraphMutation, story::GenerationSubscription> {
+-> SchemaBuilder<story::SubgraphQuery, story::SubgraphMutation, StorySubscription> {
     builder::<_, _, _, story::SubgraphNode>(
         Default::default(),
         Default::default(),
@@ -69,7 +87,7 @@ pub(crate) fn admin_builder()
 /// One subgraph's executable schema (each has its own root types, hence the enum).
 #[derive(Clone)]
 pub enum SubgraphSchema {
-    /// The story subgraph.
+    /// The story-gen subgraph.
     Story(Story),
     /// The memory subgraph.
     Memory(Memory),
@@ -119,11 +137,11 @@ pub fn build_subgraph(
     limits: &SchemaLimits,
 ) -> Option<SubgraphSchema> {
     Some(match name {
-        "story" => SubgraphSchema::Story(limited(story_builder(), limits).data(services).finish()),
-        "memory" => {
-            SubgraphSchema::Memory(limited(memory_builder(), limits).data(services).finish())
+        STORY_GEN => {
+            SubgraphSchema::Story(limited(story_builder(), limits).data(services).finish())
         }
-        "admin" => SubgraphSchema::Admin(limited(admin_builder(), limits).data(services).finish()),
+        MEMORY => SubgraphSchema::Memory(limited(memory_builder(), limits).data(services).finish()),
+        ADMIN => SubgraphSchema::Admin(limited(admin_builder(), limits).data(services).finish()),
         _ => return None,
     })
 }
@@ -132,9 +150,9 @@ pub fn build_subgraph(
 /// unknown name.
 pub fn subgraph_sdl(name: &str) -> Option<String> {
     let schema = match name {
-        "story" => SubgraphSchema::Story(story_builder().finish()),
-        "memory" => SubgraphSchema::Memory(memory_builder().finish()),
-        "admin" => SubgraphSchema::Admin(admin_builder().finish()),
+        STORY_GEN => SubgraphSchema::Story(story_builder().finish()),
+        MEMORY => SubgraphSchema::Memory(memory_builder().finish()),
+        ADMIN => SubgraphSchema::Admin(admin_builder().finish()),
         _ => return None,
     };
     Some(schema.sdl())

@@ -1,26 +1,71 @@
 //! The schema wrapped for every transport: each response gets stable error codes
 //! ([`finalize_response`]) and is counted in the metrics, whether it came over HTTP or a
-//! WebSocket.
+//! WebSocket. The schema is the gateway's (all-in-one server) or one subgraph's
+//! (`znovel serve --role <subgraph>`), see [`ServedSchema`].
 
-use crate::graphql::AppSchema;
 use crate::graphql::errors::finalize_response;
+use crate::graphql::{AppSchema, SubgraphSchema};
 use crate::metrics::{Metrics, operation_label};
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Data, Executor, Request, Response};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The schema a process serves on `/graphql`.
+#[derive(Clone)]
+pub enum ServedSchema {
+    /// The gateway schema: every subgraph merged (the all-in-one server).
+    Gateway(AppSchema),
+    /// One subgraph, behind a federation router.
+    Subgraph(SubgraphSchema),
+}
+
+impl From<AppSchema> for ServedSchema {
+    fn from(s: AppSchema) -> Self {
+        Self::Gateway(s)
+    }
+}
+
+impl From<SubgraphSchema> for ServedSchema {
+    fn from(s: SubgraphSchema) -> Self {
+        Self::Subgraph(s)
+    }
+}
+
+impl Executor for ServedSchema {
+    async fn execute(&self, request: Request) -> Response {
+        match self {
+            Self::Gateway(s) => s.execute(request).await,
+            Self::Subgraph(s) => s.execute(request).await,
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self {
+            Self::Gateway(s) => Executor::execute_stream(s, request, session_data),
+            Self::Subgraph(s) => Executor::execute_stream(s, request, session_data),
+        }
+    }
+}
+
 /// The GraphQL schema plus metrics: what the transports execute requests on.
 #[derive(Clone)]
 pub struct InstrumentedSchema {
-    schema: AppSchema,
+    schema: ServedSchema,
     metrics: Metrics,
 }
 
 impl InstrumentedSchema {
-    /// Wraps `schema`.
-    pub fn new(schema: AppSchema, metrics: Metrics) -> Self {
-        Self { schema, metrics }
+    /// Wraps `schema` (the gateway's or a subgraph's).
+    pub fn new(schema: impl Into<ServedSchema>, metrics: Metrics) -> Self {
+        Self {
+            schema: schema.into(),
+            metrics,
+        }
     }
 
     fn observe(&self, resp: &mut Response, operation: &str, started: Instant) {

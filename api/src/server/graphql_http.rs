@@ -5,7 +5,7 @@
 
 use super::AppState;
 use crate::auth::Authenticator;
-use crate::graphql::context::RequestCtx;
+use crate::graphql::context::{RequestCtx, SubscriptionSlots};
 use crate::graphql::errors::to_gql;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Executor, ParseRequestError, ServerError};
@@ -133,28 +133,64 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             let metrics = state.metrics.clone();
             metrics.ws_connections.inc();
             let auth = state.auth.clone();
-            let (sink, stream) = socket.split();
-            let sink = sink.with(|msg| std::future::ready(Ok::<_, axum::Error>(close_codes(msg))));
-            GraphQLWebSocket::new_with_pair(sink, stream, state.executor.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let actor = match Authenticator::from_connection_params(&payload) {
-                        None => None,
-                        Some(c) => Some(auth.authenticate(&c).await.map_err(|e| {
-                            async_graphql::Error::new(format!(
-                                "{FORBIDDEN_PREFIX}{}",
-                                to_gql(e).message
-                            ))
-                        })?),
-                    };
-                    let mut data = Data::default();
-                    data.insert(RequestCtx { actor, request_id });
-                    Ok(data)
-                })
-                .serve()
-                .await;
+            let slots = SubscriptionSlots::new(state.max_subscriptions, Some(metrics.clone()));
+            let (mut socket_sink, incoming) = socket.split();
+            // One writer owns the socket: the protocol's frames, then (on shutdown) ours.
+            let (out, mut frames) = tokio::sync::mpsc::channel::<Message>(32);
+            let writer = async move {
+                while let Some(frame) = frames.recv().await {
+                    if socket_sink.send(frame).await.is_err() {
+                        return None;
+                    }
+                }
+                Some(socket_sink)
+            };
+            // On shutdown the protocol sees the client's side end, which ends the session.
+            let mut stop = state.shutdown.clone();
+            let incoming = incoming.take_until(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            let out = futures_util::sink::unfold(out, |out, msg: Message| async move {
+                out.send(close_codes(msg)).await.map(|()| out)
+            });
+            let session =
+                GraphQLWebSocket::new_with_pair(out, incoming, state.executor.clone(), protocol)
+                    .on_connection_init(move |payload| async move {
+                        let actor = match Authenticator::from_connection_params(&payload) {
+                            None => None,
+                            Some(c) => Some(auth.authenticate(&c).await.map_err(|e| {
+                                async_graphql::Error::new(format!(
+                                    "{FORBIDDEN_PREFIX}{}",
+                                    to_gql(e).message
+                                ))
+                            })?),
+                        };
+                        let mut data = Data::default();
+                        data.insert(RequestCtx { actor, request_id });
+                        data.insert(slots);
+                        Ok(data)
+                    })
+                    .serve();
+            let ((), socket_sink) = tokio::join!(session, writer);
+            if *state.shutdown.borrow()
+                && let Some(mut sink) = socket_sink
+            {
+                // 1012 Service Restart: graphql-ws clients retry; `after` resumes a stream.
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: SHUTDOWN_CLOSE_CODE,
+                        reason: "server restarting: reconnect (chapterStream resumes with `after`)"
+                            .into(),
+                    })))
+                    .await;
+            }
             metrics.ws_connections.dec();
         })
 }
+
+/// The close code sent to every WebSocket when the server shuts down (1012, "service
+/// restart": clients reconnect, to another replica or to this one once it is back).
+pub const SHUTDOWN_CLOSE_CODE: u16 = 1012;
 
 /// Marks a `connection_init` rejection so [`close_codes`] can tell it from a bad message.
 const FORBIDDEN_PREFIX: &str = "Forbidden: ";

@@ -1,6 +1,6 @@
 //! `GET /health` (the process is alive) and `GET /ready` (its dependencies answer).
 
-use super::AppState;
+use super::Probes;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Readiness: 200 when the database answers, 503 otherwise.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn ready(State(state): State<Probes>) -> (StatusCode, Json<Value>) {
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,

@@ -1,5 +1,7 @@
 //! The axum server: routes, middleware (request id, tracing, metrics, body limit,
-//! timeouts), the separate metrics listener, and graceful shutdown.
+//! timeouts), the separate metrics listener, and graceful shutdown. [`router`] serves
+//! GraphQL plus the probes; [`probe_router`] only the probes (roles without a GraphQL
+//! API, such as the job worker).
 
 pub mod executor;
 pub mod graphql_http;
@@ -8,7 +10,7 @@ pub mod health;
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -33,21 +35,73 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The database, for readiness.
     pub store: Arc<SqlStore>,
+    /// Concurrent subscriptions allowed on one WebSocket connection.
+    pub max_subscriptions: usize,
+    /// Turns true when the server shuts down (WebSockets are then closed with 1012).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What the probes (`/health`, `/ready`) need; every process has it, with or without a
+/// GraphQL API.
+#[derive(Clone)]
+pub struct Probes {
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The database, for readiness.
+    pub store: Arc<SqlStore>,
+}
+
+impl FromRef<AppState> for Probes {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            metrics: state.metrics.clone(),
+            store: state.store.clone(),
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The public router: `/graphql`, `/health`, `/ready`, `/`.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route(
-            "/graphql",
-            get(graphql_http::get).post(graphql_http::post),
-        )
+    let metrics = state.metrics.clone();
+    let routes = Router::new()
+        .route("/graphql", get(graphql_http::get).post(graphql_http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/", get(index))
-        .layer(middleware::from_fn_with_state(state.clone(), track_http))
+        .with_state(state);
+    with_layers(routes, metrics, max_body_bytes)
+}
+
+/// The router of a process without a GraphQL API (`role`: its name): `/health`, `/ready`,
+/// and `/` saying what it is.
+pub fn probe_router(probes: Probes, role: &'static str) -> Router {
+    let metrics = probes.metrics.clone();
+    let routes = Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route(
+            "/",
+            get(move || async move {
+                axum::Json(serde_json::json!({
+                    "name": "Z-Novel",
+                    "role": role,
+                    "graphql": null,
+                    "health": "/health",
+                    "ready": "/ready"
+                }))
+            }),
+        )
+        .with_state(probes);
+    with_layers(routes, metrics, 64 * 1024)
+}
+
+/// The middleware every public route gets: metrics, body limit, panic catching, tracing
+/// with the request id.
+fn with_layers(routes: Router, metrics: Metrics, max_body_bytes: usize) -> Router {
+    routes
+        .layer(middleware::from_fn_with_state(metrics, track_http))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(CatchPanicLayer::new())
         .layer(
@@ -62,7 +116,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
 }
 
 async fn index() -> axum::Json<serde_json::Value> {
@@ -75,7 +128,7 @@ async fn index() -> axum::Json<serde_json::Value> {
 }
 
 /// Counts every HTTP request by method, matched route and status, with its latency.
-async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn track_http(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let route = req
         .extensions()
@@ -84,7 +137,7 @@ async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> 
         .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let resp = next.run(req).await;
-    let m = &state.metrics;
+    let m = &metrics;
     m.http_requests
         .with_label_values(&[&method, &route, resp.status().as_str()])
         .inc();
@@ -106,7 +159,7 @@ pub fn metrics_router(metrics: Metrics) -> Router {
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    m.render(),
+                    m.render_fresh().await,
                 )
             }
         }),

@@ -269,3 +269,56 @@ fn wrong_configuration_fails_naming_the_variable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `znovel worker` is the job-worker role: no GraphQL API, but the probes on
+/// `ZNOVEL_LISTEN` so Kubernetes can check it; an unknown role is refused with the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_serves_the_probes_and_roles_are_checked() {
+    let dir = tempdir();
+    let mut child = znovel(&dir)
+        .args([
+            "worker",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server { child, lines: rx };
+    let line = server.wait_for("job-worker is ready");
+    let health = line
+        .split("health at ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let resp = reqwest::get(&health).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let graphql = health.replace("/health", "/graphql");
+    let resp = reqwest::Client::new().post(&graphql).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "the worker has no GraphQL API");
+    server.stop();
+
+    let out = znovel(&dir)
+        .args(["serve", "--role", "story"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("story-gen") && err.contains("job-worker"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

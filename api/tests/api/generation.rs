@@ -332,3 +332,312 @@ async fn the_embedded_local_model_writes_a_chapter_live() {
     assert_eq!(done["job"]["provider"], "local");
     assert!(done["job"]["completionTokens"].as_i64().unwrap() > 0);
 }
+
+const EVENTS: &str =
+    "subscription($n: ID!) { jobEvents(novelId: $n) { status job { id status model } } }";
+
+/// Opens a connection, acknowledged, authenticated with `key`.
+async fn connected(app: &TestApp, key: &str) -> Ws {
+    let mut ws = connect(app).await;
+    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } }).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
+    ws
+}
+
+async fn start(ws: &mut Ws, id: &str, query: &str, variables: Value) {
+    ws.send(Message::text(
+        json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }).to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.client
+        .get(format!("http://{}/metrics", app.metrics_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample whose line starts with `series` (name and labels), if any.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_events_follow_a_novels_jobs_and_metrics_count_them() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script(
+        "primary",
+        FakeStream::new(pieces())
+            .usage(50, 68)
+            .interval(Duration::from_millis(5)),
+    );
+    let app = app_with_fake(Backend::Sqlite, &fake).await;
+    let novel = app.novel("Events").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+
+    let mut events = connected(&app, &app.admin_key).await;
+    start(&mut events, "e", EVENTS, json!({ "n": novel })).await;
+    // Another novel's subscriber hears nothing of this one.
+    let other = app.novel("Other").await;
+    let mut elsewhere = connected(&app, &app.admin_key).await;
+    start(&mut elsewhere, "o", EVENTS, json!({ "n": other })).await;
+    // The subscriptions are registered once the server answers a later message; a
+    // short pause makes sure they are in place before the job starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let job = generate(&app, &chapter, json!({ "targetWords": 68 })).await;
+    let job_id = job["id"].as_str().unwrap();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("SUCCEEDED") {
+        let msg = tokio::time::timeout(Duration::from_secs(20), next_json(&mut events))
+            .await
+            .expect("events arrive");
+        assert_eq!(msg["type"], "next", "{msg}");
+        let ev = &msg["payload"]["data"]["jobEvents"];
+        assert_eq!(ev["job"]["id"], job_id);
+        seen.push(ev["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen, ["QUEUED", "RUNNING", "SUCCEEDED"]);
+    let quiet = tokio::time::timeout(Duration::from_millis(300), next_json(&mut elsewhere)).await;
+    assert!(quiet.is_err(), "another novel's subscriber heard {quiet:?}");
+
+    // Follow the finished job's stream once, so a chunk delivery is counted.
+    let mut ws = subscribe(&app, &app.admin_key, job_id, None).await;
+    let (chunks, _) = follow(&mut ws).await;
+    drop(ws);
+
+    // Metrics: the job by kind and outcome, time to first token, throughput, chunks
+    // delivered, the live subscriptions (the two jobEvents), queue gauges.
+    let text = metrics(&app).await;
+    let get =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(
+        get(r#"znovel_generation_jobs_total{kind="DRAFT",outcome="succeeded"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"znovel_llm_time_to_first_token_seconds_count{model="primary"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"znovel_llm_tokens_per_second_count{model="primary"}"#),
+        1.0
+    );
+    assert!(get("znovel_stream_chunks_delivered_total") >= chunks.len() as f64);
+    assert_eq!(
+        get(r#"znovel_subscriptions_active{field="jobEvents"}"#),
+        2.0
+    );
+    assert_eq!(get(r#"znovel_queue_jobs{state="waiting"}"#), 0.0);
+    assert_eq!(get(r#"znovel_queue_jobs{state="in_flight"}"#), 0.0);
+    assert_eq!(get("znovel_llm_fallback_forced"), 0.0);
+
+    // Closing the connections ends their subscriptions.
+    drop(events);
+    drop(elsewhere);
+    let mut active = f64::NAN;
+    for _ in 0..50 {
+        active = sample(
+            &metrics(&app).await,
+            r#"znovel_subscriptions_active{field="jobEvents"}"#,
+        )
+        .unwrap_or(f64::NAN);
+        if active == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        active, 0.0,
+        "closed connections release their subscriptions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_events_need_read_access_to_the_novel() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let app = app_with_fake(Backend::Sqlite, &fake).await;
+    let novel = app.novel("Private").await;
+    let stranger = app.new_tenant("stranger").await;
+    let mut ws = connected(&app, &stranger).await;
+    start(&mut ws, "e", EVENTS, json!({ "n": novel })).await;
+    let msg = next_json(&mut ws).await;
+    assert_eq!(refusal(&msg), "NOT_FOUND", "{msg}");
+    start(&mut ws, "bad", EVENTS, json!({ "n": "not-an-id" })).await;
+    let msg = next_json_skipping_complete(&mut ws).await;
+    assert_eq!(refusal(&msg), "BAD_USER_INPUT", "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_past_the_per_connection_cap_is_refused_and_the_connection_lives() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        s.limits.max_subscriptions_per_connection = 2;
+    })
+    .await;
+    let novel = app.novel("Capped").await;
+    let mut ws = connected(&app, &app.admin_key).await;
+    start(&mut ws, "1", EVENTS, json!({ "n": novel })).await;
+    start(&mut ws, "2", EVENTS, json!({ "n": novel })).await;
+    // Subscriptions take their slot when they start running.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    start(&mut ws, "3", EVENTS, json!({ "n": novel })).await;
+    let msg = next_json(&mut ws).await;
+    assert_eq!(msg["id"], "3");
+    assert_eq!(refusal(&msg), "TOO_MANY_SUBSCRIPTIONS", "{msg}");
+    // Stopping one frees its slot; the connection (and subscription 1) live on.
+    ws.send(Message::text(
+        json!({ "id": "2", "type": "complete" }).to_string(),
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    start(&mut ws, "4", EVENTS, json!({ "n": novel })).await;
+    // Another connection has its own slots.
+    let mut second = connected(&app, &app.admin_key).await;
+    start(&mut second, "a", EVENTS, json!({ "n": novel })).await;
+    // A job's QUEUED event reaches subscriptions 1 and 4 and the second connection.
+    let chapter = app.chapter(&novel, 1, "One").await;
+    fake.script("primary", FakeStream::new(pieces()));
+    generate(&app, &chapter, json!({})).await;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), next_json(&mut ws))
+            .await
+            .expect("events arrive");
+        if msg["type"] == "complete" && (msg["id"] == "2" || msg["id"] == "3") {
+            continue; // the stopped and the refused subscriptions end
+        }
+        assert_eq!(msg["type"], "next", "{msg}");
+        if msg["payload"]["data"]["jobEvents"]["status"] == "QUEUED" {
+            ids.push(msg["id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, ["1", "4"]);
+    let msg = next_json(&mut second).await;
+    assert_eq!(msg["payload"]["data"]["jobEvents"]["status"], "QUEUED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_switch_file_is_re_read_without_a_restart() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    for _ in 0..2 {
+        fake.script("primary", FakeStream::new(pieces()));
+        fake.script("backup", FakeStream::new(pieces()));
+    }
+    let dir = std::env::temp_dir().join(format!("znovel-switch-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let switch = dir.join("fallback");
+    std::fs::write(&switch, "false\n").unwrap();
+    let (base, path) = (fake.base_url(), switch.clone());
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        s.llm.fallback_models = vec!["backup".into()];
+        s.llm.fallback_enabled_file = Some(path);
+    })
+    .await;
+    let novel = app.novel("Switch").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+    assert_eq!(
+        served(&app, &chapter).await,
+        (json!("primary"), json!(false))
+    );
+
+    // The operator flips the switch: within two poll periods requests skip the primary.
+    std::fs::write(&switch, "true\n").unwrap();
+    let mut forced = None;
+    for _ in 0..60 {
+        forced = sample(&metrics(&app).await, "znovel_llm_fallback_forced");
+        if forced == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(forced, Some(1.0), "the switch was re-read");
+    assert_eq!(served(&app, &chapter).await, (json!("backup"), json!(true)));
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"znovel_llm_fallback_activations_total{reason="forced"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Generates the chapter and follows it to the end: (model, fallbackUsed).
+async fn served(app: &TestApp, chapter: &str) -> (Value, Value) {
+    let job = generate(app, chapter, json!({})).await;
+    let mut ws = subscribe(app, &app.admin_key, job["id"].as_str().unwrap(), None).await;
+    let (_, done) = follow(&mut ws).await;
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done}");
+    (
+        done["job"]["model"].clone(),
+        done["job"]["fallbackUsed"].clone(),
+    )
+}
+
+/// The error code of a refused subscription: an `error` message (validation) or a
+/// `next` carrying only errors (the resolver refused), which the server then completes.
+fn refusal(msg: &Value) -> String {
+    let errors = match msg["type"].as_str() {
+        Some("error") => &msg["payload"],
+        Some("next") => {
+            assert!(msg["payload"]["data"].is_null(), "{msg}");
+            &msg["payload"]["errors"]
+        }
+        _ => panic!("not a refusal: {msg}"),
+    };
+    errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn next_json_skipping_complete(ws: &mut Ws) -> Value {
+    loop {
+        let msg = next_json(ws).await;
+        if msg["type"] != "complete" {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_websockets_with_a_reconnect_hint() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let mut app = app_with_fake(Backend::Sqlite, &fake).await;
+    let novel = app.novel("Restart").await;
+    let mut ws = connected(&app, &app.admin_key).await;
+    start(&mut ws, "e", EVENTS, json!({ "n": novel })).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.begin_shutdown();
+    let msg = tokio::time::timeout(Duration::from_secs(5), next_json_skipping_complete(&mut ws))
+        .await
+        .expect("the server closes the socket promptly");
+    assert_eq!(
+        msg,
+        json!({ "type": "__close", "code": 1012 }),
+        "1012 Service Restart: graphql-ws clients reconnect"
+    );
+}

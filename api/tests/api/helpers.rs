@@ -228,6 +228,13 @@ impl TestApp {
     }
 
     /// Counts the local tenant's novels through the API (archived ones included).
+    /// Starts the server's graceful shutdown (as SIGTERM does).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     pub async fn novel_count(&self) -> usize {
         let mut n = 0;
         for status in ["DRAFT", "WRITING", "COMPLETED", "ARCHIVED"] {

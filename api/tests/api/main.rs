@@ -10,6 +10,8 @@ mod bad_input;
 mod binary;
 mod generation;
 mod operations;
+mod roles;
+mod scale_out;
 mod schema;
 mod story;
 mod tenancy;

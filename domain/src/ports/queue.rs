@@ -1,7 +1,7 @@
 //! The job queue and the per-job token streams: in-process for the embedded default,
 //! Redis Streams when scaled out. Both adapters pass one contract suite.
 
-use crate::ids::{JobId, TenantId};
+use crate::ids::{JobId, NovelId, TenantId};
 use crate::model::JobStatus;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -140,4 +140,37 @@ pub trait TokenStream: Send + Sync + 'static {
     ) -> Result<Vec<StreamEvent>, QueueError>;
     /// Deletes the stream `ttl` from now.
     async fn expire(&self, tenant: TenantId, job: JobId, ttl: Duration) -> Result<(), QueueError>;
+}
+
+/// A job changed status: announced live to the `jobEvents` subscribers of its novel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobEvent {
+    /// The job's tenant.
+    pub tenant_id: TenantId,
+    /// The job's novel.
+    pub novel_id: NovelId,
+    /// The job.
+    pub job_id: JobId,
+    /// Its new status.
+    pub status: JobStatus,
+}
+
+/// Live announcements of job status changes, across every process of a deployment.
+///
+/// Contract: an event published by any process reaches every subscriber of its tenant and
+/// novel that is subscribed at that moment, in the order one publisher published them;
+/// subscribers never see another tenant's or novel's events. Delivery is live, not
+/// durable: a subscriber that connects later (or falls far behind) does not get old
+/// events — the job rows are the record.
+#[async_trait]
+pub trait JobEvents: Send + Sync + 'static {
+    /// Announces an event.
+    async fn publish(&self, event: &JobEvent) -> Result<(), QueueError>;
+    /// The events of one novel from now on. The stream ends only when the adapter shuts
+    /// down.
+    fn subscribe(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+    ) -> futures_core::stream::BoxStream<'static, JobEvent>;
 }

@@ -9,7 +9,8 @@ use crate::ids::{ChapterId, JobId, NovelId};
 use crate::model::{GenerationJob, JobInput, JobKind, JobStatus};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    JobMessage, JobQueue, JobRepository, QueueError, Store, StreamEvent, TokenStream,
+    JobEvent, JobEvents, JobMessage, JobQueue, JobRepository, QueueError, Store, StreamEvent,
+    TokenStream,
 };
 use crate::text::{self, MAX_TEXT};
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub struct GenerationService {
     jobs: Arc<dyn JobRepository>,
     queue: Arc<dyn JobQueue>,
     streams: Arc<dyn TokenStream>,
+    events: Arc<dyn JobEvents>,
 }
 
 impl GenerationService {
@@ -61,12 +63,14 @@ impl GenerationService {
         jobs: Arc<dyn JobRepository>,
         queue: Arc<dyn JobQueue>,
         streams: Arc<dyn TokenStream>,
+        events: Arc<dyn JobEvents>,
     ) -> Self {
         Self {
             store,
             jobs,
             queue,
             streams,
+            events,
         }
     }
 
@@ -186,6 +190,7 @@ impl GenerationService {
             let _ = self.jobs.finish_job(&failed).await;
             return Err(e.into());
         }
+        announce(&*self.events, &job, JobStatus::Queued).await;
         audit(&*self.store, actor, "job.create", "GenerationJob", job.id).await;
         Ok(job)
     }
@@ -212,6 +217,7 @@ impl GenerationService {
                 };
                 self.streams.append(job.tenant_id, job.id, &end).await?;
             }
+            announce(&*self.events, &job, JobStatus::Cancelled).await;
             audit(&*self.store, actor, "job.cancel", "GenerationJob", job.id).await;
         }
         self.job(actor, id).await
@@ -243,6 +249,19 @@ impl GenerationService {
             .await?)
     }
 
+    /// The live status changes of a novel's jobs. Needs read access to the novel.
+    pub async fn job_events(
+        &self,
+        actor: &Actor,
+        novel: NovelId,
+    ) -> Result<futures_core::stream::BoxStream<'static, JobEvent>, Error> {
+        self.store
+            .get_novel(actor.tenant_id, novel)
+            .await
+            .or_not_found("novel")?;
+        Ok(self.events.subscribe(actor.tenant_id, novel))
+    }
+
     /// The job's token stream entries after `after`, waiting up to `wait` for the first.
     /// The caller must have read the job (authorization) first.
     pub async fn stream(
@@ -256,6 +275,18 @@ impl GenerationService {
             .read(job.tenant_id, job.id, after, 256, wait)
             .await?)
     }
+}
+
+/// Announces a status change; best effort (the job row is the record).
+pub(crate) async fn announce(events: &dyn JobEvents, job: &GenerationJob, status: JobStatus) {
+    let event = JobEvent {
+        tenant_id: job.tenant_id,
+        novel_id: job.novel_id,
+        job_id: job.id,
+        status,
+    };
+    // On failure subscribers miss one live event; the job row still says it all.
+    let _ = events.publish(&event).await;
 }
 
 fn same_request(

@@ -82,6 +82,7 @@ pub struct JobRunner {
     jobs: Arc<dyn JobRepository>,
     llm: Arc<dyn LanguageModel>,
     streams: Arc<dyn TokenStream>,
+    events: Arc<dyn JobEvents>,
     config: RunnerConfig,
 }
 
@@ -109,6 +110,7 @@ impl JobRunner {
         jobs: Arc<dyn JobRepository>,
         llm: Arc<dyn LanguageModel>,
         streams: Arc<dyn TokenStream>,
+        events: Arc<dyn JobEvents>,
         config: RunnerConfig,
     ) -> Self {
         Self {
@@ -116,6 +118,7 @@ impl JobRunner {
             jobs,
             llm,
             streams,
+            events,
             config,
         }
     }
@@ -135,6 +138,7 @@ impl JobRunner {
             }
             Err(e) => return RunOutcome::Retry(e.to_string()),
         };
+        super::generation::announce(&*self.events, &job, JobStatus::Running).await;
         match self.prepare(&job).await {
             Ok((ctx_messages, chapter, target, language)) => {
                 self.generate(job, chapter, ctx_messages, target, &language, stop)
@@ -151,8 +155,24 @@ impl JobRunner {
         }
     }
 
-    /// Appends an End entry when a skipped job's stream has none (a job cancelled while
-    /// its worker was down), so its subscribers finish.
+    /// Gives up on a job delivered too often (a poison job): records it FAILED with
+    /// `reason` unless it already ended, and ends its token stream so subscribers finish.
+    pub async fn give_up(&self, msg: &JobMessage, reason: &str) {
+        if let Ok(mut job) = self.jobs.get_job(msg.tenant_id, msg.job_id).await
+            && !job.status.is_final()
+        {
+            job.status = JobStatus::Failed;
+            job.error = Some(reason.to_owned());
+            job.finished_at = Some(now());
+            if !self.jobs.finish_job(&job).await.unwrap_or(false) {
+                return;
+            }
+        }
+        self.end_if_open(msg.tenant_id, msg).await;
+    }
+
+    /// Appends an End entry when a final job's stream has none (a job cancelled while
+    /// its worker was down, or given up), so its subscribers finish.
     async fn end_if_open(&self, tenant: TenantId, msg: &JobMessage) {
         let Ok(job) = self.jobs.get_job(tenant, msg.job_id).await else {
             return;
@@ -169,15 +189,7 @@ impl JobRunner {
                 return;
             }
             let seq = entries.last().map(StreamEvent::seq).unwrap_or(0) + 1;
-            let end = StreamEvent::End {
-                seq,
-                status: job.status,
-                error: job.error.clone(),
-            };
-            let _ = self.streams.append(tenant, job.id, &end).await;
-            let _ = self
-                .streams
-                .expire(tenant, job.id, self.config.stream_ttl)
+            self.end_stream(&job, seq, job.status, job.error.clone())
                 .await;
         }
     }
@@ -543,6 +555,7 @@ impl JobRunner {
             .streams
             .expire(job.tenant_id, job.id, self.config.stream_ttl)
             .await;
+        super::generation::announce(&*self.events, job, status).await;
     }
 }
 

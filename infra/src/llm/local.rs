@@ -153,7 +153,9 @@ fn backend() -> anyhow::Result<&'static LlamaBackend> {
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-            LlamaBackend::init().map_err(|e| e.to_string())
+            let backend = LlamaBackend::init().map_err(|e| e.to_string());
+            exit_guard::install();
+            backend
         })
         .as_ref()
         .map_err(|e| anyhow::anyhow!("cannot initialize llama.cpp: {e}"))
@@ -473,6 +475,7 @@ fn generate(shared: &Shared, ctx: &mut LlamaContext<'_>, job: &Job) -> Result<()
                 .map_err(llama_err)?;
             position += 1;
         }
+        let _decoding = exit_guard::Decoding::enter().ok_or(Failure::Cancelled)?;
         ctx.decode(&mut batch).map_err(llama_err)?;
     }
     let prompt_done = Instant::now();
@@ -501,6 +504,7 @@ fn generate(shared: &Shared, ctx: &mut LlamaContext<'_>, job: &Job) -> Result<()
         batch.clear();
         batch.add(token, position, &[0], true).map_err(llama_err)?;
         position += 1;
+        let _decoding = exit_guard::Decoding::enter().ok_or(Failure::Cancelled)?;
         ctx.decode(&mut batch).map_err(llama_err)?;
     };
     let rest = text.finish();
@@ -645,5 +649,66 @@ mod tests {
         assert_eq!(fold_seed(42), 42);
         assert_ne!(fold_seed(u64::from(u32::MAX)), u32::MAX);
         assert_ne!(fold_seed(1 << 32), fold_seed(2 << 32));
+    }
+}
+
+/// Process exit versus running decodes. When the process exits (`main` returns, or
+/// `std::process::exit`), the C library runs llama.cpp's static destructors, which free
+/// the CPU backend's state; a model thread still inside `llama_decode` then crashes the
+/// exiting process (SIGSEGV instead of a clean exit code). So: an `atexit` hook, registered
+/// after llama.cpp's statics exist (hence run before their destructors), stops new decodes
+/// and waits (at most [`EXIT_WAIT`]) for the running ones to finish.
+mod exit_guard {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Longest wait at exit for running decodes (one decode takes milliseconds).
+    const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+    static EXITING: AtomicBool = AtomicBool::new(false);
+    static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+    /// Registers the hook (once per process).
+    pub(super) fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: `atexit` stores a plain `extern "C"` function pointer; the function
+            // captures nothing, touches only atomics and sleeps, and never unwinds.
+            #[allow(unsafe_code)]
+            let failed = unsafe { libc::atexit(on_exit) } != 0;
+            if failed {
+                tracing::warn!("cannot register the local model's exit hook");
+            }
+        });
+    }
+
+    extern "C" fn on_exit() {
+        EXITING.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + EXIT_WAIT;
+        while ACTIVE.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A decode in progress; `None` once the process is exiting.
+    pub(super) struct Decoding(());
+
+    impl Decoding {
+        pub(super) fn enter() -> Option<Self> {
+            // Count first, then check: an exit that starts after the check waits for us.
+            ACTIVE.fetch_add(1, Ordering::SeqCst);
+            if EXITING.load(Ordering::SeqCst) {
+                ACTIVE.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            Some(Self(()))
+        }
+    }
+
+    impl Drop for Decoding {
+        fn drop(&mut self) {
+            ACTIVE.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }

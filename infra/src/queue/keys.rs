@@ -5,6 +5,7 @@
 //! | `{prefix}:jobs`                           | stream | queued jobs, consumer group [`GROUP`] |
 //! | `{prefix}:jobs:dead`                      | stream | dead letters                    |
 //! | `{prefix}:t:{tenant}:job:{job}:tokens`    | stream | one job's token stream (entry id `{seq}-0`) |
+//! | `{prefix}:jobevents`                      | pub/sub channel | job status changes (JSON), every tenant |
 //!
 //! The token stream's name is also the pub/sub channel its appends are announced on.
 //! Queue entries carry their tenant as a field; token streams are under their tenant.
@@ -30,6 +31,11 @@ pub(crate) fn dead(prefix: &str) -> String {
 /// One job's token stream (and its announcement channel).
 pub(crate) fn tokens(prefix: &str, tenant: TenantId, job: JobId) -> String {
     format!("{prefix}:t:{tenant}:job:{job}:tokens")
+}
+
+/// The pub/sub channel of job status changes.
+pub(crate) fn job_events(prefix: &str) -> String {
+    format!("{prefix}:jobevents")
 }
 
 /// Checks a configured prefix: not empty, no whitespace, no `*?[]` (it is used in

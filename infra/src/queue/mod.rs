@@ -5,6 +5,8 @@
 //! [`JobQueue`]: znovel_domain::ports::JobQueue
 //! [`TokenStream`]: znovel_domain::ports::TokenStream
 //!
+//! - [`events`]: live job status changes ([`JobEvents`](znovel_domain::ports::JobEvents)),
+//!   in-process or over Redis pub/sub.
 //! - [`memory`]: in-process, for the embedded default (one process, no Redis).
 //! - [`redis`]: Redis Streams through `bb8-redis`, for scale-out: any number of gateways
 //!   and workers on one Redis share a key prefix (default [`DEFAULT_PREFIX`]).
@@ -30,6 +32,7 @@
 //!   [`TokenStreamOptions::default_ttl`] after its first entry; `expire` replaces that.
 
 mod codec;
+pub mod events;
 mod keys;
 pub mod memory;
 pub mod redis;

@@ -8,9 +8,10 @@
 use super::chapter::Chapter;
 use crate::graphql::call;
 use crate::graphql::connection::{connection, cost, page_request};
+use crate::graphql::context::SubscriptionGuard;
 use crate::graphql::errors::{ResultExt, to_gql};
 use crate::graphql::ids::{decode, opt_id, to_id};
-use async_graphql::futures_util::Stream;
+use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription, Union};
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
@@ -383,6 +384,7 @@ pub enum ChapterStreamEvent {
 const POLL: Duration = Duration::from_secs(5);
 
 struct Follow {
+    _guard: SubscriptionGuard,
     services: Services,
     actor: Actor,
     job: m::GenerationJob,
@@ -401,6 +403,7 @@ impl Follow {
                 return Some(match ev {
                     StreamEvent::Chunk { seq, text } => {
                         self.after = seq;
+                        self._guard.delivered(1);
                         Ok(ChapterStreamEvent::Chunk(ChapterChunk {
                             seq: seq as i64,
                             text,
@@ -482,6 +485,7 @@ impl GenerationSubscription {
         >,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ChapterStreamEvent>> + use<>>
     {
+        let guard = SubscriptionGuard::acquire(ctx, "chapterStream")?;
         let (s, actor) = call(ctx)?;
         let id = decode(&job_id, "jobId")?;
         let after = match after {
@@ -496,6 +500,7 @@ impl GenerationSubscription {
         };
         let job = generation(s)?.job(&actor, id).await.gql()?;
         let follow = Follow {
+            _guard: guard,
             services: s.clone(),
             actor,
             job,
@@ -508,4 +513,41 @@ impl GenerationSubscription {
             |mut f| async move { f.next().await.map(|item| (item, f)) },
         ))
     }
+
+    /// The status changes of a novel's generation jobs as they happen, from any server
+    /// process: queued, running (again after a worker handed the job back), then
+    /// succeeded, failed or cancelled. Live only: earlier changes are not replayed
+    /// (`generationJobs` lists the current state). Needs read access to the novel;
+    /// another tenant's novel is NOT_FOUND.
+    async fn job_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The novel whose jobs to follow.")] novel_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<JobEvent>> + use<>> {
+        let guard = SubscriptionGuard::acquire(ctx, "jobEvents")?;
+        let (s, actor) = call(ctx)?;
+        let novel = decode(&novel_id, "novelId")?;
+        let g = generation(s)?.clone();
+        let events = g.job_events(&actor, novel).await.gql()?;
+        Ok(events.then(move |e| {
+            let _held = &guard;
+            let (g, actor) = (g.clone(), actor.clone());
+            async move {
+                let job = g.job(&actor, e.job_id).await.gql()?;
+                Ok(JobEvent {
+                    status: e.status.into(),
+                    job: GenerationJob(job),
+                })
+            }
+        }))
+    }
+}
+
+/// A generation job changed status.
+#[derive(SimpleObject)]
+pub struct JobEvent {
+    /// The status the job changed to.
+    pub status: JobStatus,
+    /// The job as it is now (its status may have moved on since).
+    pub job: GenerationJob,
 }

@@ -314,7 +314,7 @@ async fn a_subgraph_built_alone_resolves_entity_references() {
     let me = new_tenant(&services, "fed").await;
     let schema = crate::graphql::build_schema(services.clone(), &SchemaLimits::default());
     let novel = create_novel(&schema, &me, "Federated").await;
-    let story = build_subgraph("story", services, &SchemaLimits::default()).unwrap();
+    let story = build_subgraph("story-gen", services, &SchemaLimits::default()).unwrap();
     let q = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Novel { title } } _service { sdl } }";
     let req = Request::new(q)
         .variables(Variables::from_json(

@@ -168,7 +168,7 @@ fn the_sdl_follows_the_naming_contract() {
 
 #[test]
 fn subgraphs_are_federation_v2_with_entity_keys() {
-    let story = subgraph_sdl("story").unwrap();
+    let story = subgraph_sdl("story-gen").unwrap();
     assert!(
         story.contains("type Novel implements Node @key(fields: \"id\")"),
         "{story}"
