@@ -93,7 +93,8 @@ struct Streamed {
     served: Option<ServedBy>,
     fallback: bool,
     usage: TokenUsage,
-    first_token: bool,
+    /// When the job's first chunk was streamed (by this attempt or an earlier one).
+    first_token_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 enum StreamEnd {
@@ -297,7 +298,7 @@ impl JobRunner {
             served: None,
             fallback: false,
             usage: TokenUsage::default(),
-            first_token: job.first_token_at.is_some(),
+            first_token_at: job.first_token_at,
         };
         futures_util::pin_mut!(stop);
         let mut end = StreamEnd::Done;
@@ -333,6 +334,7 @@ impl JobRunner {
             job.model = Some(s.model.clone());
         }
         job.fallback_used = out.fallback;
+        job.first_token_at = job.first_token_at.or(out.first_token_at);
         job.prompt_tokens += out.usage.prompt_tokens;
         job.completion_tokens += out.usage.completion_tokens;
         match end {
@@ -402,8 +404,23 @@ impl JobRunner {
             Either::Right((reason, _)) => return StreamEnd::Stopped(reason),
         };
         let hard_limit = (target as f64 * 1.15).floor() as i64;
+        // Recording the first token's time is a database write: it runs while the next
+        // event is awaited, never between two chunks (it is best effort: the completion
+        // writes the time too).
+        let mut marking: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         loop {
-            let next = match select(stream.next(), stop.as_mut()).await {
+            let event = select(stream.next(), stop.as_mut());
+            let event = match marking.as_mut() {
+                None => event.await,
+                Some(mark) => match select(event, mark.as_mut()).await {
+                    Either::Left((event, _)) => event,
+                    Either::Right(((), event)) => {
+                        marking = None;
+                        event.await
+                    }
+                },
+            };
+            let next = match event {
                 Either::Left((next, _)) => next,
                 Either::Right((reason, _)) => return StreamEnd::Stopped(reason),
             };
@@ -444,12 +461,13 @@ impl JobRunner {
                             return StreamEnd::Store(e.into());
                         }
                         out.text.push_str(&piece);
-                        if !out.first_token {
-                            out.first_token = true;
-                            let _ = self
-                                .jobs
-                                .mark_first_token(job.tenant_id, job.id, now())
-                                .await;
+                        if out.first_token_at.is_none() {
+                            let (at, jobs) = (now(), self.jobs.clone());
+                            let (tenant, id) = (job.tenant_id, job.id);
+                            out.first_token_at = Some(at);
+                            marking = Some(Box::pin(async move {
+                                let _ = jobs.mark_first_token(tenant, id, at).await;
+                            }));
                         }
                     }
                     if last {
@@ -469,14 +487,6 @@ impl JobRunner {
         let t = now();
         job.status = JobStatus::Succeeded;
         job.finished_at = Some(t);
-        if job.first_token_at.is_none() {
-            job.first_token_at = self
-                .jobs
-                .get_job(job.tenant_id, job.id)
-                .await
-                .ok()
-                .and_then(|j| j.first_token_at);
-        }
         let mut updated = chapter.clone();
         updated.content = match job.kind {
             JobKind::Continue => format!("{}{}", chapter.content, out.text),
