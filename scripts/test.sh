@@ -14,5 +14,7 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== doc tests"
 cargo test --locked --workspace --doc
+scripts/check-k8s.sh  # k8s/ manifests and the runbook: schemas, policies, env, metrics
 echo "== tests"
 cargo nextest run --locked --workspace --no-fail-fast
+scripts/federation.sh check  # supergraph = schema.graphql; federated e2e through Hive Gateway
