@@ -128,7 +128,11 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let request_id = request_id(&parts.headers);
+    // GraphQL messages are small: modest buffers keep an idle subscriber cheap (the
+    // defaults, 128 KiB each way, dominate its memory); every frame is flushed at once.
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let metrics = state.metrics.clone();
             metrics.ws_connections.inc();
@@ -187,6 +191,9 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             metrics.ws_connections.dec();
         })
 }
+
+/// Read buffer of a WebSocket connection (it grows for a larger message).
+const WS_BUFFER: usize = 8 * 1024;
 
 /// The close code sent to every WebSocket when the server shuts down (1012, "service
 /// restart": clients reconnect, to another replica or to this one once it is back).
