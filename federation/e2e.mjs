@@ -220,6 +220,8 @@ async function main() {
   assert.equal(federated.refused.anonymous, 'UNAUTHENTICATED');
   assert.equal(federated.refused.wrongKey, 'UNAUTHENTICATED');
   assert.equal(federated.refused.wrongKeySubscriptionEvents, 0, 'a subscription with a wrong key gets no event');
+  assert.ok(federated.wrongKeySubscription.refusedAtOnce, `the router refuses a wrong-key subscription at once: ${JSON.stringify(federated.wrongKeySubscription)}`);
+  assert.equal(federated.wrongKeySubscription.errors[0]?.extensions?.code, 'UNAUTHENTICATED', JSON.stringify(federated.wrongKeySubscription));
   assert.ok(single.wrongKeySubscription.refusedAtOnce, `the all-in-one server refuses a wrong key at once: ${JSON.stringify(single.wrongKeySubscription)}`);
   assert.equal(requestsFederated, 1, 'the job-worker called the provider once');
 

@@ -158,6 +158,7 @@ impl App {
             store: store.clone(),
             max_subscriptions: settings.limits.max_subscriptions_per_connection,
             shutdown: shutdown.subscribe(),
+            ws_reject_per_operation: role.is_some(),
         };
         Ok(Self {
             router: server::router(state, settings.limits.max_body_bytes),

@@ -149,9 +149,10 @@ export async function runSession(endpoint, key) {
   t.after = data(await gql(AFTER, { c: chapter.id, j: job.id }), 'the reads after generation');
 
   // Credentials are checked behind the router too: none, or a wrong one, is refused. A
-  // subscription with a wrong key gets no event (the all-in-one server closes the
-  // connection at once with 4403; Hive Gateway's subgraph client retries a 4403 for ~40 s
-  // before it reports an error, so only "no event within 3 s" is compared).
+  // subscription with a wrong key gets no event and is refused at once: the all-in-one
+  // server closes the connection with 4403 (graphql-transport-ws); a subgraph role accepts
+  // the router's connection and fails the operation with UNAUTHENTICATED (a router would
+  // retry a 4403 from its upstream for ~40 s before telling its client).
   const anonymous = await client(endpoint.http, null)(VIEWER);
   const wrong = await client(endpoint.http, 'znk_not-a-key')(VIEWER);
   const wrongWs = await follow(endpoint.ws, 'znk_not-a-key', STREAM, { j: job.id }, 3_000);

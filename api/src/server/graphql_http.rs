@@ -137,6 +137,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             let metrics = state.metrics.clone();
             metrics.ws_connections.inc();
             let auth = state.auth.clone();
+            let reject_per_operation = state.ws_reject_per_operation;
             let slots = SubscriptionSlots::new(state.max_subscriptions, Some(metrics.clone()));
             let (mut socket_sink, incoming) = socket.split();
             // One writer owns the socket: the protocol's frames, then (on shutdown) ours.
@@ -162,12 +163,21 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
                     .on_connection_init(move |payload| async move {
                         let actor = match Authenticator::from_connection_params(&payload) {
                             None => None,
-                            Some(c) => Some(auth.authenticate(&c).await.map_err(|e| {
-                                async_graphql::Error::new(format!(
-                                    "{FORBIDDEN_PREFIX}{}",
-                                    to_gql(e).message
-                                ))
-                            })?),
+                            Some(c) => match auth.authenticate(&c).await {
+                                Ok(actor) => Some(actor),
+                                // Behind a router: every operation of this connection
+                                // fails with UNAUTHENTICATED instead (see `AppState`).
+                                Err(e) if reject_per_operation => {
+                                    tracing::debug!(error = %e, "WebSocket credential refused");
+                                    None
+                                }
+                                Err(e) => {
+                                    return Err(async_graphql::Error::new(format!(
+                                        "{FORBIDDEN_PREFIX}{}",
+                                        to_gql(e).message
+                                    )));
+                                }
+                            },
                         };
                         let mut data = Data::default();
                         data.insert(RequestCtx { actor, request_id });

@@ -39,6 +39,12 @@ pub struct AppState {
     pub max_subscriptions: usize,
     /// Turns true when the server shuts down (WebSockets are then closed with 1012).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// How a WebSocket `connection_init` with a bad credential is refused: `false` (the
+    /// public endpoint) closes the connection with 4403, as graphql-transport-ws says;
+    /// `true` (a subgraph behind a federation router) accepts it and fails each of its
+    /// operations with `UNAUTHENTICATED` — a router retries a closed upstream connection
+    /// instead of telling its client.
+    pub ws_reject_per_operation: bool,
 }
 
 /// What the probes (`/health`, `/ready`) need; every process has it, with or without a
