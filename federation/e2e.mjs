@@ -15,7 +15,9 @@
 //     forwarded from `connection_init`, delivers chunks 1..n in order and a
 //     `ChapterCompleted` whose stored chapter is exactly the chunks concatenated (= the
 //     provider's text); the job ran in the job-worker (story-gen runs no workers with Redis);
-//   - a missing or wrong credential is refused through the router (HTTP and WebSocket);
+//   - `jobEvents(novelId)` through the router sees the job QUEUED, RUNNING, SUCCEEDED;
+//   - a missing or wrong credential is refused through the router, at once (HTTP and
+//     WebSocket: a subgraph fails the operation with UNAUTHENTICATED);
 //   - both deployments give the same transcript, ids aside;
 //   - every role process answers /health, /ready and /metrics.
 // Every process is stopped and the database and Redis keys are removed at the end, pass or
@@ -219,6 +221,11 @@ async function main() {
   );
   assert.equal(federated.refused.anonymous, 'UNAUTHENTICATED');
   assert.equal(federated.refused.wrongKey, 'UNAUTHENTICATED');
+  assert.deepEqual(
+    federated.jobEvents.map((e) => e.status),
+    ['QUEUED', 'RUNNING', 'SUCCEEDED'],
+    `jobEvents through the router: ${JSON.stringify(federated.jobEvents)}`,
+  );
   assert.equal(federated.refused.wrongKeySubscriptionEvents, 0, 'a subscription with a wrong key gets no event');
   assert.ok(federated.wrongKeySubscription.refusedAtOnce, `the router refuses a wrong-key subscription at once: ${JSON.stringify(federated.wrongKeySubscription)}`);
   assert.equal(federated.wrongKeySubscription.errors[0]?.extensions?.code, 'UNAUTHENTICATED', JSON.stringify(federated.wrongKeySubscription));

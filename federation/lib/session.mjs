@@ -31,6 +31,38 @@ const AFTER = `query($c: ID!, $j: ID!) {
   node(id: $j) { __typename id ... on GenerationJob { status } }
 }`;
 const VIEWER = `{ viewer { role } }`;
+const JOB_EVENTS = `subscription($n: ID!) { jobEvents(novelId: $n) { status job { id kind status } } }`;
+
+/**
+ * Follows `jobEvents(novelId)` until an event with a final status arrives (or 60 s pass);
+ * `done` resolves with the events seen. Resolves `ready` once the subscription has had
+ * time to reach the server (events are live only: the job must start after that).
+ */
+function watchJobEvents(wsUrl, key, novelId) {
+  const ws = createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    connectionParams: { Authorization: `Bearer ${key}` },
+    retryAttempts: 0,
+  });
+  const events = [];
+  const done = (async () => {
+    const deadline = setTimeout(() => ws.dispose(), 60_000);
+    try {
+      for await (const result of ws.iterate({ query: JOB_EVENTS, variables: { n: novelId } })) {
+        if (result.errors) throw new Error(`jobEvents failed: ${JSON.stringify(result.errors)}`);
+        events.push(result.data.jobEvents);
+        if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(result.data.jobEvents.status)) break;
+      }
+    } finally {
+      clearTimeout(deadline);
+      await ws.dispose();
+    }
+    return events;
+  })();
+  const ready = new Promise((resolve) => setTimeout(resolve, 1_000));
+  return { ready, done };
+}
 
 /** A GraphQL client of `httpUrl` acting with `key` (none: anonymous). */
 function client(httpUrl, key) {
@@ -125,6 +157,8 @@ export async function runSession(endpoint, key) {
 
   t.spanning = data(await gql(SPANNING, { n: novel.id, c: chapter.id, e: entity.id }), 'the query spanning the subgraphs');
 
+  const watching = watchJobEvents(endpoint.ws, key, novel.id);
+  await watching.ready;
   const job = data(
     await gql(GENERATE, { i: { chapterId: chapter.id, kind: 'DRAFT', targetWords: 80, idempotencyKey: 'e2e-ch1' } }),
     'generateChapter',
@@ -147,6 +181,8 @@ export async function runSession(endpoint, key) {
   };
 
   t.after = data(await gql(AFTER, { c: chapter.id, j: job.id }), 'the reads after generation');
+  // Every status change of the novel's job, live, as the subscriber saw it.
+  t.jobEvents = await watching.done;
 
   // Credentials are checked behind the router too: none, or a wrong one, is refused. A
   // subscription with a wrong key gets no event and is refused at once: the all-in-one
