@@ -1,6 +1,7 @@
 //! GraphQL over HTTP (`POST` and `GET /graphql`, per the GraphQL-over-HTTP spec) and over
 //! WebSocket (`GET /graphql` with an upgrade, protocol `graphql-transport-ws`, or the
-//! legacy `graphql-ws`). Authentication: `Authorization: Bearer <key or JWT>` or
+//! legacy `graphql-ws`), or as Server-Sent Events (`POST` with `Accept: text/event-stream`:
+//! the `graphql-sse` protocol's distinct-connections mode). Authentication: `Authorization: Bearer <key or JWT>` or
 //! `X-Api-Key` on HTTP; the `connection_init` payload on WebSocket.
 
 use super::AppState;
@@ -71,6 +72,46 @@ fn json_response(status: StatusCode, body: String, graphql_media: bool) -> Respo
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     resp
+}
+
+/// Whether the client asks for a stream of results (`Accept: text/event-stream`): the
+/// `graphql-sse` protocol's distinct-connections mode.
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
+}
+
+/// Serves one operation as Server-Sent Events (`graphql-sse`, distinct connections): an
+/// `event: next` per result, then `event: complete`. Works for subscriptions (each
+/// `chapterStream` event as it happens) and for queries and mutations (one `next`); the
+/// request counts as one subscription slot; closing the connection stops it.
+fn event_stream(state: &AppState, request: async_graphql::Request) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let slots = SubscriptionSlots::new(1, Some(state.metrics.clone()));
+    let results = state
+        .executor
+        .execute_stream(request.data(slots), None)
+        .map(|resp| {
+            let json = serde_json::to_string(&resp).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot serialize a GraphQL response");
+                r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#
+                    .to_owned()
+            });
+            Ok::<_, std::convert::Infallible>(Event::default().event("next").data(json))
+        })
+        .chain(futures_util::stream::once(async {
+            Ok(Event::default().event("complete").data(""))
+        }));
+    // On shutdown the stream just ends (no `complete`): the client reconnects.
+    let mut stop = state.shutdown.clone();
+    let results = results.take_until(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    Sse::new(results)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Whether the client accepts `application/graphql-response+json` (else: `application/json`,
@@ -265,6 +306,9 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
         }
     };
     let request_id = request_id(&headers);
+    if wants_event_stream(&headers) {
+        return event_stream(&state, gql.data(RequestCtx { actor, request_id }));
+    }
     let resp = state
         .executor
         .execute(gql.data(RequestCtx { actor, request_id }))

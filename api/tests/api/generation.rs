@@ -641,3 +641,72 @@ async fn shutdown_closes_websockets_with_a_reconnect_hint() {
         "1012 Service Restart: graphql-ws clients reconnect"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chapter_stream_over_server_sent_events() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script(
+        "primary",
+        FakeStream::new(pieces()).interval(Duration::from_millis(5)),
+    );
+    let app = app_with_fake(Backend::Sqlite, &fake).await;
+    let novel = app.novel("SSE").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+    let job = generate(&app, &chapter, json!({ "targetWords": 68 })).await;
+    // graphql-sse, distinct connections: POST with Accept: text/event-stream.
+    let body = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.admin_key)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": STREAM, "variables": { "j": job["id"] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(30), body.text())
+        .await
+        .expect("the stream completes")
+        .unwrap();
+    let mut events = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let kind = block
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .unwrap_or("");
+        let data = block
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or("");
+        events.push((kind.to_owned(), data.to_owned()));
+    }
+    assert_eq!(events.last().unwrap().0, "complete", "{text}");
+    let results: Vec<Value> = events
+        .iter()
+        .filter(|(k, _)| k == "next")
+        .map(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["data"]["chapterStream"].clone())
+        .collect();
+    let (done, chunks) = results.split_last().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done}");
+    let seqs: Vec<i64> = chunks.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=chunks.len() as i64).collect::<Vec<_>>());
+    let streamed: String = chunks.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    assert_eq!(done["chapter"]["content"], streamed.as_str());
+
+    // Another tenant's job over SSE: one `next` with NOT_FOUND, then `complete`.
+    let stranger = app.new_tenant("sse-stranger").await;
+    let text = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&stranger)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": STREAM, "variables": { "j": job["id"] } }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("NOT_FOUND"), "{text}");
+    assert!(text.contains("event: complete"), "{text}");
+}
