@@ -669,18 +669,24 @@ mod exit_guard {
     static EXITING: AtomicBool = AtomicBool::new(false);
     static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-    /// Registers the hook (once per process).
+    /// Registers the hook when the backend starts. It is registered once more after the
+    /// first decode (see [`Decoding`]'s `drop`): llama.cpp creates some statics lazily
+    /// during the first computation (the CPU backend's extra buffer types), and exit
+    /// handlers run in the reverse order of registration, so only a hook registered after
+    /// them runs before their destructors. Running the hook twice is harmless.
     pub(super) fn install() {
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: `atexit` stores a plain `extern "C"` function pointer; the function
-            // captures nothing, touches only atomics and sleeps, and never unwinds.
-            #[allow(unsafe_code)]
-            let failed = unsafe { libc::atexit(on_exit) } != 0;
-            if failed {
-                tracing::warn!("cannot register the local model's exit hook");
-            }
-        });
+        static AT_START: Once = Once::new();
+        AT_START.call_once(register);
+    }
+
+    fn register() {
+        // SAFETY: `atexit` stores a plain `extern "C"` function pointer; the function
+        // captures nothing, touches only atomics and sleeps, and never unwinds.
+        #[allow(unsafe_code)]
+        let failed = unsafe { libc::atexit(on_exit) } != 0;
+        if failed {
+            tracing::warn!("cannot register the local model's exit hook");
+        }
     }
 
     extern "C" fn on_exit() {
@@ -708,6 +714,8 @@ mod exit_guard {
 
     impl Drop for Decoding {
         fn drop(&mut self) {
+            static AFTER_FIRST_DECODE: Once = Once::new();
+            AFTER_FIRST_DECODE.call_once(register);
             ACTIVE.fetch_sub(1, Ordering::SeqCst);
         }
     }
