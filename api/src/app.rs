@@ -104,7 +104,6 @@ impl App {
                     WorkerDeps {
                         queue: pipeline.queue.clone(),
                         jobs: store.clone(),
-                        streams: pipeline.streams.clone(),
                         runner,
                         metrics: Some(metrics.clone()),
                     },

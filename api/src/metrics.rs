@@ -72,6 +72,8 @@ pub struct Metrics {
     pub chunks_delivered: IntCounter,
     store: Option<Arc<SqlStore>>,
     queue: Arc<OnceLock<Arc<dyn JobQueue>>>,
+    /// Every registered metric's full name, sorted.
+    names: Arc<[String]>,
 }
 
 impl Metrics {
@@ -201,6 +203,12 @@ impl Metrics {
             Box::new(subscriptions.clone()),
             Box::new(chunks_delivered.clone()),
         ];
+        let mut names: Vec<String> = collectors
+            .iter()
+            .flat_map(|c| c.desc())
+            .map(|d| format!("{PREFIX}_{}", d.fq_name))
+            .collect();
+        names.sort();
         for c in collectors {
             registry.register(c)?;
         }
@@ -225,6 +233,7 @@ impl Metrics {
             chunks_delivered,
             store,
             queue: Arc::default(),
+            names: names.into(),
         })
     }
 
@@ -312,40 +321,7 @@ impl Metrics {
     /// The full name of every metric this binary exports (what dashboards and alerts may
     /// use), sorted. Histograms export `_bucket`, `_sum` and `_count` series of these.
     pub fn names() -> anyhow::Result<Vec<String>> {
-        let m = Self::new(None)?;
-        let mut names: Vec<String> = m
-            .registry_descs()
-            .into_iter()
-            .map(|d| format!("{PREFIX}_{}", d.fq_name))
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-
-    fn registry_descs(&self) -> Vec<prometheus::core::Desc> {
-        let collectors: [&dyn Collector; 17] = [
-            &self.http_requests,
-            &self.http_duration,
-            &self.graphql_operations,
-            &self.graphql_duration,
-            &self.graphql_errors,
-            &self.ws_connections,
-            &self.db_pool,
-            &self.jobs,
-            &self.job_duration,
-            &self.ttft,
-            &self.tokens_per_second,
-            &self.fallback_activations,
-            &self.llm_errors,
-            &self.fallback_forced,
-            &self.queue_jobs,
-            &self.subscriptions,
-            &self.chunks_delivered,
-        ];
-        collectors
-            .iter()
-            .flat_map(|c| c.desc().into_iter().cloned())
-            .collect()
+        Ok(Self::new(None)?.names.to_vec())
     }
 
     /// Renders every metric in the Prometheus text format.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use znovel_domain::model::JobStatus;
-use znovel_domain::ports::{Delivery, JobQueue, JobRepository, TokenStream};
+use znovel_domain::ports::{Delivery, JobQueue, JobRepository};
 use znovel_domain::services::runner::{JobRunner, RunOutcome, StopReason};
 
 /// How often a running job's status is checked for cancellation.
@@ -61,8 +61,6 @@ pub struct WorkerDeps {
     pub queue: Arc<dyn JobQueue>,
     /// Job rows.
     pub jobs: Arc<dyn JobRepository>,
-    /// Token streams.
-    pub streams: Arc<dyn TokenStream>,
     /// The runner.
     pub runner: JobRunner,
     /// Where job outcomes are counted, if anywhere.
@@ -172,29 +170,23 @@ async fn handle(
     if let Err(e) = result {
         tracing::warn!(error = %e, "cannot acknowledge the delivery; it will be redelivered");
     }
-    if let Some(m) = &deps.metrics {
-        let label = match &outcome {
-            RunOutcome::Succeeded => Some("succeeded"),
-            RunOutcome::Failed(_) => Some("failed"),
-            RunOutcome::Cancelled => Some("cancelled"),
-            RunOutcome::Retry(_) => Some("retried"),
-            RunOutcome::Skipped => None,
-        };
-        if let Some(label) = label
-            && let Ok(job) = deps.jobs.get_job(tenant, id).await
-        {
-            m.job_finished(&job, label);
-        }
+    // A skipped delivery ran nothing: it is not a job attempt.
+    if let Some(m) = &deps.metrics
+        && !matches!(outcome, RunOutcome::Skipped)
+        && let Ok(job) = deps.jobs.get_job(tenant, id).await
+    {
+        m.job_finished(&job, outcome_label(&outcome));
     }
 }
 
+/// The outcome as logged and as the `outcome` label of the job metrics.
 fn outcome_label(o: &RunOutcome) -> &'static str {
     match o {
         RunOutcome::Succeeded => "succeeded",
         RunOutcome::Failed(_) => "failed",
         RunOutcome::Cancelled => "cancelled",
         RunOutcome::Skipped => "skipped",
-        RunOutcome::Retry(_) => "retry",
+        RunOutcome::Retry(_) => "retried",
     }
 }
 

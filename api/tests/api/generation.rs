@@ -42,16 +42,8 @@ async fn app_with_fake(backend: Backend, fake: &FakeOpenAi) -> TestApp {
 }
 
 async fn subscribe(app: &TestApp, key: &str, job: &str, after: Option<i64>) -> Ws {
-    let mut ws = connect(app).await;
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } }).to_string()))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
-    ws.send(Message::text(
-        json!({ "id": "s", "type": "subscribe", "payload": { "query": STREAM, "variables": { "j": job, "a": after } } }).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = connected(app, key).await;
+    start(&mut ws, "s", STREAM, json!({ "j": job, "a": after })).await;
     ws
 }
 

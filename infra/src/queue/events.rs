@@ -100,7 +100,7 @@ impl RedisJobEvents {
     pub async fn new(conns: RedisConnections, prefix: &str) -> anyhow::Result<Self> {
         keys::check_prefix(prefix)?;
         let channel = keys::job_events(prefix);
-        let first = subscribe(&conns, &channel).await?;
+        let first = subscribe(conns.client(), &channel).await?;
         let tx = broadcast::Sender::new(BUFFER);
         let task = tokio::spawn(listen(
             conns.client().clone(),
@@ -117,14 +117,8 @@ impl RedisJobEvents {
     }
 }
 
+/// A pub/sub connection subscribed to `channel` (confirmed).
 async fn subscribe(
-    conns: &RedisConnections,
-    channel: &str,
-) -> anyhow::Result<::redis::aio::PubSub> {
-    subscribe_with(conns.client(), channel).await
-}
-
-async fn subscribe_with(
     client: &::redis::Client,
     channel: &str,
 ) -> anyhow::Result<::redis::aio::PubSub> {
@@ -148,7 +142,7 @@ async fn listen(
     loop {
         let current = match pubsub.take() {
             Some(p) => p,
-            None => match subscribe_with(&client, &channel).await {
+            None => match subscribe(&client, &channel).await {
                 Ok(p) => {
                     backoff = Duration::from_millis(50);
                     p

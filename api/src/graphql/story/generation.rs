@@ -384,7 +384,7 @@ pub enum ChapterStreamEvent {
 const POLL: Duration = Duration::from_secs(5);
 
 struct Follow {
-    _guard: SubscriptionGuard,
+    guard: SubscriptionGuard,
     services: Services,
     actor: Actor,
     job: m::GenerationJob,
@@ -403,7 +403,7 @@ impl Follow {
                 return Some(match ev {
                     StreamEvent::Chunk { seq, text } => {
                         self.after = seq;
-                        self._guard.delivered(1);
+                        self.guard.delivered(1);
                         Ok(ChapterStreamEvent::Chunk(ChapterChunk {
                             seq: seq as i64,
                             text,
@@ -500,7 +500,7 @@ impl GenerationSubscription {
         };
         let job = generation(s)?.job(&actor, id).await.gql()?;
         let follow = Follow {
-            _guard: guard,
+            guard,
             services: s.clone(),
             actor,
             job,
@@ -530,7 +530,8 @@ impl GenerationSubscription {
         let g = generation(s)?.clone();
         let events = g.job_events(&actor, novel).await.gql()?;
         Ok(events.then(move |e| {
-            let _held = &guard;
+            // The stream owns this closure, so the slot is held until the stream drops.
+            let _slot = &guard;
             let (g, actor) = (g.clone(), actor.clone());
             async move {
                 let job = g.job(&actor, e.job_id).await.gql()?;
