@@ -15,9 +15,11 @@
 //!   turned into a [`Page`] with [`Page::from_rows`]. An `after` id that is not in the
 //!   list yields an empty page.
 
+mod embed;
 mod llm;
 mod queue;
 
+pub use embed::*;
 pub use llm::*;
 pub use queue::*;
 
