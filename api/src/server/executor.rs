@@ -3,7 +3,7 @@
 //! WebSocket. The schema is the gateway's (all-in-one server) or one subgraph's
 //! (`znovel serve --role <subgraph>`), see [`ServedSchema`].
 
-use crate::graphql::errors::finalize_response;
+use crate::graphql::errors::{ErrorCode, finalize_response};
 use crate::graphql::{AppSchema, SubgraphSchema};
 use crate::metrics::{Metrics, operation_label};
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
@@ -79,17 +79,10 @@ impl InstrumentedSchema {
             .with_label_values(&[operation])
             .observe(started.elapsed().as_secs_f64());
         for e in &resp.errors {
-            let code = e
-                .extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .and_then(|v| match v {
-                    async_graphql::Value::String(s) => Some(s.as_str()),
-                    async_graphql::Value::Enum(s) => Some(s.as_str()),
-                    _ => None,
-                })
-                .unwrap_or("INTERNAL");
-            self.metrics.graphql_errors.with_label_values(&[code]).inc();
+            self.metrics
+                .graphql_errors
+                .with_label_values(&[ErrorCode::of(e).as_str()])
+                .inc();
         }
     }
 }

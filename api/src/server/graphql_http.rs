@@ -7,7 +7,7 @@
 use super::AppState;
 use crate::auth::Authenticator;
 use crate::graphql::context::{RequestCtx, SubscriptionSlots};
-use crate::graphql::errors::to_gql;
+use crate::graphql::errors::{ErrorCode, to_gql};
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Executor, ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLWebSocket};
@@ -49,14 +49,19 @@ impl IntoResponse for Rejection {
                 format!("invalid GraphQL request: {other}"),
             ),
         };
-        error_body(status, "BAD_USER_INPUT", &message, true)
+        error_body(status, ErrorCode::BadUserInput, &message, true)
     }
 }
 
 /// A GraphQL error response without data, with one error carrying `code`.
-pub fn error_body(status: StatusCode, code: &str, message: &str, graphql_media: bool) -> Response {
+pub fn error_body(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    graphql_media: bool,
+) -> Response {
     let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code } }]
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
     });
     json_response(status, body.to_string(), graphql_media)
 }
@@ -96,8 +101,11 @@ fn event_stream(state: &AppState, request: async_graphql::Request) -> Response {
         .map(|resp| {
             let json = serde_json::to_string(&resp).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot serialize a GraphQL response");
-                r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#
-                    .to_owned()
+                serde_json::json!({"errors": [{
+                    "message": "internal error",
+                    "extensions": {"code": ErrorCode::Internal.as_str()}
+                }]})
+                .to_string()
             });
             Ok::<_, std::convert::Infallible>(Event::default().event("next").data(json))
         })
@@ -296,7 +304,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             state
                 .metrics
                 .graphql_errors
-                .with_label_values(&["UNAUTHENTICATED"])
+                .with_label_values(&[ErrorCode::Unauthenticated.as_str()])
                 .inc();
             let body = serde_json::to_string(&resp).unwrap_or_default();
             let mut out = json_response(status, body, graphql_media);
@@ -330,7 +338,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             tracing::error!(error = %e, "cannot serialize a GraphQL response");
             error_body(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
+                ErrorCode::Internal,
                 "internal error",
                 graphql_media,
             )
