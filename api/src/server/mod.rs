@@ -4,8 +4,10 @@
 //! API, such as the job worker).
 
 pub mod executor;
-pub mod graphql_http;
 pub mod health;
+pub mod http;
+pub mod sse;
+pub mod ws;
 
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
@@ -72,7 +74,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let metrics = state.metrics.clone();
     let routes = Router::new()
-        .route("/graphql", get(graphql_http::get).post(graphql_http::post))
+        .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/", get(index))
