@@ -440,6 +440,22 @@ impl AdminService {
             .await?)
     }
 
+    /// Reads an API key: an ADMIN sees any of the tenant's, others only their own
+    /// (another user's key is `NotFound`, exactly like a missing one).
+    pub async fn api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey, Error> {
+        let key = self
+            .store
+            .get_api_key(actor.tenant_id, id)
+            .await
+            .or_not_found("API key")?;
+        if key.user_id != actor.user_id && actor.role != Role::Admin {
+            return Err(Error::NotFound {
+                resource: "API key",
+            });
+        }
+        Ok(key)
+    }
+
     /// Revokes a key (own keys, or any key for an ADMIN). Idempotent.
     pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey, Error> {
         let key = self
