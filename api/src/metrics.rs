@@ -6,7 +6,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use znovel_domain::model::GenerationJob;
 use znovel_domain::ports::{JobQueue, LlmError};
@@ -71,7 +71,6 @@ pub struct Metrics {
     /// Chunks delivered to subscribers (one per chunk per subscriber).
     pub chunks_delivered: IntCounter,
     store: Option<Arc<SqlStore>>,
-    queue: Arc<OnceLock<Arc<dyn JobQueue>>>,
     /// Every registered metric's full name, sorted.
     names: Arc<[String]>,
 }
@@ -232,14 +231,8 @@ impl Metrics {
             subscriptions,
             chunks_delivered,
             store,
-            queue: Arc::default(),
             names: names.into(),
         })
-    }
-
-    /// Reports this queue's gauges at every scrape (first call wins).
-    pub fn watch_queue(&self, queue: Arc<dyn JobQueue>) {
-        let _ = self.queue.set(queue);
     }
 
     /// Records a job attempt that ended with `outcome` (`succeeded`, `failed`,
@@ -296,9 +289,10 @@ impl Metrics {
         self.llm_errors.with_label_values(&[provider, kind]).inc();
     }
 
-    /// Refreshes the gauges that need a round trip (queue depth), then renders.
-    pub async fn render_fresh(&self) -> String {
-        if let Some(queue) = self.queue.get() {
+    /// Refreshes the gauges that need a round trip (the depth of `queue`, when this
+    /// process has one), then renders.
+    pub async fn render_fresh(&self, queue: Option<&dyn JobQueue>) -> String {
+        if let Some(queue) = queue {
             match tokio::time::timeout(Duration::from_secs(2), queue.stats()).await {
                 Ok(Ok(s)) => {
                     for (state, n) in [

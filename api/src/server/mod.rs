@@ -24,6 +24,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use znovel_domain::ports::JobQueue;
 use znovel_infra::SqlStore;
 
 /// What every handler shares.
@@ -155,19 +156,20 @@ async fn track_http(State(metrics): State<Metrics>, req: Request, next: Next) ->
     resp
 }
 
-/// The metrics router: `GET /metrics`.
-pub fn metrics_router(metrics: Metrics) -> Router {
+/// The metrics router: `GET /metrics`; `queue` (when this process has one) feeds the
+/// queue gauges at every scrape.
+pub fn metrics_router(metrics: Metrics, queue: Option<Arc<dyn JobQueue>>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
-            let m = metrics.clone();
+            let (m, q) = (metrics.clone(), queue.clone());
             async move {
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    m.render_fresh().await,
+                    m.render_fresh(q.as_deref()).await,
                 )
             }
         }),
