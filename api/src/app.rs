@@ -16,6 +16,7 @@ use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use znovel_domain::services::{GenerationService, Services};
 use znovel_infra::{SqlOptions, SqlStore};
@@ -39,6 +40,9 @@ pub struct App {
     /// Turns true when the server starts shutting down: workers hand their jobs back,
     /// WebSocket connections are closed with a reconnect hint.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// How long a client may take to send a request's headers (and an idle keep-alive
+    /// connection stays open).
+    pub header_timeout: Duration,
 }
 
 /// Connects to the database in `settings` (creating the data dir for SQLite) and, when
@@ -112,9 +116,11 @@ impl App {
                     store: store.clone(),
                     max_subscriptions: settings.limits.max_subscriptions_per_connection,
                     shutdown: shutdown.subscribe(),
-                    ws_reject_per_operation: role.is_some(),
+                    behind_router: role.is_some(),
+                    ws_init_timeout: Duration::from_secs(settings.limits.ws_init_timeout_secs),
+                    max_message_bytes: settings.limits.max_body_bytes,
                 };
-                server::router(state, settings.limits.max_body_bytes)
+                server::router(state, &settings.limits)
             }
             None => {
                 let probes = Probes {
@@ -134,6 +140,7 @@ impl App {
             workers: generation.workers,
             generation_missing: generation.missing,
             shutdown,
+            header_timeout: Duration::from_secs(settings.limits.header_timeout_secs),
         })
     }
 
@@ -158,8 +165,8 @@ impl App {
                 })
                 .await
         });
-        let result = axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
+        let result =
+            server::listen::serve(listener, self.router, self.header_timeout, async move {
                 shutdown.await;
                 let _ = tx.send(true);
             })
@@ -244,6 +251,7 @@ fn served_schema(
     let limits = SchemaLimits {
         max_depth: settings.limits.max_query_depth,
         max_complexity: settings.limits.max_query_complexity,
+        max_selections: settings.limits.max_query_selections,
     };
     Ok(match role.map(|r| r.subgraph()) {
         None => Some(graphql::build_schema(services.clone(), &limits).into()),

@@ -113,7 +113,8 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ac
     }
 }
 
-/// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
+/// `GET /graphql`: a WebSocket upgrade, or a query in the URL (queries only: a mutation
+/// over GET is 405, so a link or an image tag cannot change anything).
 pub async fn get(State(state): State<AppState>, req: Request) -> Response {
     let is_upgrade = req
         .headers()
@@ -123,21 +124,62 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
     if is_upgrade {
         return super::ws::upgrade(state, req).await;
     }
-    post(State(state), req).await
+    serve(state, req, Method::Get).await
 }
 
-/// `POST /graphql` (and `GET` without upgrade).
+/// `POST /graphql`: `Content-Type: application/json` only (anything else is 415: a
+/// form or `text/plain` POST from another site must not run an operation).
 pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "POST /graphql needs Content-Type: application/json",
+            wants_graphql_media(req.headers()),
+        );
+    }
+    serve(state, req, Method::Post).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// One GraphQL request over HTTP: the credential first (a request without one is refused
+/// on the public endpoint before its body is read), then the body, then execution.
+async fn serve(state: AppState, req: Request, method: Method) -> Response {
     let graphql_media = wants_graphql_media(req.headers());
     let headers = req.headers().clone();
-    let gql = match GraphQLRequest::<Rejection>::from_request(req, &state).await {
-        Ok(r) => r.into_inner(),
-        Err(rejection) => return rejection.into_response(),
-    };
+    if !state.behind_router && credential(&headers).is_none() {
+        return unauthenticated(&state, Error::Unauthenticated, graphql_media);
+    }
     let actor = match authenticate(&state, &headers).await {
         Ok(a) => a,
         Err(e) => return unauthenticated(&state, e, graphql_media),
     };
+    let mut gql = match GraphQLRequest::<Rejection>::from_request(req, &state).await {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    if method == Method::Get && is_mutation(&mut gql) {
+        let mut resp = error_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadUserInput,
+            "mutations need POST",
+            graphql_media,
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return resp;
+    }
     let request_id = request_id(&headers);
     if super::sse::wants_event_stream(&headers) {
         return super::sse::event_stream(&state, gql.data(RequestCtx { actor, request_id }));
@@ -169,6 +211,19 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             )
         }
     }
+}
+
+/// Whether the operation the request selects is a mutation (a document that does not
+/// parse is left to the executor, which reports it).
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return false;
+    };
+    doc.operations.iter().any(|(n, op)| {
+        op.node.ty == async_graphql::parser::types::OperationType::Mutation
+            && (name.is_none() || n.map(|n| n.as_str()) == name.as_deref())
+    })
 }
 
 /// HTTP 401 with `WWW-Authenticate: Bearer` and the error of a refused credential.

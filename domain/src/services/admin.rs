@@ -456,15 +456,20 @@ impl AdminService {
         Ok(key)
     }
 
-    /// Revokes a key (own keys, or any key for an ADMIN). Idempotent.
+    /// Revokes a key. Idempotent. Any key of the tenant for an ADMIN; otherwise one of
+    /// the caller's own keys that grants no more than the caller's credential does (a
+    /// READ-scoped key cannot revoke its user's admin key), or the very key in use.
     pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey, Error> {
-        let key = self
-            .store
-            .get_api_key(actor.tenant_id, id)
-            .await
-            .or_not_found("API key")?;
-        if key.user_id != actor.user_id {
-            actor.require_admin()?;
+        let key = self.api_key(actor, id).await?;
+        if actor.api_key_id != Some(key.id) {
+            let user = self.user(actor, key.user_id).await?;
+            let grants = Actor::new(actor.tenant_id, user.id, user.role, Some(&key.scopes), None);
+            if !actor.role.includes(grants.role) {
+                return Err(Error::Forbidden(format!(
+                    "this key grants {}; your credential acts as {}",
+                    grants.role, actor.role
+                )));
+            }
         }
         self.store
             .revoke_api_key(actor.tenant_id, id, now())
