@@ -16,8 +16,9 @@ use anyhow::Context;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use znovel_domain::services::Services;
+use znovel_domain::services::{GenerationService, Services};
 use znovel_infra::{SqlOptions, SqlStore};
 
 /// A built, not yet listening, server.
@@ -39,6 +40,9 @@ pub struct App {
     /// Turns true when the server starts shutting down: workers hand their jobs back,
     /// WebSocket connections are closed with a reconnect hint.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// How long a client may take to send a request's headers (and an idle keep-alive
+    /// connection stays open).
+    pub header_timeout: Duration,
 }
 
 /// Connects to the database in `settings` (creating the data dir for SQLite) and, when
@@ -71,103 +75,72 @@ impl App {
     }
 
     /// Builds what `znovel serve --role <role>` runs; `None` is the all-in-one server.
-    /// See [`Role`] for what each role serves and whether it runs jobs.
+    /// See [`Role`] for what each role serves and whether it runs jobs. Reads top to
+    /// bottom: each part is built once, from what the previous ones made, then handed on.
     pub async fn build_role(settings: &Settings, role: Option<Role>) -> anyhow::Result<Self> {
         let store = Arc::new(open_store(settings, settings.migrate).await?);
         let metrics = Metrics::new(Some(store.clone()))?;
         let shutdown = tokio::sync::watch::Sender::new(false);
-        let mut services = Services::new(store.clone());
         let shared_queue = settings.redis_url.is_some();
         let runs_workers = role.is_none_or(|r| r.runs_workers(shared_queue));
-        let mut workers = None;
-        let mut generation_missing = None;
         // Roles without a GraphQL API that run no jobs need neither the queue nor a model.
-        if role.is_none_or(|r| r.subgraph().is_some() || runs_workers) {
-            let pipeline = Pipeline::build(settings, runs_workers).await?;
-            pipeline.attach_metrics(&metrics);
-            let runner = pipeline.runner(store.clone(), store.clone());
-            // In-process queue: jobs run only in this process, so without a model nothing
-            // could run them. With Redis, other processes (job workers) may run them.
-            if runner.is_some() || shared_queue {
-                services = services.with_generation(pipeline.service(store.clone(), store.clone()));
-            } else if role.is_none_or(|r| r == Role::StoryGen) {
-                generation_missing = pipeline.llm_missing.clone();
-            }
-            if role == Some(Role::JobWorker) && runner.is_none() {
-                anyhow::bail!(
-                    "no language model: {}",
-                    pipeline.llm_missing.clone().unwrap_or_default()
-                );
-            }
-            workers = runner.filter(|_| runs_workers).map(|runner| {
-                (
-                    WorkerDeps {
-                        queue: pipeline.queue.clone(),
-                        jobs: store.clone(),
-                        runner,
-                        metrics: Some(metrics.clone()),
-                    },
-                    WorkerOptions::for_visibility(
-                        settings.worker_concurrency,
-                        settings.job_visibility_timeout_secs,
-                    ),
-                )
-            });
-        }
-        if let Some(why) = &generation_missing {
+        let pipeline = if role.is_none_or(|r| r.subgraph().is_some() || runs_workers) {
+            Some(Pipeline::build(settings, runs_workers, &metrics).await?)
+        } else {
+            None
+        };
+        let generation = match &pipeline {
+            Some(p) => wire_generation(p, &store, &metrics, settings, role, runs_workers)?,
+            None => Generation::default(),
+        };
+        if let Some(why) = &generation.missing {
             tracing::warn!(reason = %why, "chapter generation is unavailable");
+        }
+        let mut services = Services::new(store.clone());
+        if let Some(g) = generation.service {
+            services = services.with_generation(g);
         }
         let admin_key = if settings.bootstrap_enabled(role.is_none()) {
             Some(bootstrap::ensure_local_admin(&services.admin, &settings.data_dir).await?)
         } else {
             None
         };
-        let limits = SchemaLimits {
-            max_depth: settings.limits.max_query_depth,
-            max_complexity: settings.limits.max_query_complexity,
-        };
-        let schema: ServedSchema = match role {
-            None => graphql::build_schema(services.clone(), &limits).into(),
-            Some(r) => match r.subgraph() {
-                Some(name) => graphql::build_subgraph(name, services.clone(), &limits)
-                    .with_context(|| format!("no subgraph {name}"))?
-                    .into(),
-                None => {
-                    let probes = Probes {
-                        metrics: metrics.clone(),
-                        store: store.clone(),
-                    };
-                    return Ok(Self {
-                        router: server::probe_router(probes, r.name()),
-                        metrics_router: server::metrics_router(metrics),
-                        store,
-                        services,
-                        admin_key,
-                        workers,
-                        generation_missing,
-                        shutdown,
-                    });
-                }
-            },
-        };
-        let state = AppState {
-            executor: InstrumentedSchema::new(schema, metrics.clone()),
-            auth: Authenticator::new(services.admin.clone(), &settings.jwt)?,
-            metrics: metrics.clone(),
-            store: store.clone(),
-            max_subscriptions: settings.limits.max_subscriptions_per_connection,
-            shutdown: shutdown.subscribe(),
-            ws_reject_per_operation: role.is_some(),
+        let metrics_router =
+            server::metrics_router(metrics.clone(), pipeline.map(|p| p.queue.clone()));
+        let router = match served_schema(settings, role, &services)? {
+            Some(schema) => {
+                let state = AppState {
+                    executor: InstrumentedSchema::new(schema, metrics.clone()),
+                    auth: Authenticator::new(services.admin.clone(), &settings.jwt)?,
+                    metrics,
+                    store: store.clone(),
+                    max_subscriptions: settings.limits.max_subscriptions_per_connection,
+                    shutdown: shutdown.subscribe(),
+                    behind_router: role.is_some(),
+                    ws_init_timeout: Duration::from_secs(settings.limits.ws_init_timeout_secs),
+                    max_message_bytes: settings.limits.max_body_bytes,
+                };
+                server::router(state, &settings.limits)
+            }
+            None => {
+                let probes = Probes {
+                    metrics,
+                    store: store.clone(),
+                };
+                let name = role.map_or("all-in-one", Role::name);
+                server::probe_router(probes, name)
+            }
         };
         Ok(Self {
-            router: server::router(state, settings.limits.max_body_bytes),
-            metrics_router: server::metrics_router(metrics),
+            router,
+            metrics_router,
             store,
             services,
             admin_key,
-            workers,
-            generation_missing,
+            workers: generation.workers,
+            generation_missing: generation.missing,
             shutdown,
+            header_timeout: Duration::from_secs(settings.limits.header_timeout_secs),
         })
     }
 
@@ -192,8 +165,8 @@ impl App {
                 })
                 .await
         });
-        let result = axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
+        let result =
+            server::listen::serve(listener, self.router, self.header_timeout, async move {
                 shutdown.await;
                 let _ = tx.send(true);
             })
@@ -213,4 +186,80 @@ pub async fn bind(addr: SocketAddr, variable: &str) -> anyhow::Result<TcpListene
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} ({variable})"))
+}
+
+/// What the pipeline gives this process for chapter generation.
+#[derive(Default)]
+struct Generation {
+    /// The generation service, when jobs can run (here, or elsewhere through Redis).
+    service: Option<GenerationService>,
+    /// In-process workers, when this process runs jobs.
+    workers: Option<(WorkerDeps, WorkerOptions)>,
+    /// Why this process cannot generate chapters, if it cannot.
+    missing: Option<String>,
+}
+
+/// Wires generation from the pipeline: the service the API calls and the workers.
+fn wire_generation(
+    pipeline: &Pipeline,
+    store: &Arc<SqlStore>,
+    metrics: &Metrics,
+    settings: &Settings,
+    role: Option<Role>,
+    runs_workers: bool,
+) -> anyhow::Result<Generation> {
+    let shared_queue = settings.redis_url.is_some();
+    let runner = pipeline.runner(store.clone(), store.clone());
+    if role == Some(Role::JobWorker) && runner.is_none() {
+        anyhow::bail!(
+            "no language model: {}",
+            pipeline.llm_missing.clone().unwrap_or_default()
+        );
+    }
+    let mut generation = Generation::default();
+    // In-process queue: jobs run only in this process, so without a model nothing could
+    // run them. With Redis, other processes (job workers) may run them.
+    if runner.is_some() || shared_queue {
+        generation.service = Some(pipeline.service(store.clone(), store.clone()));
+    } else if role.is_none_or(|r| r == Role::StoryGen) {
+        generation.missing = pipeline.llm_missing.clone();
+    }
+    generation.workers = runner.filter(|_| runs_workers).map(|runner| {
+        (
+            WorkerDeps {
+                queue: pipeline.queue.clone(),
+                jobs: store.clone(),
+                runner,
+                metrics: Some(metrics.clone()),
+            },
+            WorkerOptions::for_visibility(
+                settings.worker_concurrency,
+                settings.job_visibility_timeout_secs,
+            ),
+        )
+    });
+    Ok(generation)
+}
+
+/// The GraphQL schema this process serves: the gateway's (all-in-one), one subgraph's,
+/// or none (roles without a GraphQL API).
+fn served_schema(
+    settings: &Settings,
+    role: Option<Role>,
+    services: &Services,
+) -> anyhow::Result<Option<ServedSchema>> {
+    let limits = SchemaLimits {
+        max_depth: settings.limits.max_query_depth,
+        max_complexity: settings.limits.max_query_complexity,
+        max_selections: settings.limits.max_query_selections,
+    };
+    Ok(match role.map(|r| r.subgraph()) {
+        None => Some(graphql::build_schema(services.clone(), &limits).into()),
+        Some(Some(name)) => Some(
+            graphql::build_subgraph(name, services.clone(), &limits)
+                .with_context(|| format!("no subgraph {name}"))?
+                .into(),
+        ),
+        Some(None) => None,
+    })
 }

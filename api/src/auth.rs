@@ -51,6 +51,8 @@ impl Authenticator {
             let mut v = Validation::new(alg);
             v.set_required_spec_claims(&["exp", "sub"]);
             v.leeway = 30;
+            // A token not yet valid (`nbf` in the future) is refused like an expired one.
+            v.validate_nbf = true;
             if let Some(iss) = &settings.issuer {
                 v.set_issuer(&[iss]);
             }

@@ -28,7 +28,11 @@
 //! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | required `iss` / `aud` claims when set |
 //! | `ZNOVEL_MAX_QUERY_DEPTH` | `15` | GraphQL depth limit |
 //! | `ZNOVEL_MAX_QUERY_COMPLEXITY` | `5000` | GraphQL complexity limit |
-//! | `ZNOVEL_MAX_BODY_BYTES` | `1048576` | largest request body |
+//! | `ZNOVEL_MAX_BODY_BYTES` | `1048576` | largest request body (and WebSocket message) |
+//! | `ZNOVEL_MAX_QUERY_SELECTIONS` | `2000` | most fields one operation may select once its fragments are expanded |
+//! | `ZNOVEL_HTTP_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this long; an idle keep-alive connection is closed after it |
+//! | `ZNOVEL_HTTP_BODY_TIMEOUT_SECS` | `30` | a request body must arrive within this long |
+//! | `ZNOVEL_WS_INIT_TIMEOUT_SECS` | `10` | a WebSocket must send `connection_init` within this long (else closed with 4408) |
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
@@ -128,6 +132,15 @@ pub struct LimitSettings {
     pub max_body_bytes: usize,
     /// Concurrent subscriptions on one WebSocket connection.
     pub max_subscriptions_per_connection: usize,
+    /// Most field selections one operation may expand to (fragments spread).
+    pub max_query_selections: usize,
+    /// Seconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_timeout_secs: u64,
+    /// Seconds a WebSocket has to send `connection_init`.
+    pub ws_init_timeout_secs: u64,
 }
 
 impl Default for LimitSettings {
@@ -137,6 +150,10 @@ impl Default for LimitSettings {
             max_query_complexity: 5_000,
             max_body_bytes: 1024 * 1024,
             max_subscriptions_per_connection: 8,
+            max_query_selections: 2_000,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            ws_init_timeout_secs: 10,
         }
     }
 }
@@ -248,6 +265,10 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_MAX_QUERY_COMPLEXITY",
     "ZNOVEL_MAX_BODY_BYTES",
     "ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+    "ZNOVEL_MAX_QUERY_SELECTIONS",
+    "ZNOVEL_HTTP_HEADER_TIMEOUT_SECS",
+    "ZNOVEL_HTTP_BODY_TIMEOUT_SECS",
+    "ZNOVEL_WS_INIT_TIMEOUT_SECS",
     "ZNOVEL_LOG_FORMAT",
     "ZNOVEL_MODEL_PATH",
     "ZNOVEL_WORKER_CONCURRENCY",
@@ -462,6 +483,35 @@ impl Settings {
         if let Some(v) = get("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION") {
             self.limits.max_subscriptions_per_connection =
                 parse("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
+        }
+        self.apply_deadline_env(&get)?;
+        Ok(())
+    }
+
+    fn apply_deadline_env(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let l = &mut self.limits;
+        for (name, slot) in [
+            (
+                "ZNOVEL_HTTP_HEADER_TIMEOUT_SECS",
+                &mut l.header_timeout_secs,
+            ),
+            ("ZNOVEL_HTTP_BODY_TIMEOUT_SECS", &mut l.body_timeout_secs),
+            ("ZNOVEL_WS_INIT_TIMEOUT_SECS", &mut l.ws_init_timeout_secs),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = parse(name, &v)?;
+                if *slot == 0 {
+                    return Err(ConfigError(format!(
+                        "invalid value for {name}: must be at least 1"
+                    )));
+                }
+            }
+        }
+        if let Some(v) = get("ZNOVEL_MAX_QUERY_SELECTIONS") {
+            l.max_query_selections = parse("ZNOVEL_MAX_QUERY_SELECTIONS", &v)?;
         }
         Ok(())
     }

@@ -6,7 +6,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use znovel_domain::model::GenerationJob;
 use znovel_domain::ports::{JobQueue, LlmError};
@@ -71,7 +72,8 @@ pub struct Metrics {
     /// Chunks delivered to subscribers (one per chunk per subscriber).
     pub chunks_delivered: IntCounter,
     store: Option<Arc<SqlStore>>,
-    queue: Arc<OnceLock<Arc<dyn JobQueue>>>,
+    /// The operation names already used as labels (at most [`MAX_OPERATION_LABELS`]).
+    operation_names: Arc<Mutex<HashSet<String>>>,
     /// Every registered metric's full name, sorted.
     names: Arc<[String]>,
 }
@@ -232,14 +234,9 @@ impl Metrics {
             subscriptions,
             chunks_delivered,
             store,
-            queue: Arc::default(),
+            operation_names: Arc::default(),
             names: names.into(),
         })
-    }
-
-    /// Reports this queue's gauges at every scrape (first call wins).
-    pub fn watch_queue(&self, queue: Arc<dyn JobQueue>) {
-        let _ = self.queue.set(queue);
     }
 
     /// Records a job attempt that ended with `outcome` (`succeeded`, `failed`,
@@ -296,9 +293,10 @@ impl Metrics {
         self.llm_errors.with_label_values(&[provider, kind]).inc();
     }
 
-    /// Refreshes the gauges that need a round trip (queue depth), then renders.
-    pub async fn render_fresh(&self) -> String {
-        if let Some(queue) = self.queue.get() {
+    /// Refreshes the gauges that need a round trip (the depth of `queue`, when this
+    /// process has one), then renders.
+    pub async fn render_fresh(&self, queue: Option<&dyn JobQueue>) -> String {
+        if let Some(queue) = queue {
             match tokio::time::timeout(Duration::from_secs(2), queue.stats()).await {
                 Ok(Ok(s)) => {
                     for (state, n) in [
@@ -343,6 +341,33 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Most distinct operation names one process uses as metric labels; later names count
+/// as `other`. Clients name a bounded set of operations; anything past that is noise, or
+/// an attack on the metrics' size.
+pub const MAX_OPERATION_LABELS: usize = 200;
+
+impl Metrics {
+    /// The metric label for a client-chosen operation name: [`operation_label`], and
+    /// `other` once [`MAX_OPERATION_LABELS`] distinct names are in use.
+    pub fn operation_label(&self, name: Option<&str>) -> String {
+        let label = operation_label(name);
+        if label == "anonymous" || label == "other" {
+            return label;
+        }
+        let mut names = self
+            .operation_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if names.contains(&label)
+            || names.len() < MAX_OPERATION_LABELS && names.insert(label.clone())
+        {
+            label
+        } else {
+            "other".into()
+        }
     }
 }
 

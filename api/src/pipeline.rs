@@ -7,8 +7,8 @@
 use crate::config::{Settings, read_switch_file};
 use crate::metrics::Metrics;
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use znovel_domain::ports::{JobEvents, JobQueue, JobRepository, LanguageModel, Store, TokenStream};
 use znovel_domain::ports::{LlmError, ServedBy};
@@ -34,7 +34,6 @@ pub struct Pipeline {
     pub llm_missing: Option<String>,
     /// Flipped to force the fallback chain without a restart.
     pub force_fallback: Arc<AtomicBool>,
-    observer: Arc<LlmObserver>,
 }
 
 fn queue_options(settings: &Settings) -> QueueOptions {
@@ -47,35 +46,33 @@ fn queue_options(settings: &Settings) -> QueueOptions {
 /// How often `LLM_FALLBACK_ENABLED_FILE` is re-read.
 pub const SWITCH_POLL: Duration = Duration::from_secs(2);
 
-/// Feeds fallback activations and model errors to the metrics once they are attached.
-#[derive(Default)]
+/// Feeds fallback activations and model errors to the metrics.
 struct LlmObserver {
-    metrics: OnceLock<Metrics>,
+    metrics: Metrics,
 }
 
 impl FallbackObserver for LlmObserver {
     fn on_fallback(&self, from: &ServedBy, to: &ServedBy, reason: &LlmError) {
         tracing::warn!(from = %from.model, to = %to.model, %reason, "LLM fallback");
-        if let Some(m) = self.metrics.get() {
-            m.fallback("error");
-        }
+        self.metrics.fallback("error");
     }
     fn on_forced(&self, _skipped: &ServedBy, _to: &ServedBy) {
-        if let Some(m) = self.metrics.get() {
-            m.fallback("forced");
-        }
+        self.metrics.fallback("forced");
     }
     fn on_error(&self, provider: &str, error: &LlmError) {
-        if let Some(m) = self.metrics.get() {
-            m.llm_error(provider, error);
-        }
+        self.metrics.llm_error(provider, error);
     }
 }
 
 impl Pipeline {
     /// Builds the queue, the streams and, when this process runs jobs (`runs_jobs`), the
-    /// model: an API-only process never loads the embedded model.
-    pub async fn build(settings: &Settings, runs_jobs: bool) -> anyhow::Result<Self> {
+    /// model: an API-only process never loads the embedded model. Fallback activations,
+    /// model errors and the forced-fallback switch report to `metrics`.
+    pub async fn build(
+        settings: &Settings,
+        runs_jobs: bool,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
         type Parts = (Arc<dyn JobQueue>, Arc<dyn TokenStream>, Arc<dyn JobEvents>);
         let (queue, streams, events): Parts = match &settings.redis_url {
             Some(url) => {
@@ -107,7 +104,12 @@ impl Pipeline {
             ),
         };
         let force_fallback = Arc::new(AtomicBool::new(settings.llm.fallback_enabled));
-        let observer = Arc::new(LlmObserver::default());
+        metrics
+            .fallback_forced
+            .set(i64::from(settings.llm.fallback_enabled));
+        let observer = Arc::new(LlmObserver {
+            metrics: metrics.clone(),
+        });
         if let Some(path) = settings.llm.fallback_enabled_file.clone() {
             // Lives as long as the process (it holds only the switch and the observer).
             tokio::spawn(watch_switch(path, force_fallback.clone(), observer.clone()));
@@ -127,18 +129,7 @@ impl Pipeline {
             llm,
             llm_missing,
             force_fallback,
-            observer,
         })
-    }
-
-    /// Reports to `metrics` from now on: fallback activations, model errors, the
-    /// forced-fallback gauge and the queue's gauges.
-    pub fn attach_metrics(&self, metrics: &Metrics) {
-        let _ = self.observer.metrics.set(metrics.clone());
-        metrics
-            .fallback_forced
-            .set(i64::from(self.force_fallback.load(Ordering::Relaxed)));
-        metrics.watch_queue(self.queue.clone());
     }
 
     /// The generation service over `store`.
@@ -191,9 +182,7 @@ async fn watch_switch(
                 if switch.swap(on, Ordering::Relaxed) != on {
                     tracing::warn!(forced = on, file = %path.display(), "LLM fallback switch changed");
                 }
-                if let Some(m) = observer.metrics.get() {
-                    m.fallback_forced.set(i64::from(on));
-                }
+                observer.metrics.fallback_forced.set(i64::from(on));
             }
             Ok(Err(e)) if !complained => {
                 complained = true;

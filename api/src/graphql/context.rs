@@ -2,7 +2,7 @@
 //! id. The HTTP and WebSocket transports put a [`RequestCtx`] into the request data;
 //! resolvers read it with [`actor`].
 
-use super::errors::{TOO_MANY_SUBSCRIPTIONS, coded, to_gql};
+use super::errors::{ErrorCode, to_gql};
 use crate::metrics::Metrics;
 use async_graphql::Context;
 use std::sync::Arc;
@@ -67,14 +67,11 @@ impl SubscriptionGuard {
         let before = slots.active.fetch_add(1, Ordering::AcqRel);
         if before >= slots.max {
             slots.active.fetch_sub(1, Ordering::AcqRel);
-            return Err(coded(
-                format!(
-                    "this connection already runs {} subscriptions, the most allowed; \
+            return Err(ErrorCode::TooManySubscriptions.error(format!(
+                "this connection already runs {} subscriptions, the most allowed; \
                      complete one first or open another connection",
-                    slots.max
-                ),
-                TOO_MANY_SUBSCRIPTIONS,
-            ));
+                slots.max
+            )));
         }
         if let Some(m) = &slots.metrics {
             m.subscriptions.with_label_values(&[field]).inc();

@@ -1,4 +1,5 @@
-//! The ONE place domain errors become GraphQL errors.
+//! The ONE place domain errors become GraphQL errors, and the ONE list of error codes
+//! ([`ErrorCode`]) every transport uses (HTTP, SSE, WebSocket, metrics labels).
 //!
 //! Every error a client sees carries a stable `extensions.code`:
 //!
@@ -23,20 +24,93 @@
 use async_graphql::{ErrorExtensionValues, Response};
 use znovel_domain::Error;
 
-/// `extensions.code` of every error the client cannot fix by retrying the same request.
-pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+/// Every `extensions.code` the API returns. Transports and metrics use this enum, never
+/// string literals, so the list in the README and the codes on the wire cannot drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No valid credential was presented.
+    Unauthenticated,
+    /// The credential's role or scopes do not allow the operation.
+    Forbidden,
+    /// The object does not exist in the caller's tenant.
+    NotFound,
+    /// The request or one of its inputs is invalid; retrying it unchanged cannot help.
+    BadUserInput,
+    /// The change conflicts with existing data.
+    Conflict,
+    /// A tenant quota would be exceeded.
+    QuotaExceeded,
+    /// A subscription past the per-connection cap.
+    TooManySubscriptions,
+    /// A dependency is unreachable; retry later.
+    Unavailable,
+    /// A bug or an unexpected failure.
+    Internal,
+}
 
-/// `extensions.code` of a subscription refused by the per-connection cap.
-pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+impl ErrorCode {
+    /// Every code, in the order the README lists them.
+    pub const ALL: &[ErrorCode] = &[
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::BadUserInput,
+        Self::Conflict,
+        Self::QuotaExceeded,
+        Self::TooManySubscriptions,
+        Self::Unavailable,
+        Self::Internal,
+    ];
 
-/// Builds a GraphQL error with `message` and `extensions.code = code`.
-pub(crate) fn coded(message: impl Into<String>, code: &str) -> async_graphql::Error {
-    let mut ext = ErrorExtensionValues::default();
-    ext.set("code", code);
-    async_graphql::Error {
-        message: message.into(),
-        source: None,
-        extensions: Some(ext),
+    /// The code as it appears in `extensions.code`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The code named `s`, if it is one of ours.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    /// The code of a response error (`INTERNAL` when it carries none or an unknown one,
+    /// which keeps metric labels bounded).
+    pub fn of(err: &async_graphql::ServerError) -> Self {
+        err.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .and_then(|v| match v {
+                async_graphql::Value::String(s) => Self::parse(s),
+                async_graphql::Value::Enum(s) => Self::parse(s.as_str()),
+                _ => None,
+            })
+            .unwrap_or(Self::Internal)
+    }
+
+    /// A GraphQL error with `message` and this code.
+    pub fn error(self, message: impl Into<String>) -> async_graphql::Error {
+        let mut ext = ErrorExtensionValues::default();
+        ext.set("code", self.as_str());
+        async_graphql::Error {
+            message: message.into(),
+            source: None,
+            extensions: Some(ext),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -44,28 +118,25 @@ pub(crate) fn coded(message: impl Into<String>, code: &str) -> async_graphql::Er
 pub fn to_gql(e: Error) -> async_graphql::Error {
     let message = e.to_string();
     match e {
-        Error::Unauthenticated => coded(message, "UNAUTHENTICATED"),
-        Error::Forbidden(_) => coded(message, "FORBIDDEN"),
-        Error::NotFound { .. } => coded(message, "NOT_FOUND"),
+        Error::Unauthenticated => ErrorCode::Unauthenticated.error(message),
+        Error::Forbidden(_) => ErrorCode::Forbidden.error(message),
+        Error::NotFound { .. } => ErrorCode::NotFound.error(message),
         Error::InvalidInput { field, .. } => {
-            let mut err = coded(message, BAD_USER_INPUT);
+            let mut err = ErrorCode::BadUserInput.error(message);
             if let Some(ext) = err.extensions.as_mut() {
                 ext.set("field", field);
             }
             err
         }
-        Error::Conflict(_) => coded(message, "CONFLICT"),
-        Error::QuotaExceeded(_) => coded(message, "QUOTA_EXCEEDED"),
+        Error::Conflict(_) => ErrorCode::Conflict.error(message),
+        Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded.error(message),
         Error::Unavailable(cause) => {
             tracing::warn!(%cause, "a dependency is unavailable");
-            coded(
-                "the service is temporarily unavailable; retry later",
-                "UNAVAILABLE",
-            )
+            ErrorCode::Unavailable.error("the service is temporarily unavailable; retry later")
         }
         Error::Internal(cause) => {
             tracing::error!(%cause, "internal error");
-            coded("internal error", "INTERNAL")
+            ErrorCode::Internal.error("internal error")
         }
     }
 }
@@ -89,7 +160,25 @@ pub fn finalize_response(resp: &mut Response) {
     for err in &mut resp.errors {
         let ext = err.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {
-            ext.set("code", BAD_USER_INPUT);
+            ext.set("code", ErrorCode::BadUserInput.as_str());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_round_trips_and_the_readme_lists_it() {
+        let readme = include_str!("../../../README.md");
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            assert!(
+                readme.contains(&format!("`{}`", code.as_str())),
+                "README does not list {code}"
+            );
+        }
+        assert_eq!(ErrorCode::parse("SOMETHING_ELSE"), None);
     }
 }

@@ -18,6 +18,7 @@ pub mod errors;
 pub mod ids;
 pub mod memory;
 pub mod root;
+pub mod selections;
 pub mod story;
 mod subgraph;
 #[cfg(test)]
@@ -82,6 +83,10 @@ pub struct SchemaLimits {
     /// Largest complexity allowed (default 5 000: two nested lists at the default page
     /// size pass, two nested 50-item lists do not).
     pub max_complexity: usize,
+    /// Most field selections one operation may expand to once its fragments are spread
+    /// (default 2 000; GraphiQL's introspection query expands to about 250): see
+    /// [`selections`].
+    pub max_selections: usize,
 }
 
 impl Default for SchemaLimits {
@@ -89,6 +94,7 @@ impl Default for SchemaLimits {
         Self {
             max_depth: 15,
             max_complexity: 5_000,
+            max_selections: 2_000,
         }
     }
 }
@@ -101,6 +107,9 @@ fn limited<Q, M, S>(
     builder
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        .extension(selections::SelectionLimit {
+            max: limits.max_selections,
+        })
 }
 
 /// Builds the gateway schema over `services` (available to resolvers as schema data).

@@ -15,16 +15,10 @@ use super::story::{Chapter, ChapterRevision, GenerationJob, Novel, Volume};
 use async_graphql::{Context, ID, Interface, Object};
 use znovel_domain::Error;
 use znovel_domain::auth::Actor;
-use znovel_domain::ids::*;
-use znovel_domain::model as m;
-use znovel_domain::page::{MAX_PAGE_SIZE, PageRequest};
 use znovel_domain::services::Services;
 
 /// Most IDs `nodes` accepts at once.
 pub const MAX_NODES: usize = 100;
-/// How many pages of API keys `node` scans for an `ApiKey` ID (the admin service has no
-/// lookup by id); keys beyond are reported `NOT_FOUND`.
-const API_KEY_SCAN_PAGES: usize = 20;
 
 /// An object with a global ID, which `node(id)` fetches again.
 #[derive(Interface)]
@@ -161,7 +155,7 @@ async fn load(
             Node::Tenant(Tenant(s.admin.tenant(actor).await?))
         }
         "Tenant" => return Err(Error::NotFound { resource: "tenant" }),
-        "ApiKey" => Node::ApiKey(ApiKey(find_api_key(s, actor, id(uuid)).await?)),
+        "ApiKey" => Node::ApiKey(ApiKey(s.admin.api_key(actor, id(uuid)).await?)),
         "GenerationJob" => {
             Node::GenerationJob(GenerationJob(s.generation()?.job(actor, id(uuid)).await?))
         }
@@ -171,26 +165,5 @@ async fn load(
                 format!("{other} objects cannot be fetched by ID yet"),
             ));
         }
-    })
-}
-
-/// Finds an API key visible to the actor (all of the tenant's for an ADMIN, else its
-/// own) by scanning the key list.
-async fn find_api_key(s: &Services, actor: &Actor, key: ApiKeyId) -> Result<m::ApiKey, Error> {
-    let mut after = None;
-    for _ in 0..API_KEY_SCAN_PAGES {
-        let req = PageRequest::new(Some(MAX_PAGE_SIZE as i64), after)?;
-        let page = s.admin.api_keys(actor, req).await?;
-        after = page.items.last().map(|k| k.id.as_uuid());
-        let more = page.has_next_page;
-        if let Some(found) = page.items.into_iter().find(|k| k.id == key) {
-            return Ok(found);
-        }
-        if !more {
-            break;
-        }
-    }
-    Err(Error::NotFound {
-        resource: "API key",
     })
 }

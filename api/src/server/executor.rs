@@ -3,9 +3,9 @@
 //! WebSocket. The schema is the gateway's (all-in-one server) or one subgraph's
 //! (`znovel serve --role <subgraph>`), see [`ServedSchema`].
 
-use crate::graphql::errors::finalize_response;
+use crate::graphql::errors::{ErrorCode, finalize_response};
 use crate::graphql::{AppSchema, SubgraphSchema};
-use crate::metrics::{Metrics, operation_label};
+use crate::metrics::Metrics;
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Data, Executor, Request, Response};
 use std::sync::Arc;
@@ -68,38 +68,41 @@ impl InstrumentedSchema {
         }
     }
 
-    fn observe(&self, resp: &mut Response, operation: &str, started: Instant) {
+    fn observe(&self, resp: &mut Response, operation: Option<&str>, started: Instant) {
         finalize_response(resp);
+        // A request refused before execution (it does not parse or validate) names no
+        // operation that exists: its client-chosen name never becomes a label.
+        let refused = resp.data == async_graphql::Value::Null
+            && resp.is_err()
+            && resp.errors.iter().all(|e| e.path.is_empty());
+        let operation = if refused {
+            "invalid".to_owned()
+        } else {
+            self.metrics.operation_label(operation)
+        };
         self.metrics
             .graphql_operations
-            .with_label_values(&[operation])
+            .with_label_values(&[&operation])
             .inc();
         self.metrics
             .graphql_duration
-            .with_label_values(&[operation])
+            .with_label_values(&[&operation])
             .observe(started.elapsed().as_secs_f64());
         for e in &resp.errors {
-            let code = e
-                .extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .and_then(|v| match v {
-                    async_graphql::Value::String(s) => Some(s.as_str()),
-                    async_graphql::Value::Enum(s) => Some(s.as_str()),
-                    _ => None,
-                })
-                .unwrap_or("INTERNAL");
-            self.metrics.graphql_errors.with_label_values(&[code]).inc();
+            self.metrics
+                .graphql_errors
+                .with_label_values(&[ErrorCode::of(e).as_str()])
+                .inc();
         }
     }
 }
 
 impl Executor for InstrumentedSchema {
     async fn execute(&self, request: Request) -> Response {
-        let operation = operation_label(request.operation_name.as_deref());
+        let operation = request.operation_name.clone();
         let started = Instant::now();
         let mut resp = self.schema.execute(request).await;
-        self.observe(&mut resp, &operation, started);
+        self.observe(&mut resp, operation.as_deref(), started);
         resp
     }
 
@@ -108,12 +111,12 @@ impl Executor for InstrumentedSchema {
         request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        let operation = operation_label(request.operation_name.as_deref());
+        let operation = request.operation_name.clone();
         let this = self.clone();
         let started = Instant::now();
         Executor::execute_stream(&self.schema, request, session_data)
             .map(move |mut resp| {
-                this.observe(&mut resp, &operation, started);
+                this.observe(&mut resp, operation.as_deref(), started);
                 resp
             })
             .boxed()

@@ -4,10 +4,14 @@
 //! API, such as the job worker).
 
 pub mod executor;
-pub mod graphql_http;
 pub mod health;
+pub mod http;
+pub mod listen;
+pub mod sse;
+pub mod ws;
 
 use crate::auth::Authenticator;
+use crate::config::LimitSettings;
 use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request, State};
@@ -17,11 +21,13 @@ use axum::response::Response;
 use axum::routing::get;
 use executor::InstrumentedSchema;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+use znovel_domain::ports::JobQueue;
 use znovel_infra::SqlStore;
 
 /// What every handler shares.
@@ -39,12 +45,18 @@ pub struct AppState {
     pub max_subscriptions: usize,
     /// Turns true when the server shuts down (WebSockets are then closed with 1012).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// How a WebSocket `connection_init` with a bad credential is refused: `false` (the
-    /// public endpoint) closes the connection with 4403, as graphql-transport-ws says;
-    /// `true` (a subgraph behind a federation router) accepts it and fails each of its
-    /// operations with `UNAUTHENTICATED` — a router retries a closed upstream connection
-    /// instead of telling its client.
-    pub ws_reject_per_operation: bool,
+    /// Whether this is a subgraph behind a federation router rather than the public
+    /// endpoint. The public endpoint refuses a request without a credential before
+    /// reading its body (HTTP 401) and closes a WebSocket whose `connection_init` has no
+    /// valid credential with 4403, as graphql-transport-ws says. Behind a router,
+    /// requests without a credential run (the router may ask for `_service`) and a bad
+    /// WebSocket credential fails each operation with `UNAUTHENTICATED` instead — a
+    /// router retries a closed upstream connection instead of telling its client.
+    pub behind_router: bool,
+    /// How long a WebSocket may take to send `connection_init` (then: 4408).
+    pub ws_init_timeout: std::time::Duration,
+    /// Largest WebSocket message (the body limit of HTTP).
+    pub max_message_bytes: usize,
 }
 
 /// What the probes (`/health`, `/ready`) need; every process has it, with or without a
@@ -68,16 +80,20 @@ impl FromRef<AppState> for Probes {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The public router: `/graphql`, `/health`, `/ready`, `/`.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// The public router: `/graphql`, `/health`, `/ready`, `/`. A request body must arrive
+/// within the body deadline (else 408).
+pub fn router(state: AppState, limits: &LimitSettings) -> Router {
     let metrics = state.metrics.clone();
     let routes = Router::new()
-        .route("/graphql", get(graphql_http::get).post(graphql_http::post))
+        .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/", get(index))
-        .with_state(state);
-    with_layers(routes, metrics, max_body_bytes)
+        .with_state(state)
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            limits.body_timeout_secs,
+        )));
+    with_layers(routes, metrics, limits.max_body_bytes)
 }
 
 /// The router of a process without a GraphQL API (`role`: its name): `/health`, `/ready`,
@@ -153,19 +169,20 @@ async fn track_http(State(metrics): State<Metrics>, req: Request, next: Next) ->
     resp
 }
 
-/// The metrics router: `GET /metrics`.
-pub fn metrics_router(metrics: Metrics) -> Router {
+/// The metrics router: `GET /metrics`; `queue` (when this process has one) feeds the
+/// queue gauges at every scrape.
+pub fn metrics_router(metrics: Metrics, queue: Option<Arc<dyn JobQueue>>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
-            let m = metrics.clone();
+            let (m, q) = (metrics.clone(), queue.clone());
             async move {
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    m.render_fresh().await,
+                    m.render_fresh(q.as_deref()).await,
                 )
             }
         }),

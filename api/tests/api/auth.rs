@@ -192,6 +192,20 @@ async fn jwt_case(backend: Backend) {
             "https://auth.example",
             "other",
         ),
+        // Not valid before ten minutes from now.
+        encode(
+            &Header::default(),
+            &json!({
+                "sub": actor.user_id.to_string(),
+                "tid": actor.tenant_id.to_string(),
+                "exp": now + 3600,
+                "nbf": now + 600,
+                "iss": "https://auth.example",
+                "aud": "znovel",
+            }),
+            &EncodingKey::from_secret(b"test-secret-of-enough-length-0123456789"),
+        )
+        .unwrap(),
     ] {
         let (status, body) = app.post(Some(&bad), "{ viewer { role } }", json!({})).await;
         assert_eq!(status, 401, "{body:#}");

@@ -141,6 +141,7 @@ both!(
         let resp = app
             .client
             .post(app.url("/graphql"))
+            .bearer_auth(&app.admin_key)
             .header("content-type", "application/json")
             .body("{not json")
             .send()

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod generation;
+mod hardening;
 mod operations;
 mod roles;
 mod scale_out;

@@ -440,15 +440,36 @@ impl AdminService {
             .await?)
     }
 
-    /// Revokes a key (own keys, or any key for an ADMIN). Idempotent.
-    pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey, Error> {
+    /// Reads an API key: an ADMIN sees any of the tenant's, others only their own
+    /// (another user's key is `NotFound`, exactly like a missing one).
+    pub async fn api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey, Error> {
         let key = self
             .store
             .get_api_key(actor.tenant_id, id)
             .await
             .or_not_found("API key")?;
-        if key.user_id != actor.user_id {
-            actor.require_admin()?;
+        if key.user_id != actor.user_id && actor.role != Role::Admin {
+            return Err(Error::NotFound {
+                resource: "API key",
+            });
+        }
+        Ok(key)
+    }
+
+    /// Revokes a key. Idempotent. Any key of the tenant for an ADMIN; otherwise one of
+    /// the caller's own keys that grants no more than the caller's credential does (a
+    /// READ-scoped key cannot revoke its user's admin key), or the very key in use.
+    pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey, Error> {
+        let key = self.api_key(actor, id).await?;
+        if actor.api_key_id != Some(key.id) {
+            let user = self.user(actor, key.user_id).await?;
+            let grants = Actor::new(actor.tenant_id, user.id, user.role, Some(&key.scopes), None);
+            if !actor.role.includes(grants.role) {
+                return Err(Error::Forbidden(format!(
+                    "this key grants {}; your credential acts as {}",
+                    grants.role, actor.role
+                )));
+            }
         }
         self.store
             .revoke_api_key(actor.tenant_id, id, now())

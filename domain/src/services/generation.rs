@@ -263,8 +263,8 @@ impl GenerationService {
     }
 
     /// The job's token stream entries after `after`, waiting up to `wait` for the first.
-    /// The caller must have read the job (authorization) first.
-    pub async fn stream(
+    /// The caller has read the job (authorization) first: see [`Self::follow`].
+    pub(super) async fn read_stream(
         &self,
         job: &GenerationJob,
         after: u64,
@@ -274,6 +274,11 @@ impl GenerationService {
             .streams
             .read(job.tenant_id, job.id, after, 256, wait)
             .await?)
+    }
+
+    /// The store, for the follow module.
+    pub(super) fn store(&self) -> &dyn Store {
+        &*self.store
     }
 }
 

@@ -3,6 +3,7 @@
 //! for every change.
 
 mod admin;
+mod follow;
 mod generation;
 mod memory;
 pub mod prompt;
@@ -10,6 +11,7 @@ pub mod runner;
 mod story;
 
 pub use admin::*;
+pub use follow::*;
 pub use generation::*;
 pub use memory::*;
 pub use story::*;

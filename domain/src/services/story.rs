@@ -144,16 +144,29 @@ pub(crate) fn json_object(
     if !value.is_object() {
         return Err(Error::invalid(field, "must be a JSON object"));
     }
-    let size = serde_json::to_string(&value)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_JSON_BYTES {
+    let text = serde_json::to_string(&value).unwrap_or_default();
+    if text.len() > MAX_JSON_BYTES {
         return Err(Error::invalid(
             field,
             format!("must be at most {MAX_JSON_BYTES} bytes"),
         ));
     }
+    // PostgreSQL cannot store U+0000 in text or JSON (SQLite can): refused on both, so
+    // the two backends accept the same input.
+    if has_nul(&value) {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
     Ok(value)
+}
+
+/// Whether a NUL character appears in any string or key of `value`.
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 fn seq(field: &str, v: i64) -> Result<i32, Error> {

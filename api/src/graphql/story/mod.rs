@@ -7,6 +7,7 @@
 mod chapter;
 mod generation;
 mod inputs;
+mod live;
 mod mutation;
 mod query;
 mod types;
@@ -14,6 +15,7 @@ mod types;
 pub use chapter::*;
 pub use generation::*;
 pub use inputs::*;
+pub use live::*;
 pub use mutation::StoryMutation;
 pub use query::{StoryEntities, StoryQuery};
 pub use types::*;

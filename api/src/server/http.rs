@@ -1,0 +1,247 @@
+//! GraphQL over HTTP (`POST` and `GET /graphql`, per the GraphQL-over-HTTP spec): media
+//! types, status codes, and the credential of a request (`Authorization: Bearer <key or
+//! JWT>` or `X-Api-Key`). A `GET` with a WebSocket upgrade goes to [`super::ws`]; a `POST`
+//! with `Accept: text/event-stream` to [`super::sse`].
+
+use super::AppState;
+use crate::auth::Authenticator;
+use crate::graphql::context::RequestCtx;
+use crate::graphql::errors::{ErrorCode, to_gql};
+use async_graphql::{Executor, ParseRequestError, ServerError};
+use async_graphql_axum::GraphQLRequest;
+use axum::body::Body;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use znovel_domain::Error;
+use znovel_domain::auth::Actor;
+
+/// The media type of GraphQL-over-HTTP responses.
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// A request that is not a GraphQL request at all (bad JSON, missing query, too large):
+/// answered as a GraphQL error with code `BAD_USER_INPUT` (HTTP 400) or 413.
+pub struct Rejection(ParseRequestError);
+
+impl From<ParseRequestError> for Rejection {
+    fn from(e: ParseRequestError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self.0 {
+            ParseRequestError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large".to_owned(),
+            ),
+            ParseRequestError::InvalidRequest(e) => (
+                StatusCode::BAD_REQUEST,
+                format!("invalid GraphQL request: {e}"),
+            ),
+            other => (
+                StatusCode::BAD_REQUEST,
+                format!("invalid GraphQL request: {other}"),
+            ),
+        };
+        error_body(status, ErrorCode::BadUserInput, &message, true)
+    }
+}
+
+/// A GraphQL error response without data, with one error carrying `code`.
+pub fn error_body(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    graphql_media: bool,
+) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
+    });
+    json_response(status, body.to_string(), graphql_media)
+}
+
+/// A JSON response with the GraphQL-over-HTTP media type (or plain JSON for legacy
+/// clients).
+pub(super) fn json_response(status: StatusCode, body: String, graphql_media: bool) -> Response {
+    let ct = if graphql_media {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp
+}
+
+/// Whether the client accepts `application/graphql-response+json` (else: `application/json`,
+/// per the spec's legacy-client rule).
+fn wants_graphql_media(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| a.contains(GRAPHQL_RESPONSE) || !a.contains("application/json"))
+}
+
+/// The request id (set by the request-id middleware), for logs and the audit log.
+pub(super) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// Finds the credential of an HTTP request, if any.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Authenticator::from_authorization(v).or(Some(""));
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, Error> {
+    match credential(headers) {
+        None => Ok(None),
+        Some(c) => state.auth.authenticate(c).await.map(Some),
+    }
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the URL (queries only: a mutation
+/// over GET is 405, so a link or an image tag cannot change anything).
+pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return super::ws::upgrade(state, req).await;
+    }
+    serve(state, req, Method::Get).await
+}
+
+/// `POST /graphql`: `Content-Type: application/json` only (anything else is 415: a
+/// form or `text/plain` POST from another site must not run an operation).
+pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return error_body(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadUserInput,
+            "POST /graphql needs Content-Type: application/json",
+            wants_graphql_media(req.headers()),
+        );
+    }
+    serve(state, req, Method::Post).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// One GraphQL request over HTTP: the credential first (a request without one is refused
+/// on the public endpoint before its body is read), then the body, then execution.
+async fn serve(state: AppState, req: Request, method: Method) -> Response {
+    let graphql_media = wants_graphql_media(req.headers());
+    let headers = req.headers().clone();
+    if !state.behind_router && credential(&headers).is_none() {
+        return unauthenticated(&state, Error::Unauthenticated, graphql_media);
+    }
+    let actor = match authenticate(&state, &headers).await {
+        Ok(a) => a,
+        Err(e) => return unauthenticated(&state, e, graphql_media),
+    };
+    let mut gql = match GraphQLRequest::<Rejection>::from_request(req, &state).await {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    if method == Method::Get && is_mutation(&mut gql) {
+        let mut resp = error_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::BadUserInput,
+            "mutations need POST",
+            graphql_media,
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return resp;
+    }
+    let request_id = request_id(&headers);
+    if super::sse::wants_event_stream(&headers) {
+        return super::sse::event_stream(&state, gql.data(RequestCtx { actor, request_id }));
+    }
+    let resp = state
+        .executor
+        .execute(gql.data(RequestCtx { actor, request_id }))
+        .await;
+    // GraphQL-over-HTTP: a request that failed before execution (parse, validation,
+    // limits: errors without a path, no data) is a 400 with the new media type; field
+    // errors during execution stay 200.
+    let request_error = resp.data == async_graphql::Value::Null
+        && resp.is_err()
+        && resp.errors.iter().all(|e| e.path.is_empty());
+    let status = if graphql_media && request_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    match serde_json::to_string(&resp) {
+        Ok(body) => json_response(status, body, graphql_media),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a GraphQL response");
+            error_body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error",
+                graphql_media,
+            )
+        }
+    }
+}
+
+/// Whether the operation the request selects is a mutation (a document that does not
+/// parse is left to the executor, which reports it).
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return false;
+    };
+    doc.operations.iter().any(|(n, op)| {
+        op.node.ty == async_graphql::parser::types::OperationType::Mutation
+            && (name.is_none() || n.map(|n| n.as_str()) == name.as_deref())
+    })
+}
+
+/// HTTP 401 with `WWW-Authenticate: Bearer` and the error of a refused credential.
+fn unauthenticated(state: &AppState, e: Error, graphql_media: bool) -> Response {
+    let err = to_gql(e);
+    let mut resp =
+        async_graphql::Response::from_errors(vec![ServerError::new(err.message.clone(), None)]);
+    if let Some(first) = resp.errors.first_mut() {
+        first.extensions = err.extensions;
+    }
+    state
+        .metrics
+        .graphql_errors
+        .with_label_values(&[ErrorCode::Unauthenticated.as_str()])
+        .inc();
+    let body = serde_json::to_string(&resp).unwrap_or_default();
+    let mut out = json_response(StatusCode::UNAUTHORIZED, body, graphql_media);
+    out.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    out
+}
