@@ -6,6 +6,7 @@ use crate::auth::Authenticator;
 use crate::bootstrap::{self, AdminKey};
 use crate::config::Settings;
 use crate::graphql::{self, SchemaLimits};
+use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::role::Role;
@@ -35,6 +36,12 @@ pub struct App {
     pub admin_key: Option<AdminKey>,
     /// In-process job workers, when this process runs jobs.
     pub workers: Option<(WorkerDeps, WorkerOptions)>,
+    /// The story's memory, when this process has one (every role with a GraphQL API or
+    /// workers).
+    pub memory: Option<Memory>,
+    /// Whether the job queue lives in this process (its unfinished jobs are queued again
+    /// at start).
+    pub local_queue: bool,
     /// Why this process cannot generate chapters, if it cannot.
     pub generation_missing: Option<String>,
     /// Turns true when the server starts shutting down: workers hand their jobs back,
@@ -89,14 +96,22 @@ impl App {
         } else {
             None
         };
-        let generation = match &pipeline {
-            Some(p) => wire_generation(p, &store, &metrics, settings, role, runs_workers)?,
-            None => Generation::default(),
+        let memory = pipeline
+            .as_ref()
+            .map(|p| Memory::build(store.clone(), p, None));
+        let generation = match (&pipeline, &memory) {
+            (Some(p), Some(m)) => {
+                wire_generation(p, m, &store, &metrics, settings, role, runs_workers)?
+            }
+            _ => Generation::default(),
         };
         if let Some(why) = &generation.missing {
             tracing::warn!(reason = %why, "chapter generation is unavailable");
         }
         let mut services = Services::new(store.clone());
+        if let Some(m) = &memory {
+            services = services.with_memory(m.indexer.clone(), m.scheduler.clone(), m.recall.clone());
+        }
         if let Some(g) = generation.service {
             services = services.with_generation(g);
         }
@@ -138,6 +153,8 @@ impl App {
             services,
             admin_key,
             workers: generation.workers,
+            memory,
+            local_queue: !shared_queue,
             generation_missing: generation.missing,
             shutdown,
             header_timeout: Duration::from_secs(settings.limits.header_timeout_secs),
@@ -153,10 +170,21 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, rx) = (self.shutdown.clone(), self.shutdown.subscribe());
-        let workers = self
-            .workers
-            .map(|(deps, opts)| worker::spawn(deps, opts, rx.clone()))
-            .unwrap_or_default();
+        let mut workers = Vec::new();
+        if let Some((deps, opts)) = self.workers {
+            // A process that runs jobs also keeps the memory up to date.
+            if let Some(m) = &self.memory {
+                workers.push(tokio::spawn(crate::memory::maintain(
+                    deps.jobs.clone(),
+                    self.store.clone(),
+                    deps.queue.clone(),
+                    m.scheduler.clone(),
+                    self.local_queue,
+                    rx.clone(),
+                )));
+            }
+            workers.extend(worker::spawn(deps, opts, rx.clone()));
+        }
         let mut metrics_rx = rx.clone();
         let metrics = tokio::spawn(async move {
             axum::serve(metrics_listener, self.metrics_router)
@@ -199,9 +227,11 @@ struct Generation {
     missing: Option<String>,
 }
 
-/// Wires generation from the pipeline: the service the API calls and the workers.
+/// Wires generation from the pipeline: the service the API calls and the workers (which
+/// remember what they write and run memory jobs).
 fn wire_generation(
     pipeline: &Pipeline,
+    memory: &Memory,
     store: &Arc<SqlStore>,
     metrics: &Metrics,
     settings: &Settings,
@@ -209,7 +239,9 @@ fn wire_generation(
     runs_workers: bool,
 ) -> anyhow::Result<Generation> {
     let shared_queue = settings.redis_url.is_some();
-    let runner = pipeline.runner(store.clone(), store.clone());
+    let runner = pipeline
+        .runner(store.clone(), store.clone())
+        .map(|r| r.with_memory(memory.for_runner(store.clone(), pipeline)));
     if role == Some(Role::JobWorker) && runner.is_none() {
         anyhow::bail!(
             "no language model: {}",

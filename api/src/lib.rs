@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod graphql;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod role;

@@ -7,7 +7,8 @@
 //! | `story-gen` | the story-gen subgraph on `/graphql` (novels, chapters, generation, `chapterStream`) | only without `REDIS_URL` (in-process queue) |
 //! | `memory` | the memory subgraph | no |
 //! | `admin` | the admin subgraph (also `node`/`nodes`) | no |
-//! | `rag-retrieval`, `validator`, `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` | no |
+//! | `rag-retrieval` | the rag-retrieval subgraph (`recall`) | no |
+//! | `validator`, `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` | no |
 //! | `job-worker` | `/health`, `/ready`, `/metrics` (same as `znovel worker`) | yes |
 //!
 //! Every role serves `/health` and `/ready` on `ZNOVEL_LISTEN` and `/metrics` on
@@ -28,7 +29,7 @@ pub enum Role {
     Memory,
     /// The admin subgraph: tenants, users, API keys, quotas, audit; `node`/`nodes`.
     Admin,
-    /// Retrieval (no GraphQL API yet).
+    /// The rag-retrieval subgraph: `recall`.
     RagRetrieval,
     /// Validation (no GraphQL API yet).
     Validator,
@@ -56,7 +57,7 @@ impl Role {
             Role::StoryGen => graphql::STORY_GEN,
             Role::Memory => graphql::MEMORY,
             Role::Admin => graphql::ADMIN,
-            Role::RagRetrieval => "rag-retrieval",
+            Role::RagRetrieval => graphql::RAG_RETRIEVAL,
             Role::Validator => "validator",
             Role::File => "file",
             Role::JobWorker => "job-worker",

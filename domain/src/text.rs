@@ -156,7 +156,8 @@ pub fn is_cjk_language(language: &str) -> bool {
     matches!(primary.as_str(), "zh" | "ja" | "ko" | "yue" | "wuu")
 }
 
-fn is_cjk_char(c: char) -> bool {
+/// Whether `c` is a CJK character (counted as a word of its own).
+pub fn is_cjk_char(c: char) -> bool {
     matches!(c as u32,
         0x3040..=0x30FF   // Hiragana, Katakana
         | 0x3400..=0x4DBF // CJK Extension A
@@ -170,22 +171,39 @@ fn is_cjk_char(c: char) -> bool {
 /// one, and every run of other letters or digits counts as one word. The same rule serves
 /// every language, so a Chinese text with some Latin names is counted sensibly too.
 pub fn count_words(text: &str) -> i64 {
-    let mut count = 0i64;
-    let mut in_word = false;
-    for c in text.chars() {
+    let mut counter = WordCounter::default();
+    text.chars().for_each(|c| counter.push(c));
+    counter.count()
+}
+
+/// Counts words character by character, exactly like [`count_words`] (for callers that
+/// walk a text once and need the count as they go).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WordCounter {
+    count: i64,
+    in_word: bool,
+}
+
+impl WordCounter {
+    /// Takes the next character.
+    pub fn push(&mut self, c: char) {
         if is_cjk_char(c) {
-            count += 1;
-            in_word = false;
-        } else if c.is_alphanumeric() || (in_word && (c == '\'' || c == '’' || c == '-')) {
-            if !in_word {
-                count += 1;
-                in_word = true;
+            self.count += 1;
+            self.in_word = false;
+        } else if c.is_alphanumeric() || (self.in_word && (c == '\'' || c == '’' || c == '-')) {
+            if !self.in_word {
+                self.count += 1;
+                self.in_word = true;
             }
         } else {
-            in_word = false;
+            self.in_word = false;
         }
     }
-    count
+
+    /// Words so far.
+    pub fn count(&self) -> i64 {
+        self.count
+    }
 }
 
 #[cfg(test)]

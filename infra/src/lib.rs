@@ -8,6 +8,7 @@
 //!   API's tests.
 
 pub mod llm;
+pub mod memory;
 pub mod queue;
 pub mod sql;
 #[cfg(feature = "testing")]

@@ -43,6 +43,7 @@ fn request(prompt: &str, max_tokens: u32, temperature: f32, seed: u64) -> Comple
         max_tokens,
         temperature,
         seed: Some(seed),
+        json_schema: None,
     }
 }
 
@@ -166,6 +167,7 @@ async fn chinese_text_streams_as_whole_characters() {
         max_tokens: 24,
         temperature: 0.0,
         seed: None,
+        json_schema: None,
     };
     let out = collect(&model, continued).await;
     println!("continuation: {:?}", out.text());

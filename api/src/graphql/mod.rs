@@ -17,6 +17,8 @@ pub mod context;
 pub mod errors;
 pub mod ids;
 pub mod memory;
+pub mod refs;
+pub mod retrieval;
 pub mod root;
 pub mod selections;
 pub mod story;
@@ -25,8 +27,8 @@ mod subgraph;
 mod tests;
 
 pub use subgraph::{
-    ADMIN, MEMORY, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema, build_subgraph,
-    subgraph_sdl,
+    ADMIN, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
+    build_subgraph, subgraph_sdl,
 };
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
@@ -55,6 +57,7 @@ pub struct Query(
     story::GenerationQuery,
     memory::MemoryQuery,
     admin::AdminQuery,
+    retrieval::RetrievalQuery,
 );
 
 // Every subgraph's mutations.

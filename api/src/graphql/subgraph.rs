@@ -2,8 +2,8 @@
 //! federation router (Hive Router / Hive Gateway) in the distributed deployment.
 //!
 //! The subgraphs are named after the services (Kubernetes Deployments) that serve them:
-//! `story-gen` (the [`story`] module), `memory` and `admin` — also their
-//! `znovel serve --role` names.
+//! `story-gen` (the [`story`] module), `memory`, `admin` and `rag-retrieval` (the
+//! [`retrieval`] module) — also their `znovel serve --role` names.
 //!
 //! A subgraph's root types are named `Query`/`Mutation`/`Subscription` and described like
 //! the gateway's; story-gen and memory add entity resolvers (`@key(fields: "id")` on every type with a
@@ -12,11 +12,11 @@
 //! admin subgraph also serves `node`/`nodes` (returning references to other subgraphs'
 //! objects). So the composed supergraph's API schema equals the gateway's [`sdl`](super::sdl).
 
-use super::{SchemaLimits, admin, limited, memory, story};
+use super::{SchemaLimits, admin, limited, memory, retrieval, story};
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::registry::SDLExportOptions;
 use async_graphql::{
-    Data, EmptySubscription, Executor, InterfaceType, MergedSubscription, ObjectType, Request,
+    Data, EmptyMutation, EmptySubscription, Executor, InterfaceType, MergedSubscription, ObjectType, Request,
     Response, Schema, SchemaBuilder, SubscriptionType,
 };
 use std::sync::Arc;
@@ -28,9 +28,11 @@ pub const STORY_GEN: &str = "story-gen";
 pub const MEMORY: &str = "memory";
 /// The admin subgraph's name.
 pub const ADMIN: &str = "admin";
+/// The rag-retrieval subgraph's name.
+pub const RAG_RETRIEVAL: &str = "rag-retrieval";
 
 /// The subgraphs, by name (also the `--role` names of the services that serve them).
-pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN];
+pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN, RAG_RETRIEVAL];
 
 // Root subscription type of the story-gen subgraph built alone (named and described like
 // the gateway's, so the composed supergraph equals it).
@@ -42,6 +44,7 @@ pub struct StorySubscription(story::GenerationSubscription);
 type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, StorySubscription>;
 type Memory = Schema<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription>;
 type Admin = Schema<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription>;
+type Retrieval = Schema<retrieval::SubgraphQuery, EmptyMutation, EmptySubscription>;
 
 /// A federation subgraph schema builder with its share of `Node`.
 fn builder<Q, M, S, N>(query: Q, mutation: M, subscription: S) -> SchemaBuilder<Q, M, S>
@@ -84,6 +87,11 @@ pub(crate) fn admin_builder()
     )
 }
 
+pub(crate) fn retrieval_builder()
+-> SchemaBuilder<retrieval::SubgraphQuery, EmptyMutation, EmptySubscription> {
+    Schema::build(Default::default(), EmptyMutation, EmptySubscription).enable_federation()
+}
+
 /// One subgraph's executable schema (each has its own root types, hence the enum).
 #[derive(Clone)]
 pub enum SubgraphSchema {
@@ -93,6 +101,8 @@ pub enum SubgraphSchema {
     Memory(Memory),
     /// The admin subgraph.
     Admin(Admin),
+    /// The rag-retrieval subgraph.
+    Retrieval(Retrieval),
 }
 
 impl SubgraphSchema {
@@ -103,6 +113,7 @@ impl SubgraphSchema {
             Self::Story(s) => s.sdl_with_options(opts),
             Self::Memory(s) => s.sdl_with_options(opts),
             Self::Admin(s) => s.sdl_with_options(opts),
+            Self::Retrieval(s) => s.sdl_with_options(opts),
         }
     }
 }
@@ -113,6 +124,7 @@ impl Executor for SubgraphSchema {
             Self::Story(s) => s.execute(request).await,
             Self::Memory(s) => s.execute(request).await,
             Self::Admin(s) => s.execute(request).await,
+            Self::Retrieval(s) => s.execute(request).await,
         }
     }
 
@@ -125,6 +137,7 @@ impl Executor for SubgraphSchema {
             Self::Story(s) => Executor::execute_stream(s, request, session_data),
             Self::Memory(s) => Executor::execute_stream(s, request, session_data),
             Self::Admin(s) => Executor::execute_stream(s, request, session_data),
+            Self::Retrieval(s) => Executor::execute_stream(s, request, session_data),
         }
     }
 }
@@ -142,6 +155,9 @@ pub fn build_subgraph(
         }
         MEMORY => SubgraphSchema::Memory(limited(memory_builder(), limits).data(services).finish()),
         ADMIN => SubgraphSchema::Admin(limited(admin_builder(), limits).data(services).finish()),
+        RAG_RETRIEVAL => {
+            SubgraphSchema::Retrieval(limited(retrieval_builder(), limits).data(services).finish())
+        }
         _ => return None,
     })
 }
@@ -153,6 +169,7 @@ pub fn subgraph_sdl(name: &str) -> Option<String> {
         STORY_GEN => SubgraphSchema::Story(story_builder().finish()),
         MEMORY => SubgraphSchema::Memory(memory_builder().finish()),
         ADMIN => SubgraphSchema::Admin(admin_builder().finish()),
+        RAG_RETRIEVAL => SubgraphSchema::Retrieval(retrieval_builder().finish()),
         _ => return None,
     };
     Some(schema.sdl())

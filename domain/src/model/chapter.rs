@@ -53,6 +53,8 @@ pub struct Chapter {
     pub content: String,
     /// Summary of what happens.
     pub summary: String,
+    /// Who wrote the summary: an author's summary is never replaced by extraction.
+    pub summary_origin: super::Origin,
     /// Story time at which the chapter starts (ordinal in the novel's time system).
     pub story_time_start: Option<i64>,
     /// Story time at which it ends.

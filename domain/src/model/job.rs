@@ -58,6 +58,9 @@ pub struct JobInput {
     pub instructions: String,
     /// Target length of the result (words; CJK characters).
     pub target_words: Option<i64>,
+    /// For jobs about one version of a chapter (memory, validation): that version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapter_version: Option<i32>,
 }
 
 /// A generation job.
@@ -105,4 +108,7 @@ pub struct GenerationJob {
     pub error: Option<String>,
     /// Who asked for it.
     pub created_by: Option<UserId>,
+    /// What the model was given from the story's memory (generation jobs), so an author
+    /// sees why it wrote what it wrote.
+    pub context: Vec<super::RecallHit>,
 }

@@ -23,6 +23,67 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// Who wrote a story-bible record.
+    Origin {
+        /// The author (or an extracted record the author edited: never overwritten).
+        Author = "AUTHOR",
+        /// Extracted from a chapter by the language model; replaced when that chapter
+        /// changes.
+        Extracted = "EXTRACTED",
+    }
+}
+
+str_enum! {
+    /// Whether a character lives.
+    Vital {
+        /// Alive.
+        Alive = "ALIVE",
+        /// Dead.
+        Dead = "DEAD",
+    }
+}
+
+/// Where a story-bible record came from: the author, or a chapter it was extracted
+/// from, with the span of that chapter's text that says so.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Provenance {
+    /// Who wrote it.
+    pub origin: Origin,
+    /// The chapter it was extracted from (extracted records; kept after an author edit).
+    pub chapter_id: Option<ChapterId>,
+    /// Where the evidence starts in that chapter's content (Unicode code points).
+    pub span_start: Option<i32>,
+    /// Where it ends (exclusive).
+    pub span_end: Option<i32>,
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self::Author
+    }
+}
+
+impl Provenance {
+    /// Extracted from `chapter`, with the evidence at `span` if it was found.
+    pub fn extracted(chapter: ChapterId, span: Option<(i32, i32)>) -> Self {
+        Self {
+            origin: Origin::Extracted,
+            chapter_id: Some(chapter),
+            span_start: span.map(|s| s.0),
+            span_end: span.map(|s| s.1),
+        }
+    }
+
+    /// The same provenance, now owned by the author (an edit of an extracted record).
+    pub fn edited(&self) -> Self {
+        Self {
+            origin: Origin::Author,
+            ..self.clone()
+        }
+    }
+}
+
 /// A story-bible entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
@@ -52,6 +113,8 @@ pub struct Entity {
     pub last_chapter_seq: Option<i32>,
     /// In how many chapters it appears.
     pub appearance_count: i32,
+    /// Who wrote it (an entity extraction discovered has its first chapter here).
+    pub provenance: Provenance,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -75,6 +138,19 @@ pub struct EntityState {
     pub state: String,
     /// Attribute changes, as a JSON object of new values.
     pub attribute_changes: serde_json::Value,
+    /// Alive or dead from then on, when the change says.
+    pub vital: Option<Vital>,
+    /// Where the entity is from then on (a LOCATION entity), when the change says.
+    pub location_id: Option<EntityId>,
+    /// For an item: who holds it from then on (a CHARACTER or ORGANIZATION entity); for a
+    /// character: unused.
+    pub holder_id: Option<EntityId>,
+    /// For an item: it is gone for good (lost, destroyed) from then on.
+    pub lost: bool,
+    /// Injuries the entity carries from then on ("lost his left hand").
+    pub injuries: Vec<String>,
+    /// Who recorded it.
+    pub provenance: Provenance,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
 }
@@ -100,6 +176,8 @@ pub struct Relation {
     pub description: String,
     /// The chapter since which it holds.
     pub since_chapter_id: Option<ChapterId>,
+    /// Who recorded it.
+    pub provenance: Provenance,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -131,6 +209,8 @@ pub struct Event {
     pub involved: Vec<EntityId>,
     /// Importance 0..=100.
     pub importance: i32,
+    /// Who recorded it.
+    pub provenance: Provenance,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -170,6 +250,8 @@ pub struct Foreshadowing {
     pub resolved_chapter_id: Option<ChapterId>,
     /// State.
     pub status: ForeshadowingStatus,
+    /// Who recorded it.
+    pub provenance: Provenance,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

@@ -6,12 +6,14 @@ mod chapter;
 mod job;
 mod memory;
 mod novel;
+mod recall;
 
 pub use admin::*;
 pub use chapter::*;
 pub use job::*;
 pub use memory::*;
 pub use novel::*;
+pub use recall::*;
 
 /// Declares a fieldless enum with a stable SCREAMING_CASE storage/wire name per variant.
 macro_rules! str_enum {

@@ -57,6 +57,10 @@ pub struct CompletionRequest {
     pub temperature: f32,
     /// Sampling seed, for reproducible output where the provider supports it.
     pub seed: Option<u64>,
+    /// When set, the answer must be one JSON value following this JSON schema (sent as
+    /// `response_format` to OpenAI-compatible providers; a grammar for the embedded
+    /// model).
+    pub json_schema: Option<serde_json::Value>,
 }
 
 /// Who serves a completion.

@@ -17,10 +17,12 @@
 
 mod embed;
 mod llm;
+mod memory_index;
 mod queue;
 
 pub use embed::*;
 pub use llm::*;
+pub use memory_index::*;
 pub use queue::*;
 
 use crate::StoreError;
@@ -42,6 +44,8 @@ pub trait TenantRepository: Send + Sync + 'static {
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
     /// Reads a tenant by slug.
     async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Tenant>;
+    /// Every tenant's id (for maintenance that walks all tenants).
+    async fn tenant_ids(&self) -> StoreResult<Vec<TenantId>>;
     /// Writes name, status, quota, settings and updated_at.
     async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
 }
@@ -191,7 +195,8 @@ pub trait ChapterRepository: Send + Sync + 'static {
         expected_version: i32,
         revision: &ChapterRevision,
     ) -> StoreResult<()>;
-    /// Deletes a chapter with its revisions.
+    /// Deletes a chapter with its revisions, its memory state, and the story-bible
+    /// records extracted from it that the author did not edit (one transaction).
     async fn delete_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<()>;
     /// Reads a revision.
     async fn get_revision(&self, tenant: TenantId, id: RevisionId) -> StoreResult<ChapterRevision>;
@@ -235,6 +240,17 @@ pub trait EntityRepository: Send + Sync + 'static {
     /// Inserts a state change and writes the updated entity (current state, attributes),
     /// in one transaction.
     async fn insert_entity_state(&self, state: &EntityState, entity: &Entity) -> StoreResult<()>;
+    /// Reads one state change.
+    async fn get_entity_state(
+        &self,
+        tenant: TenantId,
+        id: EntityStateId,
+    ) -> StoreResult<EntityState>;
+    /// Writes every column of a state change but id, tenant, entity and created_at (the
+    /// entity's current state does not follow: it reflects the latest recorded change).
+    async fn update_entity_state(&self, state: &EntityState) -> StoreResult<()>;
+    /// Deletes a state change.
+    async fn delete_entity_state(&self, tenant: TenantId, id: EntityStateId) -> StoreResult<()>;
     /// Lists an entity's state history in creation order.
     async fn list_entity_states(
         &self,
@@ -389,6 +405,95 @@ pub trait JobRepository: Send + Sync + 'static {
     async fn finish_job(&self, job: &GenerationJob) -> StoreResult<bool>;
     /// The tenant's LLM tokens (prompt + completion) used on a UTC day.
     async fn tokens_used(&self, tenant: TenantId, day: chrono::NaiveDate) -> StoreResult<i64>;
+    /// Records what a running job's prompt was given from memory (`GenerationJob::context`).
+    async fn set_job_context(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        context: &[RecallHit],
+    ) -> StoreResult<()>;
+    /// Jobs of any tenant that are QUEUED or RUNNING, oldest first, at most `limit`
+    /// (after a restart of a process whose queue lived in memory, they are queued again).
+    async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<(TenantId, JobId)>>;
+}
+
+/// What the story's memory keeps beside the bible itself: which chapter versions are
+/// remembered, what extraction found, which entities each chapter names, and the bible
+/// as of a point of the story.
+#[async_trait]
+pub trait MemoryRepository: Send + Sync + 'static {
+    /// A chapter's memory state; `None` when nothing was recorded for it.
+    async fn get_chapter_memory(
+        &self,
+        tenant: TenantId,
+        chapter: ChapterId,
+    ) -> StoreResult<Option<ChapterMemory>>;
+    /// Records that `version` of the chapter is now searchable (`indexed`), extracted, or
+    /// failed (`error`): upserts the row, never moving a version backwards (a late job for
+    /// an older version changes nothing). `NotFound` when the chapter does not exist.
+    async fn mark_chapter_memory(
+        &self,
+        tenant: TenantId,
+        chapter: ChapterId,
+        version: i32,
+        mark: MemoryMark,
+    ) -> StoreResult<()>;
+    /// Counts a novel's chapters with content by memory state.
+    async fn memory_progress(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+    ) -> StoreResult<MemoryProgress>;
+    /// Stores what extraction found in one version of a chapter, in ONE transaction, only
+    /// if the chapter is still at `memory.chapter_version` (writes nothing otherwise):
+    /// deletes the records previously extracted from the chapter
+    /// (origin EXTRACTED, that chapter) and inserts the new ones; inserts the new
+    /// entities (an entity whose name exists in the novel already is skipped); inserts
+    /// relations that do not exist yet; resolves the listed OPEN threads; writes the
+    /// summary unless the chapter's summary is the author's and not empty.
+    /// Returns the ids of the records it deleted (to forget them in the index), or `None`
+    /// when the chapter moved on.
+    async fn replace_extracted(
+        &self,
+        memory: &ExtractedMemory,
+    ) -> StoreResult<Option<Vec<uuid::Uuid>>>;
+    /// Replaces which entities a chapter names and recomputes those entities' (and the
+    /// previously named ones') first/last chapter seq and appearance count.
+    async fn replace_appearances(&self, appearances: &ChapterAppearances) -> StoreResult<()>;
+    /// For each of `entities`, its latest state change recorded in a chapter with
+    /// `seq <= chapter_seq` (a change tied to no chapter counts as before chapter 1),
+    /// latest by (chapter seq, creation); entities with none are absent.
+    async fn entity_states_as_of(
+        &self,
+        tenant: TenantId,
+        entities: &[EntityId],
+        chapter_seq: i32,
+    ) -> StoreResult<Vec<EntityState>>;
+    /// The current (seq, version) of every chapter of a novel: what recall checks hits
+    /// against.
+    async fn chapter_heads(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+    ) -> StoreResult<Vec<(ChapterId, i32, i32)>>;
+    /// The tenant's chapters with content whose current version is neither indexed nor
+    /// failed: (chapter, version, seq), at most `limit`.
+    async fn unremembered_chapters(
+        &self,
+        tenant: TenantId,
+        limit: i64,
+    ) -> StoreResult<Vec<(ChapterId, i32, i32)>>;
+}
+
+/// What [`MemoryRepository::mark_chapter_memory`] records about a chapter version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryMark {
+    /// Its passages are searchable.
+    Indexed,
+    /// Its facts were extracted.
+    Extracted,
+    /// Its memory job failed, for this reason.
+    Failed(String),
 }
 
 /// Every repository at once: what the services are built from. Implemented
@@ -405,6 +510,7 @@ pub trait Store:
     + ForeshadowingRepository
     + AuditRepository
     + JobRepository
+    + MemoryRepository
 {
 }
 
@@ -420,5 +526,6 @@ impl<T> Store for T where
         + ForeshadowingRepository
         + AuditRepository
         + JobRepository
+        + MemoryRepository
 {
 }

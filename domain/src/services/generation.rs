@@ -146,6 +146,7 @@ impl GenerationService {
             input: JobInput {
                 instructions,
                 target_words: target.or(chapter.target_word_count),
+                chapter_version: None,
             },
             idempotency_key: key.clone(),
             provider: None,
@@ -160,6 +161,7 @@ impl GenerationService {
             attempts: 0,
             error: None,
             created_by: Some(actor.user_id),
+            context: Vec::new(),
         };
         match self.jobs.insert_job(&job).await {
             Ok(()) => {}

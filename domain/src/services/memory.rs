@@ -1,6 +1,7 @@
 //! Memory service: the story bible (entities and their states, relations, events,
 //! foreshadowing).
 
+use super::remember::Indexer;
 use super::story::json_object;
 use super::{audit, now};
 use crate::auth::Actor;
@@ -54,7 +55,7 @@ pub struct UpdateEntity {
 }
 
 /// Input of [`MemoryService::record_entity_state`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RecordEntityState {
     /// The entity.
     pub entity_id: EntityId,
@@ -62,10 +63,41 @@ pub struct RecordEntityState {
     pub chapter_id: Option<ChapterId>,
     /// Story time of the change.
     pub story_time: Option<i64>,
-    /// The new state.
+    /// The new state in words (may be empty when a structured field says it all).
     pub state: String,
     /// Attribute changes (a JSON object merged into the entity's attributes).
     pub attribute_changes: Option<serde_json::Value>,
+    /// Alive or dead from then on.
+    pub vital: Option<Vital>,
+    /// Where the entity is from then on (a LOCATION of the same novel).
+    pub location_id: Option<EntityId>,
+    /// Who holds the item from then on (an entity of the same novel).
+    pub holder_id: Option<EntityId>,
+    /// The item is gone for good (lost, destroyed) from then on.
+    pub lost: bool,
+    /// Injuries carried from then on.
+    pub injuries: Vec<String>,
+}
+
+/// Input of [`MemoryService::update_entity_state`]: `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateEntityState {
+    /// New state text.
+    pub state: Option<String>,
+    /// New chapter.
+    pub chapter_id: Option<ChapterId>,
+    /// New story time.
+    pub story_time: Option<i64>,
+    /// New vital status (`Some(None)` clears it).
+    pub vital: Option<Option<Vital>>,
+    /// New location (`Some(None)` clears it).
+    pub location_id: Option<Option<EntityId>>,
+    /// New holder (`Some(None)` clears it).
+    pub holder_id: Option<Option<EntityId>>,
+    /// New lost flag.
+    pub lost: Option<bool>,
+    /// New injuries (replace the list).
+    pub injuries: Option<Vec<String>>,
 }
 
 /// Input of [`MemoryService::create_relation`].
@@ -217,12 +249,67 @@ fn strength(v: f64) -> Result<f64, Error> {
 #[derive(Clone)]
 pub struct MemoryService {
     store: Arc<dyn Store>,
+    indexer: Option<Indexer>,
 }
+
+/// Logs a failed index write: the bible row is the record and stays written; the index
+/// catches up with `znovel reindex` or the next change.
+fn indexed(result: Result<(), Error>, what: &str) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, what, "could not update the memory index");
+    }
+}
+
+/// Most injuries one state change may list.
+const MAX_INJURIES: usize = 20;
 
 impl MemoryService {
     /// Builds the service.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            indexer: None,
+        }
+    }
+
+    /// The same service, keeping the memory index up to date with every change.
+    pub fn with_indexer(mut self, indexer: Indexer) -> Self {
+        self.indexer = Some(indexer);
+        self
+    }
+
+    async fn reindex_entity(&self, e: &Entity) {
+        if let Some(ix) = &self.indexer {
+            indexed(ix.entity(e).await, "entity");
+        }
+    }
+
+    async fn forget(&self, tenant: TenantId, novel: NovelId, source: uuid::Uuid) {
+        if let Some(ix) = &self.indexer {
+            indexed(ix.forget(tenant, novel, source).await, "forget");
+        }
+    }
+
+    /// Checks a referenced entity of the novel is of one of `kinds`.
+    async fn entity_of_kind(
+        &self,
+        actor: &Actor,
+        field: &str,
+        id: Option<EntityId>,
+        novel: NovelId,
+        kinds: &[EntityKind],
+    ) -> Result<(), Error> {
+        if let Some(id) = id {
+            let e = self.entity_in(actor, field, id, novel).await?;
+            if !kinds.contains(&e.kind) {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                return Err(Error::invalid(
+                    field,
+                    format!("must be an entity of kind {}", names.join(" or ")),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn novel(&self, actor: &Actor, id: NovelId) -> Result<Novel, Error> {
@@ -304,6 +391,7 @@ impl MemoryService {
             first_chapter_seq: None,
             last_chapter_seq: None,
             appearance_count: 0,
+            provenance: Provenance::default(),
             created_at: t,
             updated_at: t,
         };
@@ -312,6 +400,7 @@ impl MemoryService {
             .await
             .map_err(|err| dup_name(err, &e))?;
         audit(&*self.store, actor, "entity.create", "Entity", e.id).await;
+        self.reindex_entity(&e).await;
         Ok(e)
     }
 
@@ -374,11 +463,13 @@ impl MemoryService {
             e.importance = importance(input.importance)?;
         }
         e.updated_at = now();
+        e.provenance = e.provenance.edited();
         self.store
             .update_entity(&e)
             .await
             .map_err(|err| dup_name(err, &e))?;
         audit(&*self.store, actor, "entity.update", "Entity", e.id).await;
+        self.reindex_entity(&e).await;
         Ok(e)
     }
 
@@ -391,6 +482,7 @@ impl MemoryService {
             .await
             .or_not_found("entity")?;
         audit(&*self.store, actor, "entity.delete", "Entity", id).await;
+        self.forget(e.tenant_id, e.novel_id, id.as_uuid()).await;
         Ok(e)
     }
 
@@ -402,7 +494,17 @@ impl MemoryService {
         input: RecordEntityState,
     ) -> Result<(EntityState, Entity), Error> {
         actor.require_write()?;
-        let state = text::required("state", &input.state, MAX_TEXT)?;
+        let structured = input.vital.is_some()
+            || input.location_id.is_some()
+            || input.holder_id.is_some()
+            || input.lost
+            || !input.injuries.is_empty();
+        let state = if structured {
+            text::bounded("state", input.state.trim(), MAX_TEXT)?
+        } else {
+            text::required("state", &input.state, MAX_TEXT)?
+        };
+        let injuries = injuries(input.injuries)?;
         let changes = json_object(
             "attributeChanges",
             input
@@ -412,12 +514,34 @@ impl MemoryService {
         let mut e = self.entity(actor, input.entity_id).await?;
         self.chapter_in(actor, "chapterId", input.chapter_id, e.novel_id)
             .await?;
+        self.entity_of_kind(
+            actor,
+            "locationId",
+            input.location_id,
+            e.novel_id,
+            &[EntityKind::Location],
+        )
+        .await?;
+        self.entity_of_kind(
+            actor,
+            "holderId",
+            input.holder_id,
+            e.novel_id,
+            &[
+                EntityKind::Character,
+                EntityKind::Organization,
+                EntityKind::Location,
+            ],
+        )
+        .await?;
         if let (Some(attrs), Some(ch)) = (e.attributes.as_object_mut(), changes.as_object()) {
             for (k, v) in ch {
                 attrs.insert(k.clone(), v.clone());
             }
         }
-        e.current_state = state.clone();
+        if !state.is_empty() {
+            e.current_state = state.clone();
+        }
         let t = now();
         e.updated_at = t;
         let s = EntityState {
@@ -428,6 +552,12 @@ impl MemoryService {
             story_time: input.story_time,
             state,
             attribute_changes: changes,
+            vital: input.vital,
+            location_id: input.location_id,
+            holder_id: input.holder_id,
+            lost: input.lost,
+            injuries,
+            provenance: Provenance::default(),
             created_at: t,
         };
         self.store
@@ -435,7 +565,136 @@ impl MemoryService {
             .await
             .or_not_found("entity")?;
         audit(&*self.store, actor, "entity.state", "Entity", e.id).await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.entity_state(&s, &e).await, "entity state");
+        }
         Ok((s, e))
+    }
+
+    /// Reads one state change.
+    pub async fn entity_state(
+        &self,
+        actor: &Actor,
+        id: EntityStateId,
+    ) -> Result<EntityState, Error> {
+        self.store
+            .get_entity_state(actor.tenant_id, id)
+            .await
+            .or_not_found("entity state")
+    }
+
+    /// Changes a recorded state change (an extracted one becomes the author's: later
+    /// extraction never overwrites it). Needs MEMBER.
+    pub async fn update_entity_state(
+        &self,
+        actor: &Actor,
+        id: EntityStateId,
+        input: UpdateEntityState,
+    ) -> Result<EntityState, Error> {
+        actor.require_write()?;
+        let mut s = self.entity_state(actor, id).await?;
+        let e = self.entity(actor, s.entity_id).await?;
+        if let Some(v) = input.state {
+            s.state = text::bounded("state", v.trim(), MAX_TEXT)?;
+        }
+        if let Some(c) = input.chapter_id {
+            self.chapter_in(actor, "chapterId", Some(c), e.novel_id)
+                .await?;
+            s.chapter_id = Some(c);
+        }
+        if input.story_time.is_some() {
+            s.story_time = input.story_time;
+        }
+        if let Some(v) = input.vital {
+            s.vital = v;
+        }
+        if let Some(l) = input.location_id {
+            self.entity_of_kind(actor, "locationId", l, e.novel_id, &[EntityKind::Location])
+                .await?;
+            s.location_id = l;
+        }
+        if let Some(h) = input.holder_id {
+            self.entity_of_kind(
+                actor,
+                "holderId",
+                h,
+                e.novel_id,
+                &[
+                    EntityKind::Character,
+                    EntityKind::Organization,
+                    EntityKind::Location,
+                ],
+            )
+            .await?;
+            s.holder_id = h;
+        }
+        if let Some(v) = input.lost {
+            s.lost = v;
+        }
+        if let Some(v) = input.injuries {
+            s.injuries = injuries(v)?;
+        }
+        s.provenance = s.provenance.edited();
+        self.store
+            .update_entity_state(&s)
+            .await
+            .or_not_found("entity state")?;
+        audit(
+            &*self.store,
+            actor,
+            "entity.state.update",
+            "EntityState",
+            s.id,
+        )
+        .await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.entity_state(&s, &e).await, "entity state");
+        }
+        Ok(s)
+    }
+
+    /// Deletes a recorded state change. Needs MEMBER.
+    pub async fn delete_entity_state(
+        &self,
+        actor: &Actor,
+        id: EntityStateId,
+    ) -> Result<EntityState, Error> {
+        actor.require_write()?;
+        let s = self.entity_state(actor, id).await?;
+        let e = self.entity(actor, s.entity_id).await?;
+        self.store
+            .delete_entity_state(actor.tenant_id, id)
+            .await
+            .or_not_found("entity state")?;
+        audit(
+            &*self.store,
+            actor,
+            "entity.state.delete",
+            "EntityState",
+            id,
+        )
+        .await;
+        self.forget(e.tenant_id, e.novel_id, id.as_uuid()).await;
+        Ok(s)
+    }
+
+    /// The entity's state as the chapters up to `chapter_seq` established it: its latest
+    /// state change recorded in a chapter with that seq or lower (a change tied to no
+    /// chapter counts as before chapter 1). `None` when there is none.
+    pub async fn entity_state_at(
+        &self,
+        actor: &Actor,
+        entity: EntityId,
+        chapter_seq: i64,
+    ) -> Result<Option<EntityState>, Error> {
+        let seq = text::in_range("chapterSeq", chapter_seq, 0, i64::from(i32::MAX))? as i32;
+        self.entity(actor, entity).await?;
+        Ok(self
+            .store
+            .entity_states_as_of(actor.tenant_id, &[entity], seq)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Lists an entity's state history.
@@ -493,6 +752,7 @@ impl MemoryService {
             strength,
             description,
             since_chapter_id: input.since_chapter_id,
+            provenance: Provenance::default(),
             created_at: t,
             updated_at: t,
         };
@@ -504,6 +764,9 @@ impl MemoryService {
             other => other.into(),
         })?;
         audit(&*self.store, actor, "relation.create", "Relation", r.id).await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.relation(&r).await, "relation");
+        }
         Ok(r)
     }
 
@@ -553,6 +816,7 @@ impl MemoryService {
             r.since_chapter_id = input.since_chapter_id;
         }
         r.updated_at = now();
+        r.provenance = r.provenance.edited();
         self.store.update_relation(&r).await.map_err(|e| match e {
             crate::StoreError::Conflict(_) => Error::Conflict(format!(
                 "a '{}' relation between these entities already exists",
@@ -564,6 +828,9 @@ impl MemoryService {
             other => other.into(),
         })?;
         audit(&*self.store, actor, "relation.update", "Relation", r.id).await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.relation(&r).await, "relation");
+        }
         Ok(r)
     }
 
@@ -576,6 +843,7 @@ impl MemoryService {
             .await
             .or_not_found("relation")?;
         audit(&*self.store, actor, "relation.delete", "Relation", id).await;
+        self.forget(r.tenant_id, r.novel_id, id.as_uuid()).await;
         Ok(r)
     }
 
@@ -624,12 +892,16 @@ impl MemoryService {
             location_id: input.location_id,
             involved,
             importance: importance(input.importance)?,
+            provenance: Provenance::default(),
             created_at: t,
             updated_at: t,
         };
         self.check_event(actor, &ev).await?;
         self.store.insert_event(&ev).await?;
         audit(&*self.store, actor, "event.create", "Event", ev.id).await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.event(&ev).await, "event");
+        }
         Ok(ev)
     }
 
@@ -691,8 +963,12 @@ impl MemoryService {
         }
         self.check_event(actor, &ev).await?;
         ev.updated_at = now();
+        ev.provenance = ev.provenance.edited();
         self.store.update_event(&ev).await.or_not_found("event")?;
         audit(&*self.store, actor, "event.update", "Event", ev.id).await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.event(&ev).await, "event");
+        }
         Ok(ev)
     }
 
@@ -705,6 +981,7 @@ impl MemoryService {
             .await
             .or_not_found("event")?;
         audit(&*self.store, actor, "event.delete", "Event", id).await;
+        self.forget(ev.tenant_id, ev.novel_id, id.as_uuid()).await;
         Ok(ev)
     }
 
@@ -743,6 +1020,7 @@ impl MemoryService {
             )?,
             resolved_chapter_id: None,
             status: ForeshadowingStatus::Open,
+            provenance: Provenance::default(),
             created_at: t,
             updated_at: t,
         };
@@ -755,6 +1033,9 @@ impl MemoryService {
             f.id,
         )
         .await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.foreshadowing(&f).await, "foreshadowing");
+        }
         Ok(f)
     }
 
@@ -837,6 +1118,7 @@ impl MemoryService {
             _ => {}
         }
         f.updated_at = now();
+        f.provenance = f.provenance.edited();
         self.store
             .update_foreshadowing(&f)
             .await
@@ -849,6 +1131,9 @@ impl MemoryService {
             f.id,
         )
         .await;
+        if let Some(ix) = &self.indexer {
+            indexed(ix.foreshadowing(&f).await, "foreshadowing");
+        }
         Ok(f)
     }
 
@@ -872,8 +1157,21 @@ impl MemoryService {
             id,
         )
         .await;
+        self.forget(f.tenant_id, f.novel_id, id.as_uuid()).await;
         Ok(f)
     }
+}
+
+fn injuries(list: Vec<String>) -> Result<Vec<String>, Error> {
+    if list.len() > MAX_INJURIES {
+        return Err(Error::invalid(
+            "injuries",
+            format!("at most {MAX_INJURIES} injuries"),
+        ));
+    }
+    list.iter()
+        .map(|i| text::required("injuries", i, MAX_NAME))
+        .collect()
 }
 
 fn dup_name(e: crate::StoreError, entity: &Entity) -> Error {

@@ -3,17 +3,27 @@
 //! for every change.
 
 mod admin;
+pub mod extract;
 mod follow;
 mod generation;
 mod memory;
+mod memory_job;
 pub mod prompt;
+pub mod recall;
+mod remember;
 pub mod runner;
+mod scheduler;
 mod story;
+mod write;
 
 pub use admin::*;
 pub use follow::*;
 pub use generation::*;
 pub use memory::*;
+pub use memory_job::*;
+pub use recall::{RecallRequest, RecallResult, RecallService};
+pub use remember::*;
+pub use scheduler::*;
 pub use story::*;
 
 use crate::auth::Actor;
@@ -34,6 +44,8 @@ pub struct Services {
     pub admin: AdminService,
     /// Generation jobs, when a queue and token streams are wired in.
     pub generation: Option<GenerationService>,
+    /// Recall over the story's memory, when a memory index is wired in.
+    pub recall: Option<RecallService>,
 }
 
 impl Services {
@@ -44,7 +56,29 @@ impl Services {
             memory: MemoryService::new(store.clone()),
             admin: AdminService::new(store),
             generation: None,
+            recall: None,
         }
+    }
+
+    /// The same services, remembering: the story and the bible keep the memory index up
+    /// to date (chapters through memory jobs, bible records at once), and recall works.
+    pub fn with_memory(
+        mut self,
+        indexer: Indexer,
+        scheduler: Scheduler,
+        recall: RecallService,
+    ) -> Self {
+        self.story = self.story.with_memory(scheduler, indexer.clone());
+        self.memory = self.memory.with_indexer(indexer);
+        self.recall = Some(recall);
+        self
+    }
+
+    /// The recall service, or `Unavailable` when this process has no memory index.
+    pub fn recall(&self) -> Result<&RecallService, crate::Error> {
+        self.recall
+            .as_ref()
+            .ok_or_else(|| crate::Error::Unavailable("the story memory is not configured".into()))
     }
 
     /// The same services with generation wired in.

@@ -1,6 +1,6 @@
 //! Story service: novels, volumes, chapters and revisions.
 
-use super::{audit, now};
+use super::{Indexer, Scheduler, audit, now};
 use crate::auth::Actor;
 use crate::error::{Error, StoreResultExt};
 use crate::ids::*;
@@ -187,12 +187,33 @@ fn story_times(start: Option<i64>, end: Option<i64>) -> Result<(), Error> {
 #[derive(Clone)]
 pub struct StoryService {
     store: Arc<dyn Store>,
+    memory: Option<(Scheduler, Indexer)>,
 }
 
 impl StoryService {
     /// Builds the service.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            memory: None,
+        }
+    }
+
+    /// The same service, remembering: every change of a chapter's content (or place)
+    /// queues the memory job of its new version, and a deleted chapter is forgotten.
+    pub fn with_memory(mut self, scheduler: Scheduler, indexer: Indexer) -> Self {
+        self.memory = Some((scheduler, indexer));
+        self
+    }
+
+    /// Queues the memory job of the chapter's current version (best effort: the memory
+    /// sweep queues it later when this fails).
+    async fn remember(&self, actor: &Actor, c: &Chapter) {
+        if let Some((scheduler, _)) = &self.memory
+            && let Err(e) = scheduler.remember(c, Some(actor.user_id)).await
+        {
+            tracing::warn!(error = %e, chapter = %c.id, "cannot queue the memory job");
+        }
     }
 
     /// Creates a novel. Needs MEMBER; checks the tenant's novel quota.
@@ -482,6 +503,7 @@ impl StoryService {
             word_count: count_words(&content),
             content,
             summary: String::new(),
+            summary_origin: Origin::Author,
             story_time_start: input.story_time_start,
             story_time_end: input.story_time_end,
             target_word_count,
@@ -497,7 +519,20 @@ impl StoryService {
             .await
             .map_err(|e| conflict_seq(e, "chapter", seq))?;
         audit(&*self.store, actor, "chapter.create", "Chapter", chapter.id).await;
+        if has_content {
+            self.remember(actor, &chapter).await;
+        }
         Ok(chapter)
+    }
+
+    /// Where the novel's memory stands: how many chapters are remembered.
+    pub async fn memory_progress(
+        &self,
+        actor: &Actor,
+        novel: NovelId,
+    ) -> Result<MemoryProgress, Error> {
+        self.novel(actor, novel).await?;
+        Ok(self.store.memory_progress(actor.tenant_id, novel).await?)
     }
 
     /// Reads a chapter.
@@ -548,9 +583,12 @@ impl StoryService {
         if let Some(v) = input.outline {
             c.outline = text::bounded("outline", &v, MAX_TEXT)?;
         }
+        let summary_changed = input.summary.is_some();
         if let Some(v) = input.summary {
             c.summary = text::bounded("summary", &v, MAX_TEXT)?;
+            c.summary_origin = Origin::Author;
         }
+        let old_seq = c.seq;
         if let Some(v) = input.target_word_count {
             c.target_word_count = Some(text::in_range("targetWordCount", v, 1, MAX_CHAPTER_WORDS)?);
         }
@@ -582,14 +620,24 @@ impl StoryService {
             .update_chapter(&c)
             .await
             .map_err(|e| conflict_seq(e, "chapter", s))?;
+        let mut changed = c.seq != old_seq;
         if let Some(content) = content
             && content != c.content
         {
             c = self
                 .store_content(actor, c, content, RevisionSource::Author, String::new())
                 .await?;
+            changed = true;
         }
         audit(&*self.store, actor, "chapter.update", "Chapter", c.id).await;
+        if changed && c.version > 0 {
+            self.remember(actor, &c).await;
+        } else if summary_changed
+            && let Some((_, indexer)) = &self.memory
+            && let Err(e) = indexer.chapter_summary(&c).await
+        {
+            tracing::warn!(error = %e, chapter = %c.id, "could not index the summary");
+        }
         Ok(c)
     }
 
@@ -617,6 +665,7 @@ impl StoryService {
             .store_content(actor, c, r.content, RevisionSource::Rollback, note)
             .await?;
         audit(&*self.store, actor, "chapter.rollback", "Chapter", c.id).await;
+        self.remember(actor, &c).await;
         Ok(c)
     }
 
@@ -629,6 +678,12 @@ impl StoryService {
             .await
             .or_not_found("chapter")?;
         audit(&*self.store, actor, "chapter.delete", "Chapter", id).await;
+        if let Some((_, indexer)) = &self.memory
+            && let Err(e) = indexer.forget_chapter(&c).await
+        {
+            // Recall drops records of chapters that no longer exist anyway.
+            tracing::warn!(error = %e, chapter = %c.id, "could not forget the chapter in the index");
+        }
         Ok(c)
     }
 

@@ -132,6 +132,8 @@ struct Shared {
 /// One request, tokenized, on its way to a worker.
 struct Job {
     prompt: Vec<LlamaToken>,
+    /// A GBNF grammar the answer must follow (from the request's JSON schema).
+    grammar: Option<String>,
     max_tokens: u32,
     temperature: f32,
     seed: u32,
@@ -314,9 +316,22 @@ impl LanguageModel for LocalModel {
             .seed
             .or(inner.shared.options.seed)
             .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
+        // Structured output: the JSON schema becomes a grammar that constrains decoding.
+        let grammar = match &request.json_schema {
+            None => None,
+            Some(schema) => Some(
+                llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+                    LlmError::Http {
+                        status: 400,
+                        body: format!("the JSON schema cannot be turned into a grammar: {e}"),
+                    }
+                })?,
+            ),
+        };
         let (events, receiver) = tokio_mpsc::channel(CHANNEL_CAPACITY);
         let job = Job {
             prompt,
+            grammar,
             max_tokens: request.max_tokens,
             temperature: request.temperature,
             seed: fold_seed(seed),
@@ -428,8 +443,11 @@ fn llama_err(e: impl std::fmt::Display) -> Failure {
     Failure::Llama(e.to_string())
 }
 
-fn sampler(shared: &Shared, job: &Job) -> LlamaSampler {
+fn sampler(shared: &Shared, job: &Job) -> Result<LlamaSampler, Failure> {
     let mut chain = Vec::new();
+    if let Some(grammar) = &job.grammar {
+        chain.push(LlamaSampler::grammar(&shared.model, grammar, "root").map_err(llama_err)?);
+    }
     let penalty = shared.options.repeat_penalty;
     if penalty != 1.0 {
         chain.push(LlamaSampler::penalties(
@@ -451,7 +469,7 @@ fn sampler(shared: &Shared, job: &Job) -> LlamaSampler {
             LlamaSampler::dist(job.seed),
         ]);
     }
-    LlamaSampler::chain_simple(chain)
+    Ok(LlamaSampler::chain_simple(chain))
 }
 
 /// Runs one job on `ctx`, sending its events.
@@ -479,7 +497,7 @@ fn generate(shared: &Shared, ctx: &mut LlamaContext<'_>, job: &Job) -> Result<()
         ctx.decode(&mut batch).map_err(llama_err)?;
     }
     let prompt_done = Instant::now();
-    let mut sampler = sampler(shared, job);
+    let mut sampler = sampler(shared, job)?;
     let mut text = Utf8Decoder::default();
     let mut generated: u32 = 0;
     let reason = loop {

@@ -173,6 +173,12 @@ impl OpenAiCompatible {
             max_tokens: request.max_tokens,
             temperature: request.temperature,
             seed: request.seed,
+            response_format: request.json_schema.as_ref().map(|schema| {
+                serde_json::json!({
+                    "type": "json_schema",
+                    "json_schema": { "name": "answer", "schema": schema, "strict": false },
+                })
+            }),
         }
     }
 }
@@ -188,6 +194,9 @@ struct ChatBody<'a> {
     temperature: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    /// Structured output: the answer must follow the request's JSON schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<serde_json::Value>,
 }
 
 #[derive(serde::Serialize)]

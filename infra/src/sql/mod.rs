@@ -14,11 +14,11 @@ mod macros;
 mod error;
 mod migrate;
 pub(crate) mod pool;
-mod repos;
+pub(crate) mod repos;
 mod rows;
 mod schema;
 mod tx;
-mod types;
+pub(crate) mod types;
 
 use diesel::deserialize::QueryableByName;
 use diesel::sql_types::{Bool, Text};

@@ -109,6 +109,7 @@ diesel::table! {
         outline -> Text,
         content -> Text,
         summary -> Text,
+        summary_origin -> Text,
         story_time_start -> Nullable<BigInt>,
         story_time_end -> Nullable<BigInt>,
         word_count -> BigInt,
@@ -157,6 +158,10 @@ diesel::table! {
         first_chapter_seq -> Nullable<Integer>,
         last_chapter_seq -> Nullable<Integer>,
         appearance_count -> Integer,
+        origin -> Text,
+        origin_chapter_id -> Nullable<SqlUuid>,
+        span_start -> Nullable<Integer>,
+        span_end -> Nullable<Integer>,
         created_at -> SqlTimestamp,
         updated_at -> SqlTimestamp,
     }
@@ -174,6 +179,15 @@ diesel::table! {
         story_time -> Nullable<BigInt>,
         state -> Text,
         attribute_changes -> SqlJson,
+        vital -> Nullable<Text>,
+        location_id -> Nullable<SqlUuid>,
+        holder_id -> Nullable<SqlUuid>,
+        lost -> Bool,
+        injuries -> SqlJson,
+        origin -> Text,
+        origin_chapter_id -> Nullable<SqlUuid>,
+        span_start -> Nullable<Integer>,
+        span_end -> Nullable<Integer>,
         created_at -> SqlTimestamp,
     }
 }
@@ -192,6 +206,10 @@ diesel::table! {
         strength -> Double,
         description -> Text,
         since_chapter_id -> Nullable<SqlUuid>,
+        origin -> Text,
+        origin_chapter_id -> Nullable<SqlUuid>,
+        span_start -> Nullable<Integer>,
+        span_end -> Nullable<Integer>,
         created_at -> SqlTimestamp,
         updated_at -> SqlTimestamp,
     }
@@ -213,6 +231,10 @@ diesel::table! {
         location_id -> Nullable<SqlUuid>,
         involved -> SqlJson,
         importance -> Integer,
+        origin -> Text,
+        origin_chapter_id -> Nullable<SqlUuid>,
+        span_start -> Nullable<Integer>,
+        span_end -> Nullable<Integer>,
         created_at -> SqlTimestamp,
         updated_at -> SqlTimestamp,
     }
@@ -232,6 +254,10 @@ diesel::table! {
         expected_payoff -> Text,
         resolved_chapter_id -> Nullable<SqlUuid>,
         status -> Text,
+        origin -> Text,
+        origin_chapter_id -> Nullable<SqlUuid>,
+        span_start -> Nullable<Integer>,
+        span_end -> Nullable<Integer>,
         created_at -> SqlTimestamp,
         updated_at -> SqlTimestamp,
     }
@@ -264,6 +290,7 @@ diesel::table! {
         error -> Nullable<Text>,
         result -> Nullable<SqlJson>,
         created_by -> Nullable<SqlUuid>,
+        context -> SqlJson,
     }
 }
 
@@ -314,6 +341,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::{SqlTimestamp, SqlUuid};
+
+    chapter_memory (chapter_id) {
+        chapter_id -> SqlUuid,
+        tenant_id -> SqlUuid,
+        novel_id -> SqlUuid,
+        indexed_version -> Nullable<Integer>,
+        extracted_version -> Nullable<Integer>,
+        failed_version -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        updated_at -> SqlTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::SqlUuid;
+
+    entity_appearances (entity_id, chapter_id) {
+        tenant_id -> SqlUuid,
+        entity_id -> SqlUuid,
+        chapter_id -> SqlUuid,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::{SqlTimestamp, SqlUuid};
+
+    memory_records (id) {
+        id -> SqlUuid,
+        tenant_id -> SqlUuid,
+        novel_id -> SqlUuid,
+        kind -> Text,
+        source_id -> SqlUuid,
+        ordinal -> Integer,
+        chapter_id -> Nullable<SqlUuid>,
+        chapter_seq -> Nullable<Integer>,
+        chapter_version -> Nullable<Integer>,
+        text -> Text,
+        start_offset -> Nullable<Integer>,
+        end_offset -> Nullable<Integer>,
+        keywords -> Text,
+        model -> Nullable<Text>,
+        vector -> Nullable<Binary>,
+        created_at -> SqlTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::SqlUuid;
+
+    memory_versions (tenant_id, novel_id) {
+        tenant_id -> SqlUuid,
+        novel_id -> SqlUuid,
+        version -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -329,6 +418,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     foreshadowing,
     generation_jobs,
     validation_reports,
+    chapter_memory,
+    entity_appearances,
+    memory_records,
+    memory_versions,
     audit_logs,
     usage_records,
 );

@@ -43,6 +43,7 @@ pub fn request() -> CompletionRequest {
             ChatMessage::new(ChatRole::User, "Write chapter 3: the storm."),
         ],
         max_tokens: 256,
+        json_schema: None,
         temperature: 0.7,
         seed: Some(42),
     }

@@ -34,6 +34,12 @@ pub async fn chapter_delete_cascades(ctx: &Ctx) {
         story_time: Some(1),
         state: "wounded".into(),
         attribute_changes: serde_json::json!({}),
+        vital: None,
+        location_id: None,
+        holder_id: None,
+        lost: false,
+        injuries: Vec::new(),
+        provenance: Provenance::default(),
         created_at: at(0),
     };
     s.insert_entity_state(&st, &a).await.unwrap();

@@ -36,6 +36,12 @@ pub async fn tenant_isolation(ctx: &Ctx) {
         story_time: Some(1),
         state: "alive".into(),
         attribute_changes: json!({}),
+        vital: None,
+        location_id: None,
+        holder_id: None,
+        lost: false,
+        injuries: Vec::new(),
+        provenance: Provenance::default(),
         created_at: now(),
     };
     s.insert_entity_state(&st, &e1).await.unwrap();

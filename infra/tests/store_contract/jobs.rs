@@ -33,6 +33,7 @@ fn job(n: &Novel, c: Option<&Chapter>) -> GenerationJob {
         attempts: 0,
         error: None,
         created_by: None,
+        context: Vec::new(),
     }
 }
 
@@ -91,6 +92,7 @@ pub async fn jobs_round_trip(ctx: &Ctx) {
         input: JobInput {
             instructions: "darker, \"quoted\", 中文".into(),
             target_words: Some(2_500),
+            chapter_version: None,
         },
         idempotency_key: Some("key-1".into()),
         provider: Some("local".into()),

@@ -169,6 +169,12 @@ pub async fn entity_states(ctx: &Ctx) {
             story_time: (i % 2 == 1).then_some(i * 100),
             state: e.current_state.clone(),
             attribute_changes: json!({"level": i}),
+            vital: None,
+            location_id: None,
+            holder_id: None,
+            lost: false,
+            injuries: Vec::new(),
+            provenance: Provenance::default(),
             created_at: at(i),
         };
         s.insert_entity_state(&st, &e).await.unwrap();
@@ -225,6 +231,12 @@ pub async fn entity_delete_cascades(ctx: &Ctx) {
         story_time: None,
         state: "burning".into(),
         attribute_changes: json!({}),
+        vital: None,
+        location_id: None,
+        holder_id: None,
+        lost: false,
+        injuries: Vec::new(),
+        provenance: Provenance::default(),
         created_at: at(0),
     };
     s.insert_entity_state(&st, &place).await.unwrap();

@@ -29,7 +29,14 @@ pub async fn migrate_twice_is_a_no_op(ctx: &Ctx) {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
     assert_eq!(s.get_novel(t.id, n.id).await.unwrap(), n);
-    assert_eq!(ctx.count("__diesel_schema_migrations").await, 1);
+    // One row per migration folder (both backends have the same versions).
+    let versions = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../migrations/postgres"
+    ))
+    .unwrap()
+    .count() as i64;
+    assert_eq!(ctx.count("__diesel_schema_migrations").await, versions);
 }
 
 /// Two stores (as two processes would) migrate the same fresh database at once.

@@ -201,6 +201,7 @@ pub fn chapter(n: &Novel, seq: i32, words: i64) -> Chapter {
         outline: "beats".into(),
         content,
         summary: "what happens".into(),
+        summary_origin: Origin::Author,
         story_time_start: Some(10 * i64::from(seq)),
         story_time_end: Some(10 * i64::from(seq) + 5),
         word_count: words,
@@ -257,6 +258,7 @@ pub fn entity(n: &Novel, name: &str, kind: EntityKind) -> Entity {
         first_chapter_seq: Some(1),
         last_chapter_seq: Some(3),
         appearance_count: 2,
+        provenance: Provenance::default(),
         created_at: t,
         updated_at: t,
     }
@@ -274,6 +276,7 @@ pub fn relation(n: &Novel, source: EntityId, target: EntityId, kind: &str) -> Re
         strength: 0.75,
         description: "sworn".into(),
         since_chapter_id: None,
+        provenance: Provenance::default(),
         created_at: t,
         updated_at: t,
     }
@@ -293,6 +296,7 @@ pub fn event(n: &Novel, start: i64, involved: Vec<EntityId>) -> Event {
         location_id: None,
         involved,
         importance: 50,
+        provenance: Provenance::default(),
         created_at: t,
         updated_at: t,
     }
@@ -310,6 +314,7 @@ pub fn thread(n: &Novel, title: &str, status: ForeshadowingStatus) -> Foreshadow
         expected_payoff: "it opens".into(),
         resolved_chapter_id: None,
         status,
+        provenance: Provenance::default(),
         created_at: t,
         updated_at: t,
     }

@@ -13,33 +13,9 @@ use super::types::{ApiKey, AuditEntry, Tenant, User};
 use crate::graphql::call;
 use crate::graphql::errors::ResultExt;
 use crate::graphql::root::{self, Node};
-use async_graphql::{Context, ID, Interface, Object, SimpleObject};
+use crate::graphql::refs::*;
+use async_graphql::{Context, ID, Interface, Object};
 use znovel_domain::Error;
-
-macro_rules! references {
-    ($($name:ident => $gql:literal, $doc:tt;)*) => {$(
-        #[doc = $doc]
-        #[derive(SimpleObject)]
-        #[graphql(name = $gql, unresolvable = "id")]
-        pub struct $name {
-            /// Global ID.
-            #[graphql(owned)]
-            pub id: ID,
-        }
-    )*};
-}
-
-references! {
-    NovelRef => "Novel", "A novel: the root of a story and everything established in it.";
-    VolumeRef => "Volume", "An ordered part of a novel.";
-    ChapterRef => "Chapter", "A chapter of a novel.";
-    ChapterRevisionRef => "ChapterRevision", "One stored version of a chapter's content; never changed, so any version can be\ncompared or restored.";
-    EntityRef => "Entity", "A story-bible entry: a character, location, item, organization or concept.";
-    RelationRef => "Relation", "A directed relation between two entities of the same novel.";
-    EventRef => "Event", "A point (or span) on the story's timeline.";
-    ForeshadowingRef => "Foreshadowing", "A foreshadowing thread: something planted that must pay off.";
-    GenerationJobRef => "GenerationJob", "A generation job: one request to write a chapter, and what happened to it.";
-}
 
 // The admin subgraph's share of the `Node` interface: its own types plus references.
 /// An object with a global ID, which `node(id)` fetches again.

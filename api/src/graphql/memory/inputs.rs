@@ -1,8 +1,10 @@
 //! Story-bible mutation inputs and payloads.
 
-use super::{Entity, EntityKind, EntityState, Event, Foreshadowing, ForeshadowingStatus, Relation};
+use super::{
+    Entity, EntityKind, EntityState, Event, Foreshadowing, ForeshadowingStatus, Relation, Vital,
+};
 use crate::graphql::Json;
-use async_graphql::{ID, InputObject, SimpleObject};
+use async_graphql::{ID, InputObject, MaybeUndefined, SimpleObject};
 
 /// Input of `createEntity`.
 #[derive(InputObject)]
@@ -61,10 +63,54 @@ pub struct RecordEntityStateInput {
     pub chapter_id: Option<ID>,
     /// Story time of the change.
     pub story_time: Option<i64>,
-    /// The new state.
+    /// The new state in words (may be empty when a structured field below says it all).
+    #[graphql(default)]
     pub state: String,
     /// Attribute changes, a JSON object merged into the entity's attributes.
     pub attribute_changes: Option<Json>,
+    /// Alive or dead from then on.
+    pub vital: Option<Vital>,
+    /// Where the entity is from then on (a LOCATION entity of the same novel).
+    pub location_id: Option<ID>,
+    /// For an item: who holds it from then on (an entity of the same novel).
+    pub holder_id: Option<ID>,
+    /// For an item: gone for good (lost, destroyed) from then on.
+    #[graphql(default)]
+    pub lost: bool,
+    /// Injuries carried from then on, at most 20.
+    #[graphql(default)]
+    pub injuries: Vec<String>,
+}
+
+/// Input of `updateEntityState`: unset fields are left unchanged; `null` clears an
+/// optional one. An extracted state change becomes the author's.
+#[derive(InputObject)]
+pub struct UpdateEntityStateInput {
+    /// The state change.
+    pub id: ID,
+    /// New state text.
+    pub state: Option<String>,
+    /// New chapter.
+    pub chapter_id: Option<ID>,
+    /// New story time.
+    pub story_time: Option<i64>,
+    /// New vital status.
+    pub vital: MaybeUndefined<Vital>,
+    /// New location.
+    pub location_id: MaybeUndefined<ID>,
+    /// New holder.
+    pub holder_id: MaybeUndefined<ID>,
+    /// New lost flag.
+    pub lost: Option<bool>,
+    /// New injuries (replace the list).
+    pub injuries: Option<Vec<String>>,
+}
+
+/// Input of `deleteEntityState`.
+#[derive(InputObject)]
+pub struct DeleteEntityStateInput {
+    /// The state change to delete.
+    pub id: ID,
 }
 
 /// Input of `createRelation`.
@@ -225,6 +271,8 @@ payloads! {
     CreateEntityPayload { entity: Entity } "Result of `createEntity`." "The new entity.";
     UpdateEntityPayload { entity: Entity } "Result of `updateEntity`." "The changed entity.";
     DeleteEntityPayload { entity: Entity } "Result of `deleteEntity`." "The entity as it was before it was deleted.";
+    UpdateEntityStatePayload { entity_state: EntityState } "Result of `updateEntityState`." "The changed state change.";
+    DeleteEntityStatePayload { entity_state: EntityState } "Result of `deleteEntityState`." "The state change as it was before it was deleted.";
     CreateRelationPayload { relation: Relation } "Result of `createRelation`." "The new relation.";
     UpdateRelationPayload { relation: Relation } "Result of `updateRelation`." "The changed relation.";
     DeleteRelationPayload { relation: Relation } "Result of `deleteRelation`." "The relation as it was before it was deleted.";

@@ -5,7 +5,7 @@ use super::{Entity, EntityState, Event, Foreshadowing, Relation};
 use crate::graphql::call;
 use crate::graphql::errors::ResultExt;
 use crate::graphql::ids::{decode, decode_list, decode_opt};
-use async_graphql::{Context, Object};
+use async_graphql::{Context, MaybeUndefined, Object};
 use znovel_domain::model::ForeshadowingStatus;
 use znovel_domain::services as svc;
 
@@ -87,11 +87,57 @@ impl MemoryMutation {
             story_time: input.story_time,
             state: input.state,
             attribute_changes: input.attribute_changes.map(|j| j.0),
+            vital: input.vital.map(Into::into),
+            location_id: decode_opt(input.location_id.as_ref(), "locationId")?,
+            holder_id: decode_opt(input.holder_id.as_ref(), "holderId")?,
+            lost: input.lost,
+            injuries: input.injuries,
         };
         let (state, entity) = s.memory.record_entity_state(&actor, input).await.gql()?;
         Ok(RecordEntityStatePayload {
             entity_state: EntityState(state),
             entity: Entity(entity),
+        })
+    }
+
+    /// Changes a recorded state change. An extracted one becomes the author's: a later
+    /// extraction from its chapter never overwrites it.
+    #[tracing::instrument(skip_all, name = "updateEntityState")]
+    async fn update_entity_state(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The state change and what to change.")] input: UpdateEntityStateInput,
+    ) -> async_graphql::Result<UpdateEntityStatePayload> {
+        let (s, actor) = call(ctx)?;
+        let id = decode(&input.id, "id")?;
+        let change = svc::UpdateEntityState {
+            state: input.state,
+            chapter_id: decode_opt(input.chapter_id.as_ref(), "chapterId")?,
+            story_time: input.story_time,
+            vital: maybe(input.vital, |v| Ok(v.into()))?,
+            location_id: maybe(input.location_id, |v| decode(&v, "locationId"))?,
+            holder_id: maybe(input.holder_id, |v| decode(&v, "holderId"))?,
+            lost: input.lost,
+            injuries: input.injuries,
+        };
+        let state = s.memory.update_entity_state(&actor, id, change).await.gql()?;
+        Ok(UpdateEntityStatePayload {
+            entity_state: EntityState(state),
+        })
+    }
+
+    /// Deletes a recorded state change (the entity's current state stays as it is).
+    #[tracing::instrument(skip_all, name = "deleteEntityState")]
+    async fn delete_entity_state(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The state change to delete.")] input: DeleteEntityStateInput,
+    ) -> async_graphql::Result<DeleteEntityStatePayload> {
+        let (s, actor) = call(ctx)?;
+        let id = decode(&input.id, "id")?;
+        let state = s.memory.delete_entity_state(&actor, id).await.gql()?;
+        Ok(DeleteEntityStatePayload {
+            entity_state: EntityState(state),
         })
     }
 
@@ -293,4 +339,16 @@ impl MemoryMutation {
         let f = Foreshadowing(s.memory.delete_foreshadowing(&actor, id).await.gql()?);
         Ok(DeleteForeshadowingPayload { foreshadowing: f })
     }
+}
+
+/// An optional input that `null` clears: `None` leaves it, `Some(None)` clears it.
+fn maybe<T, U>(
+    v: MaybeUndefined<T>,
+    f: impl FnOnce(T) -> async_graphql::Result<U>,
+) -> async_graphql::Result<Option<Option<U>>> {
+    Ok(match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(f(v)?)),
+    })
 }

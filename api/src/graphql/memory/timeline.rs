@@ -78,6 +78,10 @@ impl Event {
     async fn importance(&self) -> i32 {
         self.0.importance
     }
+    /// Who recorded it.
+    async fn provenance(&self) -> super::Provenance {
+        super::Provenance::from(&self.0.provenance)
+    }
     /// Creation time.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -125,6 +129,10 @@ impl Foreshadowing {
     /// State.
     async fn status(&self) -> ForeshadowingStatus {
         self.0.status.into()
+    }
+    /// Who recorded it.
+    async fn provenance(&self) -> super::Provenance {
+        super::Provenance::from(&self.0.provenance)
     }
     /// Creation time.
     async fn created_at(&self) -> DateTime<Utc> {

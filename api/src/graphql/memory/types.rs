@@ -6,7 +6,7 @@ use crate::graphql::connection::{connection, cost, page_request};
 use crate::graphql::errors::ResultExt;
 use crate::graphql::ids::{opt_id, to_id};
 use crate::graphql::{Json, call};
-use async_graphql::{Context, Enum, ID, Object};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use znovel_domain::model as m;
 
@@ -36,6 +36,51 @@ pub enum ForeshadowingStatus {
     Resolved,
     /// Dropped on purpose.
     Abandoned,
+}
+
+/// Who wrote a story-bible record.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "znovel_domain::model::Origin")]
+pub enum Origin {
+    /// The author (or an extracted record the author edited: never overwritten).
+    Author,
+    /// Extracted from a chapter by the language model; replaced when that chapter changes.
+    Extracted,
+}
+
+/// Whether a character lives.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "znovel_domain::model::Vital")]
+pub enum Vital {
+    /// Alive.
+    Alive,
+    /// Dead.
+    Dead,
+}
+
+/// Where a story-bible record came from: the author, or the chapter it was extracted
+/// from with the span of that chapter's text that says so.
+#[derive(SimpleObject)]
+pub struct Provenance {
+    /// Who wrote it.
+    pub origin: Origin,
+    /// ID of the chapter it was extracted from (kept after an author's edit).
+    pub chapter_id: Option<ID>,
+    /// Where the evidence starts in that chapter's content (Unicode code points).
+    pub span_start: Option<i32>,
+    /// Where it ends (exclusive).
+    pub span_end: Option<i32>,
+}
+
+impl From<&m::Provenance> for Provenance {
+    fn from(p: &m::Provenance) -> Self {
+        Self {
+            origin: p.origin.into(),
+            chapter_id: opt_id(p.chapter_id),
+            span_start: p.span_start,
+            span_end: p.span_end,
+        }
+    }
 }
 
 /// A story-bible entry: a character, location, item, organization or concept.
@@ -91,6 +136,26 @@ impl Entity {
     /// In how many chapters it appears.
     async fn appearance_count(&self) -> i32 {
         self.0.appearance_count
+    }
+    /// Who wrote it (an entity extraction discovered names its first chapter).
+    async fn provenance(&self) -> Provenance {
+        Provenance::from(&self.0.provenance)
+    }
+    /// Its state as the chapters up to `chapterSeq` established it: the latest state
+    /// change recorded in a chapter with that seq or lower (a change tied to no chapter
+    /// counts as before chapter 1); null when there is none.
+    async fn state_at(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A chapter seq (0 or more): the state as of the end of that chapter.")]
+        chapter_seq: i32,
+    ) -> async_graphql::Result<Option<EntityState>> {
+        let (s, actor) = call(ctx)?;
+        s.memory
+            .entity_state_at(&actor, self.0.id, i64::from(chapter_seq))
+            .await
+            .gql()
+            .map(|st| st.map(EntityState))
     }
     /// Creation time.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -167,6 +232,38 @@ impl EntityState {
     async fn attribute_changes(&self) -> Json {
         Json::from(self.0.attribute_changes.clone())
     }
+    /// Alive or dead from then on, when the change says.
+    async fn vital(&self) -> Option<Vital> {
+        self.0.vital.map(Into::into)
+    }
+    /// ID of where the entity is from then on (a LOCATION), when the change says.
+    async fn location_id(&self) -> Option<ID> {
+        opt_id(self.0.location_id)
+    }
+    /// Where the entity is from then on.
+    async fn location(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Entity>> {
+        related(ctx, self.0.location_id).await
+    }
+    /// For an item: ID of who holds it from then on.
+    async fn holder_id(&self) -> Option<ID> {
+        opt_id(self.0.holder_id)
+    }
+    /// For an item: who holds it from then on.
+    async fn holder(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Entity>> {
+        related(ctx, self.0.holder_id).await
+    }
+    /// For an item: gone for good (lost, destroyed) from then on.
+    async fn lost(&self) -> bool {
+        self.0.lost
+    }
+    /// Injuries carried from then on ("lost his left hand").
+    async fn injuries(&self) -> &[String] {
+        &self.0.injuries
+    }
+    /// Who recorded it.
+    async fn provenance(&self) -> Provenance {
+        Provenance::from(&self.0.provenance)
+    }
     /// When it was recorded.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -229,6 +326,10 @@ impl Relation {
     async fn since_chapter_id(&self) -> Option<ID> {
         opt_id(self.0.since_chapter_id)
     }
+    /// Who recorded it.
+    async fn provenance(&self) -> Provenance {
+        Provenance::from(&self.0.provenance)
+    }
     /// Creation time.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -263,3 +364,15 @@ connection!(
     "A page of relations.",
     "A relation in a page of relations."
 );
+
+/// The entity an optional reference points at.
+async fn related(
+    ctx: &Context<'_>,
+    id: Option<znovel_domain::ids::EntityId>,
+) -> async_graphql::Result<Option<Entity>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let (s, actor) = call(ctx)?;
+    s.memory.entity(&actor, id).await.gql().map(|e| Some(Entity(e)))
+}

@@ -181,6 +181,17 @@ impl GenerationJob {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// What the model was given from the story's memory for this chapter (recalled
+    /// passages and records, best first), so an author sees why it wrote what it wrote.
+    /// Empty for jobs that recall nothing and until the job's prompt is built.
+    async fn context(&self) -> Vec<crate::graphql::retrieval::RecallHit> {
+        self.0
+            .context
+            .iter()
+            .cloned()
+            .map(crate::graphql::retrieval::RecallHit)
+            .collect()
+    }
 }
 
 connection!(

@@ -6,7 +6,7 @@ use crate::graphql::connection::{connection, cost, page_request};
 use crate::graphql::errors::ResultExt;
 use crate::graphql::ids::to_id;
 use crate::graphql::{Json, call};
-use async_graphql::{Context, Enum, ID, Object};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use znovel_domain::model as m;
 use znovel_domain::ports::ChapterFilter;
@@ -51,6 +51,32 @@ pub enum RevisionSource {
     Rollback,
     /// Imported from a manuscript.
     Import,
+}
+
+/// Where a novel's memory stands. Chapters without content are not counted.
+#[derive(SimpleObject)]
+pub struct MemoryProgress {
+    /// Chapters whose current version is searchable.
+    pub indexed_chapters: i64,
+    /// Chapters whose current version is not searchable yet (its memory job is queued or
+    /// running).
+    pub pending_chapters: i64,
+    /// Chapters whose current version could not be indexed (its memory job failed).
+    pub failed_chapters: i64,
+    /// Chapters whose current version's facts (summary, states, events, relations,
+    /// foreshadowing) were extracted by the language model.
+    pub extracted_chapters: i64,
+}
+
+impl From<m::MemoryProgress> for MemoryProgress {
+    fn from(p: m::MemoryProgress) -> Self {
+        Self {
+            indexed_chapters: p.indexed_chapters,
+            pending_chapters: p.pending_chapters,
+            failed_chapters: p.failed_chapters,
+            extracted_chapters: p.extracted_chapters,
+        }
+    }
 }
 
 /// A novel: the root of a story and everything established in it.
@@ -102,6 +128,17 @@ impl Novel {
     /// Sum of the chapters' word counts.
     async fn word_count(&self) -> i64 {
         self.0.word_count
+    }
+    /// Where the novel's memory stands: how many of its chapters (with content) are
+    /// remembered. A chapter counts as indexed once its current version's passages are
+    /// searchable — seconds after a change, before the slower extraction of its facts.
+    async fn memory_progress(&self, ctx: &Context<'_>) -> async_graphql::Result<MemoryProgress> {
+        let (s, actor) = call(ctx)?;
+        s.story
+            .memory_progress(&actor, self.0.id)
+            .await
+            .gql()
+            .map(MemoryProgress::from)
     }
     /// Creation time.
     async fn created_at(&self) -> DateTime<Utc> {

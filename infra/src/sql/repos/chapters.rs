@@ -1,6 +1,7 @@
 //! Chapters and their revisions. Every content change or removal also recomputes the
 //! novel's `word_count` as the sum of its chapters', in the same transaction.
 
+use super::memory::MemoryIn;
 use super::{cursor, page_of, revisions, touched};
 use crate::sql::SqlStore;
 use crate::sql::error::db_err;
@@ -198,6 +199,7 @@ per_backend! {
                 chapters::title.eq(&c.title),
                 chapters::outline.eq(&c.outline),
                 chapters::summary.eq(&c.summary),
+                chapters::summary_origin.eq(c.summary_origin.as_str()),
                 chapters::story_time_start.eq(c.story_time_start),
                 chapters::story_time_end.eq(c.story_time_end),
                 chapters::target_word_count.eq(c.target_word_count),
@@ -278,6 +280,8 @@ per_backend! {
         id: ChapterId,
     ) -> StoreResult<()> {
         tx!(conn, Some(tenant), Write, {
+            // What the chapter established goes with it (the author's own records stay).
+            let named = conn.forget_chapter_in(tenant, id).await?;
             let novel: DbUuid = diesel::delete(
                 chapters::table
                     .filter(chapters::id.eq(id.db()))
@@ -287,6 +291,7 @@ per_backend! {
             .get_result(conn)
             .await
             .map_err(db_err)?;
+            conn.refresh_entity_stats_in(tenant, &named).await?;
             refresh_word_count(conn, tenant, novel).await
         })
     }

@@ -11,7 +11,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use diesel_async::RunQueryDsl;
-use znovel_domain::ids::{EntityId, NovelId, TenantId};
+use znovel_domain::ids::{EntityId, EntityStateId, NovelId, TenantId};
 use znovel_domain::model::{Entity, EntityState};
 use znovel_domain::page::{Page, PageRequest};
 use znovel_domain::ports::{EntityFilter, EntityRepository, StoreResult};
@@ -141,6 +141,10 @@ per_backend! {
             entities::first_chapter_seq.eq(row.first_chapter_seq),
             entities::last_chapter_seq.eq(row.last_chapter_seq),
             entities::appearance_count.eq(row.appearance_count),
+            entities::origin.eq(row.origin),
+            entities::origin_chapter_id.eq(row.origin_chapter_id),
+            entities::span_start.eq(row.span_start),
+            entities::span_end.eq(row.span_end),
             entities::updated_at.eq(row.updated_at),
         ))
         .execute(conn)
@@ -209,6 +213,71 @@ per_backend! {
                 .await
                 .map_err(db_err)?;
             Ok(())
+        })
+    }
+
+    pub(crate) async fn get_state(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: EntityStateId,
+    ) -> StoreResult<EntityState> {
+        tx!(conn, Some(tenant), Read, {
+            entity_states::table
+                .filter(entity_states::id.eq(id.db()))
+                .filter(entity_states::tenant_id.eq(tenant.db()))
+                .select(EntityStateRow::as_select())
+                .first(conn)
+                .await
+                .map_err(db_err)?
+                .try_into()
+        })
+    }
+
+    pub(crate) async fn update_state(conn: &mut Conn, s: &EntityState) -> StoreResult<()> {
+        let row = EntityStateRow::from(s);
+        tx!(conn, Some(s.tenant_id), Write, {
+            let rows = diesel::update(
+                entity_states::table
+                    .filter(entity_states::id.eq(s.id.db()))
+                    .filter(entity_states::tenant_id.eq(s.tenant_id.db())),
+            )
+            .set((
+                entity_states::chapter_id.eq(row.chapter_id),
+                entity_states::story_time.eq(row.story_time),
+                entity_states::state.eq(row.state),
+                entity_states::attribute_changes.eq(row.attribute_changes),
+                entity_states::vital.eq(row.vital),
+                entity_states::location_id.eq(row.location_id),
+                entity_states::holder_id.eq(row.holder_id),
+                entity_states::lost.eq(row.lost),
+                entity_states::injuries.eq(row.injuries),
+                entity_states::origin.eq(row.origin),
+                entity_states::origin_chapter_id.eq(row.origin_chapter_id),
+                entity_states::span_start.eq(row.span_start),
+                entity_states::span_end.eq(row.span_end),
+            ))
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+            touched(rows)
+        })
+    }
+
+    pub(crate) async fn delete_state(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: EntityStateId,
+    ) -> StoreResult<()> {
+        tx!(conn, Some(tenant), Write, {
+            let rows = diesel::delete(
+                entity_states::table
+                    .filter(entity_states::id.eq(id.db()))
+                    .filter(entity_states::tenant_id.eq(tenant.db())),
+            )
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+            touched(rows)
         })
     }
 
@@ -283,6 +352,25 @@ impl EntityRepository for SqlStore {
     #[tracing::instrument(skip_all, fields(tenant = %state.tenant_id, entity = %entity.id))]
     async fn insert_entity_state(&self, state: &EntityState, entity: &Entity) -> StoreResult<()> {
         dispatch!(self, insert_state(state, entity))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, state = %id))]
+    async fn get_entity_state(
+        &self,
+        tenant: TenantId,
+        id: EntityStateId,
+    ) -> StoreResult<EntityState> {
+        dispatch!(self, get_state(tenant, id))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %state.tenant_id, state = %state.id))]
+    async fn update_entity_state(&self, state: &EntityState) -> StoreResult<()> {
+        dispatch!(self, update_state(state))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, state = %id))]
+    async fn delete_entity_state(&self, tenant: TenantId, id: EntityStateId) -> StoreResult<()> {
+        dispatch!(self, delete_state(tenant, id))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, entity = %entity))]

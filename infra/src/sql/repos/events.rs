@@ -102,6 +102,10 @@ per_backend! {
                 events::location_id.eq(row.location_id),
                 events::involved.eq(&row.involved),
                 events::importance.eq(row.importance),
+                events::origin.eq(&row.origin),
+                events::origin_chapter_id.eq(row.origin_chapter_id),
+                events::span_start.eq(row.span_start),
+                events::span_end.eq(row.span_end),
                 events::updated_at.eq(row.updated_at),
             ))
             .execute(conn)

@@ -96,6 +96,10 @@ per_backend! {
                 foreshadowing::expected_payoff.eq(&f.expected_payoff),
                 foreshadowing::resolved_chapter_id.eq(opt_db(f.resolved_chapter_id)),
                 foreshadowing::status.eq(f.status.as_str()),
+                foreshadowing::origin.eq(f.provenance.origin.as_str()),
+                foreshadowing::origin_chapter_id.eq(opt_db(f.provenance.chapter_id)),
+                foreshadowing::span_start.eq(f.provenance.span_start),
+                foreshadowing::span_end.eq(f.provenance.span_end),
                 foreshadowing::updated_at.eq(DbTime(f.updated_at)),
             ))
             .execute(conn)

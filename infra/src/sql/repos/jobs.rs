@@ -13,7 +13,7 @@ use crate::sql::SqlStore;
 use crate::sql::error::db_err;
 use crate::sql::rows::{JobRow, UsageRow};
 use crate::sql::schema::{generation_jobs, usage_records};
-use crate::sql::types::{DbTime, DbUuid, SqlTimestamp, ToDb};
+use crate::sql::types::{DbJson, DbTime, DbUuid, SqlTimestamp, ToDb};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::dsl::sql;
@@ -24,8 +24,9 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use znovel_domain::StoreError;
 use znovel_domain::ids::{JobId, NovelId, TenantId};
-use znovel_domain::model::{Chapter, ChapterRevision, GenerationJob, JobStatus};
+use znovel_domain::model::{Chapter, ChapterRevision, GenerationJob, JobStatus, RecallHit};
 use znovel_domain::page::{Page, PageRequest};
+use znovel_domain::ports::TenantRepository;
 use znovel_domain::ports::{JobRepository, StoreResult};
 use znovel_domain::services::now;
 
@@ -258,6 +259,14 @@ per_backend! {
                 return Err(state_error(conn, j.tenant_id, j.id, "RUNNING").await);
             }
             conn.save_content_in(chapter, expected_version, rev).await?;
+            add_usage(conn, j, finished).await
+        })
+    }
+
+    /// Adds a finished job's tokens to its tenant's usage record of the day and model
+    /// (inside the caller's transaction).
+    async fn add_usage(conn: &mut Conn, j: &GenerationJob, finished: DateTime<Utc>) -> StoreResult<()> {
+        {
             let usage = UsageRow {
                 id: Uuid::now_v7().db(),
                 tenant_id: j.tenant_id.db(),
@@ -286,13 +295,13 @@ per_backend! {
                 .await
                 .map_err(db_err)?;
             Ok(())
-        })
+        }
     }
 
     pub(crate) async fn finish(conn: &mut Conn, j: &GenerationJob) -> StoreResult<bool> {
-        if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
+        if !j.status.is_final() {
             return Err(StoreError::Internal(format!(
-                "finish_job needs FAILED or CANCELLED, not {}",
+                "finish_job needs a final status, not {}",
                 j.status.as_str()
             )));
         }
@@ -322,6 +331,11 @@ per_backend! {
                 .await
                 .map_err(db_err)?;
             if rows > 0 {
+                // A job that succeeded without writing a chapter (memory, validation)
+                // still used its model's tokens.
+                if j.status == JobStatus::Succeeded && j.prompt_tokens + j.completion_tokens > 0 {
+                    add_usage(conn, j, finished).await?;
+                }
                 return Ok(true);
             }
             let stored = job
@@ -331,6 +345,51 @@ per_backend! {
                 .optional()
                 .map_err(db_err)?;
             stored.map(|_| false).ok_or(StoreError::NotFound)
+        })
+    }
+
+    pub(crate) async fn set_context(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+        context: &[RecallHit],
+    ) -> StoreResult<()> {
+        let value = serde_json::to_value(context)
+            .map_err(|e| StoreError::Internal(format!("serializing a job context: {e}")))?;
+        tx!(conn, Some(tenant), Write, {
+            let rows = diesel::update(
+                generation_jobs::table
+                    .filter(generation_jobs::id.eq(id.db()))
+                    .filter(generation_jobs::tenant_id.eq(tenant.db())),
+            )
+            .set(generation_jobs::context.eq(DbJson(value)))
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+            crate::sql::repos::touched(rows)
+        })
+    }
+
+    /// The unfinished jobs of one tenant, oldest first.
+    pub(crate) async fn unfinished(
+        conn: &mut Conn,
+        tenant: TenantId,
+        limit: i64,
+    ) -> StoreResult<Vec<(TenantId, JobId)>> {
+        tx!(conn, Some(tenant), Read, {
+            let ids: Vec<DbUuid> = generation_jobs::table
+                .filter(generation_jobs::tenant_id.eq(tenant.db()))
+                .filter(generation_jobs::status.eq_any(STARTABLE))
+                .order(generation_jobs::id.asc())
+                .limit(limit)
+                .select(generation_jobs::id)
+                .load(conn)
+                .await
+                .map_err(db_err)?;
+            Ok(ids
+                .into_iter()
+                .map(|id| (tenant, JobId::from_uuid(id.0)))
+                .collect())
         })
     }
 
@@ -422,5 +481,29 @@ impl JobRepository for SqlStore {
     #[tracing::instrument(skip_all, fields(tenant = %tenant, %day))]
     async fn tokens_used(&self, tenant: TenantId, day: NaiveDate) -> StoreResult<i64> {
         dispatch!(self, tokens_used(tenant, day))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
+    async fn set_job_context(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        context: &[RecallHit],
+    ) -> StoreResult<()> {
+        dispatch!(self, set_context(tenant, id, context))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<(TenantId, JobId)>> {
+        // Row-level security scopes every query to one tenant: walk them.
+        let mut out = Vec::new();
+        for tenant in self.tenant_ids().await? {
+            let left = limit - out.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            out.extend(dispatch!(self, unfinished(tenant, left))?);
+        }
+        Ok(out)
     }
 }

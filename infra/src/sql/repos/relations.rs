@@ -93,6 +93,10 @@ per_backend! {
                 relations::strength.eq(r.strength),
                 relations::description.eq(&r.description),
                 relations::since_chapter_id.eq(opt_db(r.since_chapter_id)),
+                relations::origin.eq(r.provenance.origin.as_str()),
+                relations::origin_chapter_id.eq(opt_db(r.provenance.chapter_id)),
+                relations::span_start.eq(r.provenance.span_start),
+                relations::span_end.eq(r.provenance.span_end),
                 relations::updated_at.eq(DbTime(r.updated_at)),
             ))
             .execute(conn)

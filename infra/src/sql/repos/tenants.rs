@@ -6,7 +6,7 @@ use crate::sql::SqlStore;
 use crate::sql::error::db_err;
 use crate::sql::rows::TenantRow;
 use crate::sql::schema::tenants;
-use crate::sql::types::{DbJson, DbTime, ToDb};
+use crate::sql::types::{DbJson, DbTime, DbUuid, ToDb};
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -44,6 +44,16 @@ per_backend! {
             .try_into()
     }
 
+    pub(crate) async fn ids(conn: &mut Conn) -> StoreResult<Vec<TenantId>> {
+        let ids: Vec<DbUuid> = tenants::table
+            .select(tenants::id)
+            .order(tenants::id.asc())
+            .load(conn)
+            .await
+            .map_err(db_err)?;
+        Ok(ids.into_iter().map(|id| TenantId::from_uuid(id.0)).collect())
+    }
+
     pub(crate) async fn update(conn: &mut Conn, t: &Tenant) -> StoreResult<()> {
         let n = diesel::update(tenants::table.find(t.id.db()))
             .set((
@@ -77,6 +87,11 @@ impl TenantRepository for SqlStore {
     #[tracing::instrument(skip_all)]
     async fn find_tenant_by_slug(&self, slug: &str) -> StoreResult<Tenant> {
         dispatch!(self, by_slug(slug))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn tenant_ids(&self) -> StoreResult<Vec<TenantId>> {
+        dispatch!(self, ids())
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant.id))]

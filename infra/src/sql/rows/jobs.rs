@@ -39,6 +39,7 @@ pub struct JobRow {
     pub attempts: i32,
     pub error: Option<String>,
     pub created_by: Option<DbUuid>,
+    pub context: DbJson,
 }
 
 impl TryFrom<&GenerationJob> for JobRow {
@@ -46,6 +47,8 @@ impl TryFrom<&GenerationJob> for JobRow {
     fn try_from(j: &GenerationJob) -> Result<Self, StoreError> {
         let input = serde_json::to_value(&j.input)
             .map_err(|e| StoreError::Internal(format!("serializing a job input: {e}")))?;
+        let context = serde_json::to_value(&j.context)
+            .map_err(|e| StoreError::Internal(format!("serializing a job context: {e}")))?;
         Ok(Self {
             id: j.id.db(),
             tenant_id: j.tenant_id.db(),
@@ -68,6 +71,7 @@ impl TryFrom<&GenerationJob> for JobRow {
             attempts: j.attempts,
             error: j.error.clone(),
             created_by: opt_db(j.created_by),
+            context: DbJson(context),
         })
     }
 }
@@ -97,6 +101,7 @@ impl TryFrom<JobRow> for GenerationJob {
             attempts: r.attempts,
             error: r.error,
             created_by: r.created_by.map(|u| UserId::from_uuid(u.0)),
+            context: serde_json::from_value(r.context.0).map_err(|e| corrupt("job context", e))?,
         })
     }
 }

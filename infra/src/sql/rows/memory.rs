@@ -1,6 +1,6 @@
 //! Rows of the story bible: entities, entity states, relations, events, foreshadowing.
 
-use super::{enum_from, from_string_array, string_array};
+use super::{enum_from, from_string_array, provenance, provenance_cols, string_array};
 use crate::sql::schema::{entities, entity_states, events, foreshadowing, relations};
 use crate::sql::types::{DbJson, DbTime, DbUuid, ToDb, opt_db};
 use diesel::prelude::*;
@@ -26,12 +26,17 @@ pub struct EntityRow {
     pub first_chapter_seq: Option<i32>,
     pub last_chapter_seq: Option<i32>,
     pub appearance_count: i32,
+    pub origin: String,
+    pub origin_chapter_id: Option<DbUuid>,
+    pub span_start: Option<i32>,
+    pub span_end: Option<i32>,
     pub created_at: DbTime,
     pub updated_at: DbTime,
 }
 
 impl From<&Entity> for EntityRow {
     fn from(e: &Entity) -> Self {
+        let origin = provenance_cols(&e.provenance);
         Self {
             id: e.id.db(),
             tenant_id: e.tenant_id.db(),
@@ -46,6 +51,10 @@ impl From<&Entity> for EntityRow {
             first_chapter_seq: e.first_chapter_seq,
             last_chapter_seq: e.last_chapter_seq,
             appearance_count: e.appearance_count,
+            origin: origin.0,
+            origin_chapter_id: origin.1,
+            span_start: origin.2,
+            span_end: origin.3,
             created_at: DbTime(e.created_at),
             updated_at: DbTime(e.updated_at),
         }
@@ -69,6 +78,7 @@ impl TryFrom<EntityRow> for Entity {
             first_chapter_seq: r.first_chapter_seq,
             last_chapter_seq: r.last_chapter_seq,
             appearance_count: r.appearance_count,
+            provenance: provenance(&r.origin, r.origin_chapter_id, r.span_start, r.span_end)?,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
@@ -86,11 +96,21 @@ pub struct EntityStateRow {
     pub story_time: Option<i64>,
     pub state: String,
     pub attribute_changes: DbJson,
+    pub vital: Option<String>,
+    pub location_id: Option<DbUuid>,
+    pub holder_id: Option<DbUuid>,
+    pub lost: bool,
+    pub injuries: DbJson,
+    pub origin: String,
+    pub origin_chapter_id: Option<DbUuid>,
+    pub span_start: Option<i32>,
+    pub span_end: Option<i32>,
     pub created_at: DbTime,
 }
 
 impl From<&EntityState> for EntityStateRow {
     fn from(s: &EntityState) -> Self {
+        let origin = provenance_cols(&s.provenance);
         Self {
             id: s.id.db(),
             tenant_id: s.tenant_id.db(),
@@ -99,6 +119,15 @@ impl From<&EntityState> for EntityStateRow {
             story_time: s.story_time,
             state: s.state.clone(),
             attribute_changes: DbJson(s.attribute_changes.clone()),
+            vital: s.vital.map(|v| v.as_str().to_owned()),
+            location_id: opt_db(s.location_id),
+            holder_id: opt_db(s.holder_id),
+            lost: s.lost,
+            injuries: DbJson(string_array(s.injuries.iter().map(String::as_str))),
+            origin: origin.0,
+            origin_chapter_id: origin.1,
+            span_start: origin.2,
+            span_end: origin.3,
             created_at: DbTime(s.created_at),
         }
     }
@@ -115,6 +144,18 @@ impl TryFrom<EntityStateRow> for EntityState {
             story_time: r.story_time,
             state: r.state,
             attribute_changes: r.attribute_changes.0,
+            vital: r
+                .vital
+                .as_deref()
+                .map(|v| enum_from("vital", v, Vital::parse))
+                .transpose()?,
+            location_id: r.location_id.map(|l| EntityId::from_uuid(l.0)),
+            holder_id: r.holder_id.map(|h| EntityId::from_uuid(h.0)),
+            lost: r.lost,
+            injuries: from_string_array("entity state injuries", &r.injuries.0, |s| {
+                Some(s.to_owned())
+            })?,
+            provenance: provenance(&r.origin, r.origin_chapter_id, r.span_start, r.span_end)?,
             created_at: r.created_at.0,
         })
     }
@@ -133,12 +174,17 @@ pub struct RelationRow {
     pub strength: f64,
     pub description: String,
     pub since_chapter_id: Option<DbUuid>,
+    pub origin: String,
+    pub origin_chapter_id: Option<DbUuid>,
+    pub span_start: Option<i32>,
+    pub span_end: Option<i32>,
     pub created_at: DbTime,
     pub updated_at: DbTime,
 }
 
 impl From<&Relation> for RelationRow {
     fn from(r: &Relation) -> Self {
+        let origin = provenance_cols(&r.provenance);
         Self {
             id: r.id.db(),
             tenant_id: r.tenant_id.db(),
@@ -149,6 +195,10 @@ impl From<&Relation> for RelationRow {
             strength: r.strength,
             description: r.description.clone(),
             since_chapter_id: opt_db(r.since_chapter_id),
+            origin: origin.0,
+            origin_chapter_id: origin.1,
+            span_start: origin.2,
+            span_end: origin.3,
             created_at: DbTime(r.created_at),
             updated_at: DbTime(r.updated_at),
         }
@@ -168,6 +218,7 @@ impl TryFrom<RelationRow> for Relation {
             strength: r.strength,
             description: r.description,
             since_chapter_id: r.since_chapter_id.map(|c| ChapterId::from_uuid(c.0)),
+            provenance: provenance(&r.origin, r.origin_chapter_id, r.span_start, r.span_end)?,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
@@ -189,12 +240,17 @@ pub struct EventRow {
     pub location_id: Option<DbUuid>,
     pub involved: DbJson,
     pub importance: i32,
+    pub origin: String,
+    pub origin_chapter_id: Option<DbUuid>,
+    pub span_start: Option<i32>,
+    pub span_end: Option<i32>,
     pub created_at: DbTime,
     pub updated_at: DbTime,
 }
 
 impl From<&Event> for EventRow {
     fn from(e: &Event) -> Self {
+        let origin = provenance_cols(&e.provenance);
         let involved: Vec<String> = e.involved.iter().map(|id| id.to_string()).collect();
         Self {
             id: e.id.db(),
@@ -208,6 +264,10 @@ impl From<&Event> for EventRow {
             location_id: opt_db(e.location_id),
             involved: DbJson(string_array(involved.iter().map(String::as_str))),
             importance: e.importance,
+            origin: origin.0,
+            origin_chapter_id: origin.1,
+            span_start: origin.2,
+            span_end: origin.3,
             created_at: DbTime(e.created_at),
             updated_at: DbTime(e.updated_at),
         }
@@ -231,6 +291,7 @@ impl TryFrom<EventRow> for Event {
                 Uuid::parse_str(s).ok().map(EntityId::from_uuid)
             })?,
             importance: r.importance,
+            provenance: provenance(&r.origin, r.origin_chapter_id, r.span_start, r.span_end)?,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
@@ -250,12 +311,17 @@ pub struct ForeshadowingRow {
     pub expected_payoff: String,
     pub resolved_chapter_id: Option<DbUuid>,
     pub status: String,
+    pub origin: String,
+    pub origin_chapter_id: Option<DbUuid>,
+    pub span_start: Option<i32>,
+    pub span_end: Option<i32>,
     pub created_at: DbTime,
     pub updated_at: DbTime,
 }
 
 impl From<&Foreshadowing> for ForeshadowingRow {
     fn from(f: &Foreshadowing) -> Self {
+        let origin = provenance_cols(&f.provenance);
         Self {
             id: f.id.db(),
             tenant_id: f.tenant_id.db(),
@@ -266,6 +332,10 @@ impl From<&Foreshadowing> for ForeshadowingRow {
             expected_payoff: f.expected_payoff.clone(),
             resolved_chapter_id: opt_db(f.resolved_chapter_id),
             status: f.status.as_str().to_owned(),
+            origin: origin.0,
+            origin_chapter_id: origin.1,
+            span_start: origin.2,
+            span_end: origin.3,
             created_at: DbTime(f.created_at),
             updated_at: DbTime(f.updated_at),
         }
@@ -289,6 +359,7 @@ impl TryFrom<ForeshadowingRow> for Foreshadowing {
                 &r.status,
                 ForeshadowingStatus::parse,
             )?,
+            provenance: provenance(&r.origin, r.origin_chapter_id, r.span_start, r.span_end)?,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })

@@ -13,8 +13,39 @@ pub use memory::*;
 pub use story::*;
 
 use super::error::corrupt;
+use super::types::{DbUuid, opt_db};
 use serde_json::Value;
 use znovel_domain::StoreError;
+use znovel_domain::ids::ChapterId;
+use znovel_domain::model::{Origin, Provenance};
+
+/// The provenance columns of a bible row: origin, origin_chapter_id, span_start, span_end.
+pub type ProvenanceCols = (String, Option<DbUuid>, Option<i32>, Option<i32>);
+
+/// A provenance as its columns.
+pub fn provenance_cols(p: &Provenance) -> ProvenanceCols {
+    (
+        p.origin.as_str().to_owned(),
+        opt_db(p.chapter_id),
+        p.span_start,
+        p.span_end,
+    )
+}
+
+/// Reads the provenance columns.
+pub fn provenance(
+    origin: &str,
+    chapter: Option<DbUuid>,
+    span_start: Option<i32>,
+    span_end: Option<i32>,
+) -> Result<Provenance, StoreError> {
+    Ok(Provenance {
+        origin: enum_from("origin", origin, Origin::parse)?,
+        chapter_id: chapter.map(|c| ChapterId::from_uuid(c.0)),
+        span_start,
+        span_end,
+    })
+}
 
 /// Parses a stored enum name with the enum's `parse`.
 pub fn enum_from<E>(what: &str, text: &str, parse: fn(&str) -> Option<E>) -> Result<E, StoreError> {

@@ -1,0 +1,149 @@
+//! Queuing the jobs the system gives itself: the memory job of every new version of a
+//! chapter (and, with validation, its check). Each is recorded as a job row first, with
+//! an idempotency key naming the chapter version, so the same version is never queued
+//! twice, then enqueued and announced in `jobEvents`.
+
+use super::generation::announce;
+use super::now;
+use crate::StoreError;
+use crate::error::{Error, StoreResultExt};
+use crate::ids::{JobId, NovelId, TenantId, UserId};
+use crate::model::*;
+use crate::ports::{JobEvents, JobMessage, JobQueue, JobRepository, Store};
+use std::sync::Arc;
+
+/// Records and queues internal jobs.
+#[derive(Clone)]
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    jobs: Arc<dyn JobRepository>,
+    queue: Arc<dyn JobQueue>,
+    events: Arc<dyn JobEvents>,
+}
+
+impl Scheduler {
+    /// Builds the scheduler.
+    pub fn new(
+        store: Arc<dyn Store>,
+        jobs: Arc<dyn JobRepository>,
+        queue: Arc<dyn JobQueue>,
+        events: Arc<dyn JobEvents>,
+    ) -> Self {
+        Self {
+            store,
+            jobs,
+            queue,
+            events,
+        }
+    }
+
+    /// Queues the memory job of the chapter's current version (its seq included: a
+    /// renumbered chapter is remembered at its new place). Returns the job — the existing
+    /// one when this version was queued already (it is not queued again).
+    pub async fn remember(&self, c: &Chapter, by: Option<UserId>) -> Result<GenerationJob, Error> {
+        let key = format!("memory:{}:{}:{}", c.id, c.version, c.seq);
+        self.queue_once(
+            c.tenant_id,
+            c.novel_id,
+            Some(c),
+            JobKind::ExtractMemory,
+            key,
+            by,
+        )
+        .await
+    }
+
+    async fn queue_once(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+        chapter: Option<&Chapter>,
+        kind: JobKind,
+        key: String,
+        by: Option<UserId>,
+    ) -> Result<GenerationJob, Error> {
+        let job = GenerationJob {
+            id: JobId::new(),
+            tenant_id: tenant,
+            novel_id: novel,
+            chapter_id: chapter.map(|c| c.id),
+            kind,
+            status: JobStatus::Queued,
+            priority: 0,
+            input: JobInput {
+                chapter_version: chapter.map(|c| c.version),
+                ..JobInput::default()
+            },
+            idempotency_key: Some(key.clone()),
+            provider: None,
+            model: None,
+            fallback_used: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            queued_at: now(),
+            started_at: None,
+            first_token_at: None,
+            finished_at: None,
+            attempts: 0,
+            error: None,
+            created_by: by,
+            context: Vec::new(),
+        };
+        match self.jobs.insert_job(&job).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return self
+                    .jobs
+                    .find_job_by_idempotency_key(tenant, &key)
+                    .await
+                    .or_not_found("job");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let message = JobMessage {
+            tenant_id: tenant,
+            job_id: job.id,
+        };
+        if let Err(e) = self.queue.enqueue(&message).await {
+            // Never leave a job no worker will see: fail it, and say so in the chapter's
+            // memory state (its next change queues a new job).
+            let mut failed = job.clone();
+            failed.status = JobStatus::Failed;
+            failed.error = Some(format!("could not be queued: {e}"));
+            failed.finished_at = Some(now());
+            let _ = self.jobs.finish_job(&failed).await;
+            if let (Some(c), JobKind::ExtractMemory) = (chapter, kind) {
+                let _ = self
+                    .store
+                    .mark_chapter_memory(
+                        tenant,
+                        c.id,
+                        c.version,
+                        crate::ports::MemoryMark::Failed(format!("could not be queued: {e}")),
+                    )
+                    .await;
+            }
+            return Err(e.into());
+        }
+        announce(&*self.events, &job, JobStatus::Queued).await;
+        Ok(job)
+    }
+
+    /// Queues the memory jobs of every chapter of the tenant whose current version is
+    /// not remembered yet (after a crash, a restart, or an enqueue that failed). Returns
+    /// how many jobs it queued or found queued.
+    pub async fn sweep(&self, tenant: TenantId, limit: i64) -> Result<usize, Error> {
+        let stale = self.store.unremembered_chapters(tenant, limit).await?;
+        let mut n = 0;
+        for (chapter, _, _) in stale {
+            let c = match self.store.get_chapter(tenant, chapter).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.remember(&c, None).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
