@@ -110,7 +110,8 @@ impl App {
         }
         let mut services = Services::new(store.clone());
         if let Some(m) = &memory {
-            services = services.with_memory(m.indexer.clone(), m.scheduler.clone(), m.recall.clone());
+            services =
+                services.with_memory(m.indexer.clone(), m.scheduler.clone(), m.recall.clone());
         }
         if let Some(g) = generation.service {
             services = services.with_generation(g);

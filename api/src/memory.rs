@@ -65,13 +65,14 @@ impl Memory {
 
     /// What a job runner needs to run memory jobs and remember what it writes.
     pub fn for_runner(&self, store: Arc<dyn Store>, pipeline: &Pipeline) -> runner::Memory {
+        // The embedded model's context is small; a provider's holds a whole chapter.
+        let config = if pipeline.local_model {
+            MemoryJobConfig::small_context()
+        } else {
+            MemoryJobConfig::default()
+        };
         runner::Memory {
-            jobs: MemoryJobs::new(
-                store,
-                self.indexer.clone(),
-                pipeline.llm.clone(),
-                MemoryJobConfig::default(),
-            ),
+            jobs: MemoryJobs::new(store, self.indexer.clone(), pipeline.llm.clone(), config),
             recall: self.recall.clone(),
             scheduler: self.scheduler.clone(),
         }

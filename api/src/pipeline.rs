@@ -34,6 +34,8 @@ pub struct Pipeline {
     pub llm_missing: Option<String>,
     /// Flipped to force the fallback chain without a restart.
     pub force_fallback: Arc<AtomicBool>,
+    /// Whether the model is the embedded one (a small context) rather than a provider.
+    pub local_model: bool,
 }
 
 fn queue_options(settings: &Settings) -> QueueOptions {
@@ -129,6 +131,7 @@ impl Pipeline {
             llm,
             llm_missing,
             force_fallback,
+            local_model: settings.llm.base_url.is_none(),
         })
     }
 

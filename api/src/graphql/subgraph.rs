@@ -16,8 +16,8 @@ use super::{SchemaLimits, admin, limited, memory, retrieval, story};
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::registry::SDLExportOptions;
 use async_graphql::{
-    Data, EmptyMutation, EmptySubscription, Executor, InterfaceType, MergedSubscription, ObjectType, Request,
-    Response, Schema, SchemaBuilder, SubscriptionType,
+    Data, EmptyMutation, EmptySubscription, Executor, InterfaceType, MergedSubscription,
+    ObjectType, Request, Response, Schema, SchemaBuilder, SubscriptionType,
 };
 use std::sync::Arc;
 use znovel_domain::services::Services;

@@ -326,7 +326,7 @@ async fn the_embedded_local_model_writes_a_chapter_live() {
 }
 
 const EVENTS: &str =
-    "subscription($n: ID!) { jobEvents(novelId: $n) { status job { id status model } } }";
+    "subscription($n: ID!) { jobEvents(novelId: $n) { status job { id kind status model } } }";
 
 /// Opens a connection, acknowledged, authenticated with `key`.
 async fn connected(app: &TestApp, key: &str) -> Ws {
@@ -401,6 +401,23 @@ async fn job_events_follow_a_novels_jobs_and_metrics_count_them() {
         seen.push(ev["status"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen, ["QUEUED", "RUNNING", "SUCCEEDED"]);
+    // The new version of the chapter is remembered by a memory job of its own, announced
+    // to the novel's subscribers too (its extraction fails here: the fake model answers
+    // prose, not the JSON asked for — the chapter stays as it is).
+    let mut memory = Vec::new();
+    while !matches!(
+        memory.last().map(String::as_str),
+        Some("SUCCEEDED" | "FAILED")
+    ) {
+        let msg = tokio::time::timeout(Duration::from_secs(20), next_json(&mut events))
+            .await
+            .expect("memory job events arrive");
+        let ev = &msg["payload"]["data"]["jobEvents"];
+        assert_ne!(ev["job"]["id"], job_id, "{msg}");
+        assert_eq!(ev["job"]["kind"], "EXTRACT_MEMORY", "{msg}");
+        memory.push(ev["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(memory[..2], ["QUEUED", "RUNNING"]);
     let quiet = tokio::time::timeout(Duration::from_millis(300), next_json(&mut elsewhere)).await;
     assert!(quiet.is_err(), "another novel's subscriber heard {quiet:?}");
 

@@ -10,6 +10,7 @@ mod bad_input;
 mod binary;
 mod generation;
 mod hardening;
+mod memory;
 mod operations;
 mod roles;
 mod scale_out;

@@ -12,8 +12,8 @@
 use super::types::{ApiKey, AuditEntry, Tenant, User};
 use crate::graphql::call;
 use crate::graphql::errors::ResultExt;
-use crate::graphql::root::{self, Node};
 use crate::graphql::refs::*;
+use crate::graphql::root::{self, Node};
 use async_graphql::{Context, ID, Interface, Object};
 use znovel_domain::Error;
 

@@ -120,7 +120,11 @@ impl MemoryMutation {
             lost: input.lost,
             injuries: input.injuries,
         };
-        let state = s.memory.update_entity_state(&actor, id, change).await.gql()?;
+        let state = s
+            .memory
+            .update_entity_state(&actor, id, change)
+            .await
+            .gql()?;
         Ok(UpdateEntityStatePayload {
             entity_state: EntityState(state),
         })

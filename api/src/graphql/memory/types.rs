@@ -374,5 +374,9 @@ async fn related(
         return Ok(None);
     };
     let (s, actor) = call(ctx)?;
-    s.memory.entity(&actor, id).await.gql().map(|e| Some(Entity(e)))
+    s.memory
+        .entity(&actor, id)
+        .await
+        .gql()
+        .map(|e| Some(Entity(e)))
 }

@@ -15,9 +15,7 @@ use crate::graphql::ids::decode;
 use async_graphql::{Context, ID, MergedObject, Object};
 use znovel_domain::services::{RecallRequest, Services};
 
-fn recall_service(
-    s: &Services,
-) -> async_graphql::Result<&znovel_domain::services::RecallService> {
+fn recall_service(s: &Services) -> async_graphql::Result<&znovel_domain::services::RecallService> {
     s.recall().map_err(to_gql)
 }
 
@@ -28,7 +26,7 @@ async fn run_recall(
     query: String,
     before_chapter: Option<i32>,
     first: Option<i32>,
-    mode: RecallMode,
+    mode: Option<RecallMode>,
 ) -> async_graphql::Result<znovel_domain::services::RecallResult> {
     let (s, actor) = call(ctx)?;
     let req = RecallRequest {
@@ -36,7 +34,7 @@ async fn run_recall(
         query,
         before_chapter: before_chapter.map(i64::from),
         first: first.map(i64::from),
-        mode: mode.into(),
+        mode: mode.unwrap_or(RecallMode::Hybrid).into(),
     };
     recall_service(s)?.recall(&actor, req).await.gql()
 }
@@ -60,10 +58,12 @@ impl RetrievalQuery {
         #[graphql(desc = "The question, 1 to 2,000 characters.")] query: String,
         #[graphql(desc = "Only what chapters with a seq below this established (1 or more).")]
         before_chapter: Option<i32>,
-        #[graphql(desc = "How many hits, 1 to 50.", default = 8)] first: i32,
-        #[graphql(desc = "How to search.", default_with = "RecallMode::Hybrid")] mode: RecallMode,
+        #[graphql(desc = "How many hits, 1 to 50.", default = 8)] first: Option<i32>,
+        #[graphql(desc = "How to search.", default_with = "Some(RecallMode::Hybrid)")] mode: Option<
+            RecallMode,
+        >,
     ) -> async_graphql::Result<RecallResult> {
-        let r = run_recall(ctx, novel_id, query, before_chapter, Some(first), mode).await?;
+        let r = run_recall(ctx, novel_id, query, before_chapter, first, mode).await?;
         Ok(RecallResult::from(r))
     }
 }
@@ -88,10 +88,12 @@ impl SubgraphRetrievalQuery {
         #[graphql(desc = "The question, 1 to 2,000 characters.")] query: String,
         #[graphql(desc = "Only what chapters with a seq below this established (1 or more).")]
         before_chapter: Option<i32>,
-        #[graphql(desc = "How many hits, 1 to 50.", default = 8)] first: i32,
-        #[graphql(desc = "How to search.", default_with = "RecallMode::Hybrid")] mode: RecallMode,
+        #[graphql(desc = "How many hits, 1 to 50.", default = 8)] first: Option<i32>,
+        #[graphql(desc = "How to search.", default_with = "Some(RecallMode::Hybrid)")] mode: Option<
+            RecallMode,
+        >,
     ) -> async_graphql::Result<RecallResultRef> {
-        let r = run_recall(ctx, novel_id, query, before_chapter, Some(first), mode).await?;
+        let r = run_recall(ctx, novel_id, query, before_chapter, first, mode).await?;
         Ok(RecallResultRef::from(r))
     }
 }

@@ -2,10 +2,10 @@
 //! `Chapter` in the gateway and story-gen) and their twins for the rag-retrieval subgraph
 //! built alone (`RecallHit.chapter` a reference to the `Chapter` entity).
 
-use crate::graphql::refs::ChapterRef;
 use crate::graphql::call;
 use crate::graphql::errors::ResultExt;
 use crate::graphql::ids::{opt_id, to_id};
+use crate::graphql::refs::ChapterRef;
 use crate::graphql::story::Chapter;
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use znovel_domain::model as m;
@@ -116,7 +116,11 @@ recall_types!(RecallResult, RecallHit, Chapter, |ctx, h| {
         return Ok(None);
     };
     let (s, actor) = call(ctx)?;
-    s.story.chapter(&actor, id).await.gql().map(|c| Some(Chapter(c)))
+    s.story
+        .chapter(&actor, id)
+        .await
+        .gql()
+        .map(|c| Some(Chapter(c)))
 });
 
 recall_types!(RecallResultRef, RecallHitRef, ChapterRef, |ctx, h| {

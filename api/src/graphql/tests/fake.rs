@@ -60,6 +60,8 @@ pub(super) struct State {
     pub(super) jobs: Vec<GenerationJob>,
     /// Usage records: (tenant, UTC day, model, tokens).
     pub(super) usage: Vec<(TenantId, chrono::NaiveDate, String, i64)>,
+    /// Chapters' memory state.
+    pub(super) memory: Vec<ChapterMemory>,
 }
 
 /// The fake store.
@@ -134,6 +136,9 @@ impl TenantRepository for FakeStore {
     async fn find_tenant_by_slug(&self, slug: &str) -> R<Tenant> {
         self.with(|s| s.tenants.iter().find(|t| t.slug == slug).cloned())
             .ok_or(StoreError::NotFound)
+    }
+    async fn tenant_ids(&self) -> R<Vec<TenantId>> {
+        Ok(self.with(|s| s.tenants.iter().map(|t| t.id).collect()))
     }
     async fn update_tenant(&self, t: &Tenant) -> R<()> {
         self.with(|s| {
@@ -428,6 +433,27 @@ impl JobRepository for FakeStore {
                 .filter(|(tenant, d, _, _)| *tenant == t && *d == day)
                 .map(|(_, _, _, n)| n)
                 .sum()
+        }))
+    }
+    async fn set_job_context(&self, t: TenantId, id: JobId, context: &[RecallHit]) -> R<()> {
+        self.with(|s| {
+            let job = s
+                .jobs
+                .iter_mut()
+                .find(|j| j.tenant_id == t && j.id == id)
+                .ok_or(StoreError::NotFound)?;
+            job.context = context.to_vec();
+            Ok(())
+        })
+    }
+    async fn unfinished_jobs(&self, limit: i64) -> R<Vec<(TenantId, JobId)>> {
+        Ok(self.with(|s| {
+            s.jobs
+                .iter()
+                .filter(|j| !j.status.is_final())
+                .take(limit.max(0) as usize)
+                .map(|j| (j.tenant_id, j.id))
+                .collect()
         }))
     }
 }

@@ -39,6 +39,15 @@ impl EntityRepository for FakeStore {
             Ok(())
         })
     }
+    async fn get_entity_state(&self, t: TenantId, id: EntityStateId) -> R<EntityState> {
+        self.with(|s| get(&s.states, t, id.as_uuid()))
+    }
+    async fn update_entity_state(&self, st: &EntityState) -> R<()> {
+        self.with(|s| update(&mut s.states, st))
+    }
+    async fn delete_entity_state(&self, t: TenantId, id: EntityStateId) -> R<()> {
+        self.with(|s| delete(&mut s.states, t, id.as_uuid()))
+    }
     async fn list_entity_states(
         &self,
         t: TenantId,

@@ -4,6 +4,7 @@
 
 mod fake;
 mod fake_memory;
+mod fake_recall;
 mod ids;
 mod resolvers;
 mod schema;
