@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The federated deployment's tooling (federation/): composition of the subgraphs into
-# federation/supergraph.graphql, its checks, and the end-to-end test through a real
-# federation router (Hive Gateway).
+# federation/supergraph.graphql, its checks, the end-to-end test through the real
+# federation routers — Hive Router (the production gateway, with the configuration and
+# supergraph of k8s/base/gateway/) and Hive Gateway.
 #
 #   scripts/federation.sh install   npm ci into federation/node_modules (skipped while
 #                                   package-lock.json is unchanged)
@@ -11,10 +12,12 @@
 #                                   schema differs from schema.graphql, then run the e2e test
 #   scripts/federation.sh e2e       only the end-to-end test (PostgreSQL and Redis on 127.0.0.1)
 #   scripts/federation.sh up        start the federated deployment and keep it running (Ctrl-C
-#                                   stops it): the router URL and an admin key are printed
+#                                   stops it): the routers' URLs and admin keys are printed
 #
-# Needs Node.js >= 20 and npm (packages from the npm registry only); builds `znovel` with
-# cargo (debug profile, $CARGO_TARGET_DIR honoured).
+# Hive Router is the binary $HIVE_ROUTER_BIN, else ../shared/bin/hive-router beside the
+# repository, else `hive-router` on PATH; without one the e2e test says loudly that it skips
+# it and runs through Hive Gateway alone. Needs Node.js >= 20 and npm (packages from the npm
+# registry only); builds `znovel` with cargo ($CARGO_TARGET_DIR honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
