@@ -72,7 +72,9 @@ export async function startHiveRouter(procs, { binary, urls, port }) {
     ...Object.fromEntries(Object.entries(urls).map(([name, url]) => [subgraphUrlVar(name), url])),
   };
   const proc = procs.start('hive-router', binary, [], { env });
+  // The Deployment's probes: readiness (supergraph loaded), then liveness.
   await waitForHttp(`http://127.0.0.1:${port}/readiness`, { what: 'Hive Router', proc, timeoutMs: 60_000 });
+  await waitForHttp(`http://127.0.0.1:${port}/health`, { what: 'Hive Router /health', proc });
   return { proc, http: `http://127.0.0.1:${port}/graphql` };
 }
 
