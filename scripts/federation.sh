@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The federated deployment's tooling (federation/): composition of the subgraphs into
-# federation/supergraph.graphql, its checks, and the end-to-end test through a real
-# federation router (Hive Gateway).
+# federation/supergraph.graphql, its checks, the end-to-end test through the real
+# federation routers — Hive Router (the production gateway, with the configuration and
+# supergraph of k8s/base/gateway/) and Hive Gateway — and the router benchmark.
 #
 #   scripts/federation.sh install   npm ci into federation/node_modules (skipped while
 #                                   package-lock.json is unchanged)
@@ -11,10 +12,14 @@
 #                                   schema differs from schema.graphql, then run the e2e test
 #   scripts/federation.sh e2e       only the end-to-end test (PostgreSQL and Redis on 127.0.0.1)
 #   scripts/federation.sh up        start the federated deployment and keep it running (Ctrl-C
-#                                   stops it): the router URL and an admin key are printed
+#                                   stops it): the routers' URLs and admin keys are printed
+#   scripts/federation.sh bench     the latency each router adds per query and per streamed
+#                                   chunk, beside the all-in-one server (release build)
 #
-# Needs Node.js >= 20 and npm (packages from the npm registry only); builds `znovel` with
-# cargo (debug profile, $CARGO_TARGET_DIR honoured).
+# Hive Router is the binary $HIVE_ROUTER_BIN, else ../shared/bin/hive-router beside the
+# repository, else `hive-router` on PATH; without one the e2e test says loudly that it skips
+# it and runs through Hive Gateway alone. Needs Node.js >= 20 and npm (packages from the npm
+# registry only); builds `znovel` with cargo ($CARGO_TARGET_DIR honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,13 +52,19 @@ install() {
   echo "== npm ci done in $((SECONDS - started)) s" >&2
 }
 
-# Builds the binary; prints its path.
+# Builds the binary (debug; `build release` for the optimised one, without the embedded
+# model, which the tests here do not use); prints its path.
 build() {
-  cargo build --locked -p znovel --quiet >&2
   local target
   target=$(cargo metadata --format-version 1 --no-deps |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-  echo "$target/debug/znovel"
+  if [ "${1:-}" = release ]; then
+    cargo build --locked -p znovel --release --no-default-features --quiet >&2
+    echo "$target/release/znovel"
+  else
+    cargo build --locked -p znovel --quiet >&2
+    echo "$target/debug/znovel"
+  fi
 }
 
 case "$cmd" in
@@ -88,8 +99,13 @@ case "$cmd" in
     bin=$(build)
     ZNOVEL_BIN="$bin" ZNOVEL_E2E_HOLD=1 node federation/e2e.mjs
     ;;
+  bench)
+    install
+    bin=$(build release)
+    ZNOVEL_BIN="$bin" node federation/bench.mjs
+    ;;
   *)
-    echo "usage: scripts/federation.sh [install|compose|check|e2e|up]" >&2
+    echo "usage: scripts/federation.sh [install|compose|check|e2e|up|bench]" >&2
     exit 2
     ;;
 esac

@@ -25,8 +25,9 @@ overlay unless said otherwise:
   passwords match the data stores' credentials; the PostgreSQL connection budget
   (pool size x pods at the autoscalers' maximum, plus a rollout's surge) fits
   max_connections.
-- gateway: the router configuration points every supergraph subgraph at an existing
-  Service port.
+- gateway: the router configuration (Hive Router 0.3 keys) points every supergraph
+  subgraph at an existing Service port (a fixed URL, or the default of a
+  `from_env: SUBGRAPH_URL_<NAME>` placeholder).
 - monitoring: ServiceMonitor and PrometheusRule (CRDs, not in kubernetes-validate's
   schemas) are checked structurally here; prod must have them; every metric in the alerts
   is one `znovel print-metrics` lists or on EXTERNAL_METRICS; the dashboard uses only the
@@ -606,20 +607,42 @@ def check_gateway(ov: str, docs: list[dict]) -> None:
             port = (cfg.get("http") or {}).get("port", 4000)
             if not port_declared(spec, port):
                 P.add(where, f"router listens on {port}, which the pod does not declare")
-            overrides = cfg.get("override_subgraph_urls") or {}
-            for sub, o in overrides.items():
-                u = urlsplit(o.get("url", "") if isinstance(o, dict) else "")
+            overrides = router_subgraph_urls(cfg, where, env)
+            for sub, url in overrides.items():
+                u = urlsplit(url)
                 svc = find(docs, "Service", u.hostname or "")
                 if svc is None:
-                    P.add(where, f"subgraph {sub} -> {o}: no Service {u.hostname}")
+                    P.add(where, f"subgraph {sub} -> {url}: no Service {u.hostname}")
                 elif not any(p.get("port") == u.port for p in svc["spec"]["ports"]):
-                    P.add(where, f"subgraph {sub} -> {o}: Service {u.hostname} has no port {u.port}")
+                    P.add(where, f"subgraph {sub} -> {url}: Service {u.hostname} has no port {u.port}")
             graphs = set(re.findall(r'@join__graph\(\s*name:\s*"([^"]+)"', files[sg_path]))
             if graphs:
                 for g in sorted(graphs - set(overrides)):
                     P.add(where, f"supergraph subgraph {g!r} has no override_subgraph_urls entry (it would use the composed URL)")
                 for g in sorted(set(overrides) - graphs):
                     P.add(where, f"override_subgraph_urls names {g!r}, which the supergraph does not have")
+
+
+def router_subgraph_urls(cfg: dict, where: str, env: dict) -> dict[str, str]:
+    """The URL each subgraph gets in the cluster, from Hive Router 0.3's
+    `override_subgraph_urls.subgraphs.<name>.url`: a URL, or `{from_env: SUBGRAPH_URL_<NAME>,
+    default: URL}` (the container's `env` value if it sets the variable, else the default)."""
+    section = cfg.get("override_subgraph_urls") or {}
+    for key in sorted(set(section) - {"subgraphs", "all"}):
+        P.add(where, f"override_subgraph_urls.{key}: Hive Router 0.3 knows only `subgraphs` and `all` there")
+    out = {}
+    for sub, o in (section.get("subgraphs") or {}).items():
+        url = o.get("url") if isinstance(o, dict) else None
+        if isinstance(url, dict) and "from_env" in url:
+            want = "SUBGRAPH_URL_" + sub.upper().replace("-", "_")
+            if url["from_env"] != want:
+                P.add(where, f"subgraph {sub}: from_env {url['from_env']!r}, expected {want!r} (the e2e suite sets that name)")
+            url = env.get(url["from_env"], url.get("default"))
+        if not isinstance(url, str):
+            P.add(where, f"subgraph {sub}: no URL (a string, or from_env with a default)")
+            continue
+        out[sub] = url
+    return out
 
 
 def mounted_files(docs: list[dict], spec: dict, c: dict) -> dict[str, str]:
@@ -824,7 +847,11 @@ def check_canary(prod: list[dict], canary: list[dict]) -> None:
         for path in set(sf) & set(cf):
             if path.endswith(".yaml"):
                 want = yaml.safe_load(sf[path])
-                want.setdefault("override_subgraph_urls", {})["story-gen"] = {"url": "http://story-gen-canary:8080/graphql"}
+                story_gen = (want.get("override_subgraph_urls") or {}).get("subgraphs", {}).get("story-gen", {})
+                if isinstance(story_gen.get("url"), dict):
+                    story_gen["url"]["default"] = "http://story-gen-canary:8080/graphql"
+                else:
+                    story_gen["url"] = "http://story-gen-canary:8080/graphql"
                 if yaml.safe_load(cf[path]) != want:
                     P.add("canary", f"the canary router config {path} must equal the stable one with story-gen -> http://story-gen-canary:8080/graphql, and nothing else")
             elif sf[path] != cf[path]:

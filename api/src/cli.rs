@@ -51,8 +51,12 @@ pub enum Command {
     /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
     PrintSchema {
         /// Print this subgraph's federation SDL instead (story-gen, memory, admin).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "list_subgraphs")]
         subgraph: Option<String>,
+        /// Print the name of every subgraph instead, one per line (also the
+        /// `serve --role` of the service that serves it).
+        #[arg(long)]
+        list_subgraphs: bool,
     },
     /// Print the name of every Prometheus metric the binary exports, one per line.
     PrintMetrics,
@@ -217,7 +221,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::PrintSchema { subgraph } => {
+        Command::PrintSchema {
+            list_subgraphs: true,
+            ..
+        } => {
+            for name in graphql::SUBGRAPHS {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        Command::PrintSchema { subgraph, .. } => {
             let sdl = match subgraph {
                 None => graphql::sdl(),
                 Some(name) => graphql::subgraph_sdl(&name).with_context(|| {

@@ -7,8 +7,20 @@ import { execFileSync } from 'node:child_process';
 import { buildSchema, lexicographicSortSchema, parse, printSchema } from 'graphql';
 import { composeServices, compositionHasErrors } from '@theguild/federation-composition';
 
-/** The subgraphs, named like the services (`znovel serve --role <name>`) that serve them. */
-export const SUBGRAPHS = ['story-gen', 'memory', 'admin'];
+/**
+ * The subgraphs the binary `bin` knows (`znovel print-schema --list-subgraphs`), named like
+ * the services (`znovel serve --role <name>`) that serve them.
+ */
+export function listSubgraphs(bin) {
+  try {
+    const out = execFileSync(bin, ['print-schema', '--list-subgraphs'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const names = out.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (!names.length) throw new Error('it listed no subgraph');
+    return names;
+  } catch (e) {
+    throw new Error(`cannot list the subgraphs with ${bin} print-schema --list-subgraphs: ${e.stderr || e.message}`);
+  }
+}
 
 /** The subgraph URLs of the committed supergraph: the Kubernetes Services of k8s/base. */
 export const clusterUrl = (name) => `http://${name}:8080/graphql`;
@@ -16,7 +28,7 @@ export const clusterUrl = (name) => `http://${name}:8080/graphql`;
 /** Each subgraph's federation SDL, printed by the binary `bin`. */
 export function subgraphSdls(bin) {
   return Object.fromEntries(
-    SUBGRAPHS.map((name) => {
+    listSubgraphs(bin).map((name) => {
       try {
         const sdl = execFileSync(bin, ['print-schema', '--subgraph', name], {
           encoding: 'utf8',

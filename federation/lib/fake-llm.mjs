@@ -20,9 +20,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Starts the fake on 127.0.0.1 (a free port). Returns `{ baseUrl, requests, close }`;
- * `requests` counts the completions served.
+ * `requests` counts the completions served. For benchmarks: `stamped: n` streams `n` pieces
+ * whose text is the instant each left the provider (`performance.now()` in whole µs, then a
+ * space: one word, no sentence end) instead of [`TEXT`]; `gate()`, when given, is awaited
+ * before the first piece.
  */
-export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15 } = {}) {
+export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, stamped = 0, gate } = {}) {
   const state = { requests: 0 };
   const server = createServer(async (req, res) => {
     if (req.method !== 'POST' || !req.url.endsWith('/chat/completions')) {
@@ -47,14 +50,17 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15 } 
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.write(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
     await sleep(firstTokenDelayMs);
-    for (const piece of PIECES) {
+    if (gate) await gate();
+    const count = stamped || PIECES.length;
+    for (let i = 0; i < count; i++) {
       if (res.destroyed) return;
+      const piece = stamped ? `${Math.round(performance.now() * 1000)} ` : PIECES[i];
       res.write(chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]));
       await sleep(intervalMs);
     }
     res.write(chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]));
     if (request.stream_options?.include_usage) {
-      res.write(chunk([], { usage: { prompt_tokens: 100, completion_tokens: PIECES.length, total_tokens: 100 + PIECES.length } }));
+      res.write(chunk([], { usage: { prompt_tokens: 100, completion_tokens: count, total_tokens: 100 + count } }));
     }
     res.end('data: [DONE]\n\n');
   });

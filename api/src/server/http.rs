@@ -226,7 +226,9 @@ fn is_mutation(request: &mut async_graphql::Request) -> bool {
     })
 }
 
-/// HTTP 401 with `WWW-Authenticate: Bearer` and the error of a refused credential.
+/// The error of a refused credential, with `WWW-Authenticate: Bearer`: HTTP 401 on the
+/// public endpoint; 200 behind a router, which would add an error of its own for a
+/// subgraph's non-2xx answer (and answers its client 200 anyway).
 fn unauthenticated(state: &AppState, e: Error, graphql_media: bool) -> Response {
     let err = to_gql(e);
     let mut resp =
@@ -240,7 +242,12 @@ fn unauthenticated(state: &AppState, e: Error, graphql_media: bool) -> Response 
         .with_label_values(&[ErrorCode::Unauthenticated.as_str()])
         .inc();
     let body = serde_json::to_string(&resp).unwrap_or_default();
-    let mut out = json_response(StatusCode::UNAUTHORIZED, body, graphql_media);
+    let status = if state.behind_router {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    let mut out = json_response(status, body, graphql_media);
     out.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     out

@@ -51,7 +51,9 @@ pub struct AppState {
     /// valid credential with 4403, as graphql-transport-ws says. Behind a router,
     /// requests without a credential run (the router may ask for `_service`) and a bad
     /// WebSocket credential fails each operation with `UNAUTHENTICATED` instead — a
-    /// router retries a closed upstream connection instead of telling its client.
+    /// router retries a closed upstream connection instead of telling its client — and a
+    /// bad credential over HTTP is that error with status 200, not 401 (a router adds an
+    /// error of its own for a subgraph's non-2xx answer).
     pub behind_router: bool,
     /// How long a WebSocket may take to send `connection_init` (then: 4408).
     pub ws_init_timeout: std::time::Duration,

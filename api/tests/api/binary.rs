@@ -243,6 +243,17 @@ fn operator_subcommands_work_on_a_fresh_database() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("@key"));
+    // The list the federation tooling starts one service per subgraph from.
+    let out = znovel(&dir)
+        .args(["print-schema", "--list-subgraphs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        znovel::graphql::SUBGRAPHS
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
