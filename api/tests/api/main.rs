@@ -11,6 +11,7 @@ mod binary;
 mod generation;
 mod hardening;
 mod operations;
+mod playground;
 mod roles;
 mod scale_out;
 mod schema;
