@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure what the project needs on this machine is there: the Rust toolchain's
 # components, cargo-nextest, and (for the test suite) PostgreSQL and Redis running on
-# 127.0.0.1. Installs from Debian packages / crates.io only when something is missing.
+# 127.0.0.1, and (for the browser tests) Debian's Chromium with a CJK font. Installs from
+# Debian packages / crates.io only when something is missing.
+#
+#   scripts/ensure-services.sh              toolchain only
+#   scripts/ensure-services.sh --services   + PostgreSQL, Redis, cargo-nextest
+#   scripts/ensure-services.sh --browser    + Chromium and fonts for the playground's tests
 set -euo pipefail
 
 need_services="${1:-}"
@@ -23,6 +28,13 @@ apt_install() {
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 have cc || apt_install build-essential
+
+if [ "$need_services" = "--browser" ]; then
+  # Debian's Chromium (what playwright-core drives; its own browser downloads are not
+  # reachable) and a font with Chinese glyphs, so CJK text renders as text, not boxes.
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  fc-list :lang=zh 2>/dev/null | grep -q . || apt_install fonts-wqy-microhei
+fi
 
 if [ "$need_services" = "--services" ]; then
   have cargo-nextest || cargo install cargo-nextest --locked

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2 (and what CI runs): format check, clippy with -D warnings, and every
 # test of the workspace — against real SQLite files, the real PostgreSQL and Redis on
-# this machine (started here when down). The schema drift check is one of the tests.
+# this machine (started here when down). The schema drift check is one of the tests; the
+# web playground's asset check and browser tests (headless Chromium) run last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-services.sh --services
@@ -15,6 +16,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== doc tests"
 cargo test --locked --workspace --doc
 scripts/check-k8s.sh  # k8s/ manifests and the runbook: schemas, policies, env, metrics
+scripts/playground.sh check  # web-playground/dist (embedded in the binary) = a fresh build of its sources
 echo "== tests"
 cargo nextest run --locked --workspace --no-fail-fast
 scripts/federation.sh check  # supergraph = schema.graphql; federated e2e through Hive Gateway
+scripts/playground.sh test   # /playground and /write in headless Chromium

@@ -135,6 +135,8 @@ impl App {
                     behind_router: role.is_some(),
                     ws_init_timeout: Duration::from_secs(settings.limits.ws_init_timeout_secs),
                     max_message_bytes: settings.limits.max_body_bytes,
+                    // In a cluster the Ingress routes the playground to story-gen.
+                    playground: settings.playground && role.is_none_or(|r| r == Role::StoryGen),
                 };
                 server::router(state, &settings.limits)
             }

@@ -314,6 +314,9 @@ async fn serve(settings: Settings, role: Option<Role>) -> anyhow::Result<()> {
             tracing::info!(role = %r, "no GraphQL API yet: serving only /health, /ready and /metrics");
         }
     }
+    if settings.playground && role.is_none_or(|r| r == Role::StoryGen) {
+        println!("Playground at http://{addr}/playground · writing room at http://{addr}/write");
+    }
     if role == Some(Role::StoryGen) {
         if app.workers.is_some() {
             println!("Generation jobs run in this process (REDIS_URL is unset)");

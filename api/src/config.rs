@@ -33,6 +33,7 @@
 //! | `ZNOVEL_HTTP_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this long; an idle keep-alive connection is closed after it |
 //! | `ZNOVEL_HTTP_BODY_TIMEOUT_SECS` | `30` | a request body must arrive within this long |
 //! | `ZNOVEL_WS_INIT_TIMEOUT_SECS` | `10` | a WebSocket must send `connection_init` within this long (else closed with 4408) |
+//! | `ZNOVEL_PLAYGROUND` | `true` | serve the web playground (`/playground`, `/write`, `/assets/…`; all-in-one server and `story-gen`) |
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
@@ -85,6 +86,8 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// Seconds after which a job whose worker stopped keeping it alive is redelivered.
     pub job_visibility_timeout_secs: u64,
+    /// Serve the web playground and the writing room (off in a locked-down production).
+    pub playground: bool,
 }
 
 /// Language-model provider settings.
@@ -200,6 +203,7 @@ impl Default for Settings {
             model_path: None,
             worker_concurrency: 2,
             job_visibility_timeout_secs: 60,
+            playground: true,
         }
     }
 }
@@ -273,6 +277,7 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_MODEL_PATH",
     "ZNOVEL_WORKER_CONCURRENCY",
     "ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS",
+    "ZNOVEL_PLAYGROUND",
     "RUST_LOG",
 ];
 
@@ -480,6 +485,9 @@ impl Settings {
         if let Some(v) = get("ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS") {
             self.job_visibility_timeout_secs = parse("ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS", &v)?;
         }
+        if let Some(v) = get("ZNOVEL_PLAYGROUND") {
+            self.playground = parse_bool("ZNOVEL_PLAYGROUND", &v)?;
+        }
         if let Some(v) = get("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION") {
             self.limits.max_subscriptions_per_connection =
                 parse("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
@@ -609,6 +617,7 @@ mod tests {
         assert_eq!(s.metrics_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(s.effective_database_url(), "sqlite://./data/znovel.db");
         assert!(s.is_embedded_database());
+        assert!(s.playground, "the playground is on by default");
     }
 
     #[test]
@@ -635,6 +644,7 @@ mod tests {
             ("LLM_FALLBACK_ENABLED", "maybe"),
             ("ZNOVEL_DATABASE_MAX_CONNECTIONS", "-1"),
             ("LLM_BASE_URL", "ftp://x"),
+            ("ZNOVEL_PLAYGROUND", "perhaps"),
         ] {
             let err = Settings::load(&[(var, val)], None).unwrap_err().to_string();
             assert!(err.contains(var), "{err} should name {var}");

@@ -7,6 +7,7 @@ pub mod executor;
 pub mod health;
 pub mod http;
 pub mod listen;
+pub mod playground;
 pub mod sse;
 pub mod ws;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub ws_init_timeout: std::time::Duration,
     /// Largest WebSocket message (the body limit of HTTP).
     pub max_message_bytes: usize,
+    /// Whether this router serves the web playground (see [`playground`]).
+    pub playground: bool,
 }
 
 /// What the probes (`/health`, `/ready`) need; every process has it, with or without a
@@ -82,11 +85,12 @@ impl FromRef<AppState> for Probes {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The public router: `/graphql`, `/health`, `/ready`, `/`. A request body must arrive
-/// within the body deadline (else 408).
+/// The public router: `/graphql`, `/health`, `/ready`, `/`, and the web playground when
+/// on. A request body must arrive within the body deadline (else 408).
 pub fn router(state: AppState, limits: &LimitSettings) -> Router {
     let metrics = state.metrics.clone();
-    let routes = Router::new()
+    let serve_playground = state.playground;
+    let mut routes = Router::new()
         .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -95,6 +99,9 @@ pub fn router(state: AppState, limits: &LimitSettings) -> Router {
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             limits.body_timeout_secs,
         )));
+    if serve_playground {
+        routes = playground::mount(routes);
+    }
     with_layers(routes, metrics, limits.max_body_bytes)
 }
 

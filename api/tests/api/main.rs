@@ -12,6 +12,7 @@ mod generation;
 mod hardening;
 mod memory;
 mod operations;
+mod playground;
 mod roles;
 mod scale_out;
 mod schema;

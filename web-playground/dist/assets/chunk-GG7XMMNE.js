@@ -1,0 +1,1 @@
+import{a,b}from"./chunk-DUBPJQZU.js";import"./chunk-VFXQ766P.js";import"./chunk-LT7J3PUO.js";import"./chunk-QSKRDHWY.js";import"./chunk-LXVFHLHL.js";import"./chunk-JDBVX3DA.js";export{b as getWorker,a as jsonDefaults};

@@ -1,0 +1,45 @@
+// The writing room's state, shared by its parts, and the status line under the top bar.
+
+import { describe } from '../shared/key-gate.js';
+
+/** What the page shows now. */
+export const state = {
+  /** The detected optional API features (features.js). */
+  features: {},
+  /** Every novel of the tenant: `{ id title language … }`. */
+  novels: [],
+  /** The open novel, with `memoryProgress` when the API has it. */
+  novel: null,
+  /** Its volumes and chapters (chapters without content), in order. */
+  volumes: [],
+  chapters: [],
+  /** The open chapter, with its content. */
+  chapter: null,
+  /** The live job per chapter id: `{ id, status }` while QUEUED or RUNNING. */
+  activeJobs: new Map(),
+  /** The latest job per chapter id seen on this page (for "what the model was given"). */
+  lastJobs: new Map(),
+};
+
+let noticeTimer = null;
+
+/**
+ * Shows a message in the status line: `kind` is 'info', 'ok' or 'error' (an error stays
+ * until the next message; the others fade after a while).
+ */
+export function notice(message, kind = 'info') {
+  const el = document.getElementById('notice');
+  clearTimeout(noticeTimer);
+  el.textContent = message;
+  el.className = `notice ${kind}`;
+  el.hidden = false;
+  if (kind !== 'error') noticeTimer = setTimeout(() => (el.hidden = true), 6000);
+}
+
+/** Shows an API error (with its code) in the status line, prefixed with what failed. */
+export function noticeError(what, error) {
+  notice(`${what}: ${describe(error)}`, 'error');
+}
+
+/** The chapter in the list with this id. */
+export const chapterById = (id) => state.chapters.find((c) => c.id === id) ?? null;
