@@ -11,10 +11,11 @@
 import admin from './admin.mjs';
 import auth from './auth.mjs';
 import memory from './memory.mjs';
+import ragRetrieval from './rag-retrieval.mjs';
 import storyGen from './story-gen.mjs';
 import transports from './transports.mjs';
 
-export const CHECKS = [storyGen, memory, admin, auth, transports];
+export const CHECKS = [storyGen, memory, ragRetrieval, admin, auth, transports];
 
 /** The subgraphs of `subgraphs` that no check covers. */
 export function uncovered(subgraphs) {
