@@ -25,8 +25,10 @@ str_enum! {
 
 str_enum! {
     /// Who wrote a story-bible record.
+    #[derive(Default)]
     Origin {
         /// The author (or an extracted record the author edited: never overwritten).
+        #[default]
         Author = "AUTHOR",
         /// Extracted from a chapter by the language model; replaced when that chapter
         /// changes.
@@ -56,12 +58,6 @@ pub struct Provenance {
     pub span_start: Option<i32>,
     /// Where it ends (exclusive).
     pub span_end: Option<i32>,
-}
-
-impl Default for Origin {
-    fn default() -> Self {
-        Self::Author
-    }
 }
 
 impl Provenance {

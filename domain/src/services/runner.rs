@@ -1,6 +1,6 @@
-//! The job runner: what a worker does with one delivered job. It starts the job (attempt
-//! + 1; a job already final is skipped), announces it RUNNING, and runs it by kind: a
-//! memory job with [`MemoryJobs`](super::MemoryJobs), a chapter (DRAFT, CONTINUE,
+//! The job runner: what a worker does with one delivered job. It starts the job (one more
+//! attempt; a job already final is skipped), announces it RUNNING, and runs it by kind:
+//! a memory job with [`MemoryJobs`](super::MemoryJobs), a chapter (DRAFT, CONTINUE,
 //! REWRITE, POLISH) as follows (`write.rs`):
 //!
 //! 1. build the prompt (novel, outline, what memory recalls for it, the states of the
