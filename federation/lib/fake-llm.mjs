@@ -16,17 +16,32 @@ export const TEXT =
 /** The pieces the text is streamed in (a word and its trailing space each). */
 export const PIECES = TEXT.match(/\S+\s*/g);
 
+/**
+ * What a memory extraction request (one with `response_format`) gets: a valid answer of the
+ * extraction schema, so the chapter's memory job succeeds deterministically.
+ */
+export const EXTRACTION = JSON.stringify({
+  summary: 'Mara finds a half-drowned stranger holding a sealed letter addressed to her.',
+  characters: [],
+  items: [],
+  events: [],
+  relations: [],
+  planted: [],
+  resolved: [],
+});
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts the fake on 127.0.0.1 (a free port). Returns `{ baseUrl, requests, close }`;
- * `requests` counts the completions served. For benchmarks: `stamped: n` streams `n` pieces
+ * Starts the fake on 127.0.0.1 (a free port). Returns `{ baseUrl, requests, extractions, close }`;
+ * `requests` counts the chapter completions served, `extractions` the memory extractions
+ * (requests with a `response_format`, answered with [`EXTRACTION`] in one piece). For benchmarks: `stamped: n` streams `n` pieces
  * whose text is the instant each left the provider (`performance.now()` in whole µs, then a
  * space: one word, no sentence end) instead of [`TEXT`]; `gate()`, when given, is awaited
  * before the first piece.
  */
 export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, stamped = 0, gate } = {}) {
-  const state = { requests: 0 };
+  const state = { requests: 0, extractions: 0 };
   const server = createServer(async (req, res) => {
     if (req.method !== 'POST' || !req.url.endsWith('/chat/completions')) {
       res.writeHead(404, { 'content-type': 'application/json' });
@@ -43,7 +58,9 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, s
       res.end(JSON.stringify({ error: { message: 'invalid JSON', type: 'invalid_request_error' } }));
       return;
     }
-    state.requests += 1;
+    const extraction = request.response_format != null;
+    if (extraction) state.extractions += 1;
+    else state.requests += 1;
     const model = request.model ?? 'fake';
     const chunk = (choices, extra = {}) =>
       `data: ${JSON.stringify({ id: 'chatcmpl-e2e', object: 'chat.completion.chunk', created: 0, model, choices, ...extra })}\n\n`;
@@ -51,10 +68,10 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, s
     res.write(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
     await sleep(firstTokenDelayMs);
     if (gate) await gate();
-    const count = stamped || PIECES.length;
+    const count = extraction ? 1 : stamped || PIECES.length;
     for (let i = 0; i < count; i++) {
       if (res.destroyed) return;
-      const piece = stamped ? `${Math.round(performance.now() * 1000)} ` : PIECES[i];
+      const piece = extraction ? EXTRACTION : stamped ? `${Math.round(performance.now() * 1000)} ` : PIECES[i];
       res.write(chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]));
       await sleep(intervalMs);
     }
@@ -73,6 +90,9 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, s
     baseUrl: `http://127.0.0.1:${port}/v1`,
     get requests() {
       return state.requests;
+    },
+    get extractions() {
+      return state.extractions;
     },
     close: () =>
       new Promise((resolve) => {
