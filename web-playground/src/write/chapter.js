@@ -6,9 +6,9 @@ import { $, clock, h, isCjkLanguage } from './dom.js';
 import * as gen from './generation.js';
 import { upsertChapter } from './outline.js';
 import * as Q from './queries.js';
-import { notice, noticeError, state } from './state.js';
+import { WRITING_KINDS, notice, noticeError, state } from './state.js';
 
-const KINDS = ['DRAFT', 'CONTINUE', 'REWRITE', 'POLISH'];
+const KINDS = WRITING_KINDS;
 
 /** "words", or "characters" for a Chinese, Japanese or Korean novel. */
 export const unit = () => gen.unitLabel().toLowerCase();

@@ -13,7 +13,7 @@ import { detectFeatures } from './features.js';
 import * as gen from './generation.js';
 import { chapterHref, followJobEvents, loadJobs, loadOutline, renderOutline, upsertChapter, wireOutlineForms } from './outline.js';
 import * as Q from './queries.js';
-import { notice, noticeError, state } from './state.js';
+import { isWriting, notice, noticeError, state } from './state.js';
 import { renderSide, wireSide } from './side.js';
 
 function parseHash() {
@@ -58,7 +58,7 @@ async function openNovel(novelId) {
 /** A job of the open novel changed: follow it if it is the open chapter's and new to us. */
 function onJobEvent({ status, job }) {
   const open = state.chapter;
-  if (!open || job.chapterId !== open.id) return;
+  if (!open || job.chapterId !== open.id || !isWriting(job)) return;
   const followed = gen.liveFor(open.id);
   if ((status === 'QUEUED' || status === 'RUNNING') && followed?.jobId !== job.id) {
     gen.follow(

@@ -4,7 +4,7 @@
 import { gql, subscribe } from '../shared/api.js';
 import { $, h, isCjkLanguage } from './dom.js';
 import * as Q from './queries.js';
-import { chapterById, notice, noticeError, state } from './state.js';
+import { chapterById, isWriting, notice, noticeError, state } from './state.js';
 
 const ACTIVE = new Set(['QUEUED', 'RUNNING']);
 
@@ -31,7 +31,7 @@ export async function loadJobs(novelId) {
   state.lastJobs.clear();
   const jobs = data.generationJobs.edges.map((e) => e.node).sort((a, b) => a.queuedAt.localeCompare(b.queuedAt));
   for (const job of jobs) {
-    if (!job.chapterId) continue;
+    if (!job.chapterId || !isWriting(job)) continue;
     state.lastJobs.set(job.chapterId, job);
     if (ACTIVE.has(job.status)) state.activeJobs.set(job.chapterId, job);
     else state.activeJobs.delete(job.chapterId);
@@ -122,7 +122,7 @@ const RANK = { QUEUED: 0, RUNNING: 1, SUCCEEDED: 2, FAILED: 2, CANCELLED: 2 };
  * roads (a mutation's answer, `jobEvents`) in either order: an older one is ignored.
  */
 export function noteJob(job) {
-  if (!job.chapterId) return;
+  if (!job.chapterId || !isWriting(job)) return;
   const known = state.lastJobs.get(job.chapterId);
   if (known?.id === job.id && RANK[known.status] > RANK[job.status]) return;
   state.lastJobs.set(job.chapterId, job);

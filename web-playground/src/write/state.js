@@ -2,6 +2,16 @@
 
 import { describe } from '../shared/key-gate.js';
 
+/**
+ * The job kinds that write a chapter's text. Other jobs of a chapter (the memory job that
+ * remembers it after every change, later ones) are not generation: the room neither follows
+ * them live nor shows them as the chapter's job.
+ */
+export const WRITING_KINDS = ['DRAFT', 'CONTINUE', 'REWRITE', 'POLISH'];
+
+/** Whether `job` writes text (a job whose kind is not known yet counts as writing). */
+export const isWriting = (job) => !job.kind || WRITING_KINDS.includes(job.kind);
+
 /** What the page shows now. */
 export const state = {
   /** The detected optional API features (features.js). */
