@@ -7,6 +7,7 @@ use super::AppState;
 use crate::auth::Authenticator;
 use crate::graphql::context::RequestCtx;
 use crate::graphql::errors::{ErrorCode, to_gql};
+use crate::graphql::trusted::ReadOnlyRequest;
 use async_graphql::{Executor, ParseRequestError, ServerError};
 use async_graphql_axum::GraphQLRequest;
 use axum::body::Body;
@@ -169,6 +170,10 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
         Ok(r) => r.into_inner(),
         Err(rejection) => return rejection.into_response(),
     };
+    if method == Method::Get {
+        // A document found by its persisted-query hash is checked once resolved.
+        gql = gql.data(ReadOnlyRequest);
+    }
     if method == Method::Get && is_mutation(&mut gql) {
         let mut resp = error_body(
             StatusCode::METHOD_NOT_ALLOWED,
