@@ -204,7 +204,17 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
     } else {
         StatusCode::OK
     };
-    match serde_json::to_string(&resp) {
+    // A request error has no `data` entry at all under the new media type (the spec's
+    // SHOULD; async-graphql writes `"data": null`).
+    let body = serde_json::to_value(&resp).map(|mut v| {
+        if status == StatusCode::BAD_REQUEST
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("data");
+        }
+        v.to_string()
+    });
+    match body {
         Ok(body) => json_response(status, body, graphql_media),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialize a GraphQL response");
