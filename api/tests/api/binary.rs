@@ -443,3 +443,70 @@ async fn allowlist_mode_runs_only_registered_documents() {
     server.stop();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// SIGTERM to the real binary with a WebSocket open: the socket is closed with 1012
+/// (Service Restart, graphql-ws clients reconnect), the process exits 0, and after a
+/// restart on the same data the client connects and subscribes again. (Without a model
+/// configured `jobEvents` answers UNAVAILABLE; the connection stays open all the same.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_open_websockets_with_1012_and_clients_resume() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempdir();
+    let subscribe = |url: String, key: String, novel: String| async move {
+        let mut req = url.replace("http", "ws").into_client_request().unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
+        ws.send(Message::text(init.to_string())).await.unwrap();
+        let ack = ws.next().await.unwrap().unwrap();
+        assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+        let sub = json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($n: ID!) { jobEvents(novelId: $n) { __typename } }",
+            "variables": { "n": novel } } });
+        ws.send(Message::text(sub.to_string())).await.unwrap();
+        ws
+    };
+    let (server, url) = Server::start(&dir);
+    let key = std::fs::read_to_string(dir.join("data/admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let d = gql(
+        &url,
+        &key,
+        "mutation { createNovel(input: { title: \"Drained\" }) { novel { id } } }",
+        json!({}),
+    )
+    .await;
+    let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
+    let mut ws = subscribe(url.clone(), key.clone(), novel.clone()).await;
+    let stopping = std::thread::spawn(move || server.stop());
+    let code = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("a close within 15 s")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1012));
+    stopping.join().unwrap();
+
+    let (server, url) = Server::start(&dir);
+    let mut ws = subscribe(url, key, novel).await;
+    let answer = ws.next().await.unwrap().unwrap();
+    assert!(
+        answer.to_text().unwrap().contains("\"id\":\"1\""),
+        "{answer:?}"
+    );
+    drop(ws);
+    server.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}
