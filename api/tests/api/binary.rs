@@ -98,6 +98,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A test that fails before `stop` leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn gql(url: &str, key: &str, query: &str, variables: Value) -> Value {
     let body: Value = reqwest::Client::new()
         .post(url)
