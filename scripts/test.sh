@@ -19,5 +19,6 @@ scripts/check-k8s.sh  # k8s/ manifests and the runbook: schemas, policies, env, 
 scripts/playground.sh check  # web-playground/dist (embedded in the binary) = a fresh build of its sources
 echo "== tests"
 cargo nextest run --locked --workspace --no-fail-fast
+scripts/http-audit.sh        # graphql-http serverAudits: 0 errors; graphql-ws close codes
 scripts/federation.sh check  # supergraph = schema.graphql; federated e2e through Hive Gateway
 scripts/playground.sh test   # /playground and /write in headless Chromium

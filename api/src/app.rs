@@ -5,6 +5,7 @@
 use crate::auth::Authenticator;
 use crate::bootstrap::{self, AdminKey};
 use crate::config::Settings;
+use crate::graphql::trusted::TrustedDocuments;
 use crate::graphql::{self, SchemaLimits};
 use crate::memory::Memory;
 use crate::metrics::Metrics;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use znovel_domain::ports::TrustedDocumentRepository;
 use znovel_domain::services::{GenerationService, Services};
 use znovel_infra::{SqlOptions, SqlStore};
 
@@ -123,7 +125,7 @@ impl App {
         };
         let metrics_router =
             server::metrics_router(metrics.clone(), pipeline.map(|p| p.queue.clone()));
-        let router = match served_schema(settings, role, &services)? {
+        let router = match served_schema(settings, role, &services, &store)? {
             Some(schema) => {
                 let state = AppState {
                     executor: InstrumentedSchema::new(schema, metrics.clone()),
@@ -282,11 +284,14 @@ fn served_schema(
     settings: &Settings,
     role: Option<Role>,
     services: &Services,
+    store: &Arc<SqlStore>,
 ) -> anyhow::Result<Option<ServedSchema>> {
+    let registry: Arc<dyn TrustedDocumentRepository> = store.clone();
     let limits = SchemaLimits {
         max_depth: settings.limits.max_query_depth,
         max_complexity: settings.limits.max_query_complexity,
         max_selections: settings.limits.max_query_selections,
+        trusted: TrustedDocuments::new(settings.trusted_documents, Some(registry)),
     };
     Ok(match role.map(|r| r.subgraph()) {
         None => Some(graphql::build_schema(services.clone(), &limits).into()),

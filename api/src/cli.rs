@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use znovel_domain::ports::TrustedDocumentRepository;
 use znovel_domain::services::{CreateTenant, Services};
 
 /// Z-Novel: the backend of an AI novel-writing platform.
@@ -73,6 +74,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Manage trusted documents (the documents `ZNOVEL_TRUSTED_DOCUMENTS=allowlist` runs).
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
 }
 
 /// Database flags.
@@ -147,6 +151,30 @@ pub enum ApiKeyCommand {
         /// Label of the key.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Database flags.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// `documents` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DocumentsCommand {
+    /// Register GraphQL documents from `.graphql` files: each file is one document, its
+    /// exact text (what a client sends). Prints `<sha256>  <file>` for each, the hash a
+    /// client sends as `extensions.persistedQuery.sha256Hash`. A file that does not parse
+    /// is refused and nothing is registered.
+    Register {
+        /// The files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Database flags.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the registered documents: `<sha256>  <registered at>  <operation name>`,
+    /// oldest first.
+    List {
         /// Database flags.
         #[command(flatten)]
         db: DbArgs,
@@ -281,6 +309,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .create_api_key_for(t.id, &email, &name)
                 .await?;
             println!("{key}");
+            Ok(())
+        }
+        Command::Documents(DocumentsCommand::Register { files, db }) => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            let docs = crate::documents::read_files(&files)?;
+            let store = app::open_store(&settings, settings.migrate).await?;
+            for (file, doc) in crate::documents::register(&store, docs).await? {
+                println!("{}  {}", doc.hash, file.display());
+            }
+            Ok(())
+        }
+        Command::Documents(DocumentsCommand::List { db }) => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            let store = app::open_store(&settings, settings.migrate).await?;
+            for doc in store.list_trusted_documents().await? {
+                println!(
+                    "{}  {}  {}",
+                    doc.hash,
+                    doc.registered_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    doc.operation_name.as_deref().unwrap_or("-")
+                );
+            }
             Ok(())
         }
     }

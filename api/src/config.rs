@@ -34,6 +34,7 @@
 //! | `ZNOVEL_HTTP_BODY_TIMEOUT_SECS` | `30` | a request body must arrive within this long |
 //! | `ZNOVEL_WS_INIT_TIMEOUT_SECS` | `10` | a WebSocket must send `connection_init` within this long (else closed with 4408) |
 //! | `ZNOVEL_PLAYGROUND` | `true` | serve the web playground (`/playground`, `/write`, `/assets/…`; all-in-one server and `story-gen`) |
+//! | `ZNOVEL_TRUSTED_DOCUMENTS` | `off` | `off`: any document runs (persisted queries are a cache); `allowlist`: only documents registered with `znovel documents register` run |
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
@@ -88,6 +89,31 @@ pub struct Settings {
     pub job_visibility_timeout_secs: u64,
     /// Serve the web playground and the writing room (off in a locked-down production).
     pub playground: bool,
+    /// Which GraphQL documents may run (see [`TrustedDocumentsMode`]).
+    pub trusted_documents: TrustedDocumentsMode,
+}
+
+/// Which GraphQL documents the server runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustedDocumentsMode {
+    /// Any document (default). Automatic persisted queries work as a bounded cache.
+    #[default]
+    Off,
+    /// Only documents registered with `znovel documents register` (by hash or by their
+    /// exact text); everything else is refused with `PERSISTED_QUERY_NOT_ALLOWED`.
+    Allowlist,
+}
+
+impl FromStr for TrustedDocumentsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "allowlist" => Ok(Self::Allowlist),
+            _ => Err("expected `off` or `allowlist`".into()),
+        }
+    }
 }
 
 /// Language-model provider settings.
@@ -204,6 +230,7 @@ impl Default for Settings {
             worker_concurrency: 2,
             job_visibility_timeout_secs: 60,
             playground: true,
+            trusted_documents: TrustedDocumentsMode::Off,
         }
     }
 }
@@ -278,6 +305,7 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_WORKER_CONCURRENCY",
     "ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS",
     "ZNOVEL_PLAYGROUND",
+    "ZNOVEL_TRUSTED_DOCUMENTS",
     "RUST_LOG",
 ];
 
@@ -487,6 +515,9 @@ impl Settings {
         }
         if let Some(v) = get("ZNOVEL_PLAYGROUND") {
             self.playground = parse_bool("ZNOVEL_PLAYGROUND", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_TRUSTED_DOCUMENTS") {
+            self.trusted_documents = parse("ZNOVEL_TRUSTED_DOCUMENTS", &v)?;
         }
         if let Some(v) = get("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION") {
             self.limits.max_subscriptions_per_connection =

@@ -57,6 +57,7 @@ contract_test!(
     admin::users,
     admin::api_keys,
     admin::audit_log_newest_first,
+    admin::trusted_documents,
     novels::novel_round_trip_and_filters,
     novels::novel_pages,
     novels::volumes,

@@ -15,7 +15,9 @@
 //! | `Internal` | `INTERNAL` | "internal error"; the cause is logged (error) |
 //!
 //! Transport limits add `TOO_MANY_SUBSCRIPTIONS` (a subscription past the
-//! per-connection cap; the connection and its other subscriptions stay up).
+//! per-connection cap; the connection and its other subscriptions stay up). Trusted
+//! documents add `PERSISTED_QUERY_NOT_FOUND` and `PERSISTED_QUERY_NOT_ALLOWED` (see
+//! [`super::trusted`]).
 //!
 //! Errors raised by async-graphql itself before any resolver runs (parse and validation
 //! errors, unknown enum values, depth or complexity limits) get `BAD_USER_INPUT` from
@@ -42,6 +44,11 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// A subscription past the per-connection cap.
     TooManySubscriptions,
+    /// An automatic persisted query sent by hash only, and the hash is unknown: send the
+    /// hash with the full document (the message is Apollo's `PersistedQueryNotFound`).
+    PersistedQueryNotFound,
+    /// Trusted-documents allow-list mode: the document is not registered.
+    PersistedQueryNotAllowed,
     /// A dependency is unreachable; retry later.
     Unavailable,
     /// A bug or an unexpected failure.
@@ -58,6 +65,8 @@ impl ErrorCode {
         Self::Conflict,
         Self::QuotaExceeded,
         Self::TooManySubscriptions,
+        Self::PersistedQueryNotFound,
+        Self::PersistedQueryNotAllowed,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -72,6 +81,8 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::QuotaExceeded => "QUOTA_EXCEEDED",
             Self::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotAllowed => "PERSISTED_QUERY_NOT_ALLOWED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }

@@ -25,6 +25,7 @@ pub mod story;
 mod subgraph;
 #[cfg(test)]
 mod tests;
+pub mod trusted;
 
 pub use subgraph::{
     ADMIN, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
@@ -90,6 +91,8 @@ pub struct SchemaLimits {
     /// (default 2 000; GraphiQL's introspection query expands to about 250): see
     /// [`selections`].
     pub max_selections: usize,
+    /// Which documents may run, and the persisted-query cache (see [`trusted`]).
+    pub trusted: trusted::TrustedDocuments,
 }
 
 impl Default for SchemaLimits {
@@ -98,6 +101,7 @@ impl Default for SchemaLimits {
             max_depth: 15,
             max_complexity: 5_000,
             max_selections: 2_000,
+            trusted: trusted::TrustedDocuments::default(),
         }
     }
 }
@@ -110,6 +114,7 @@ fn limited<Q, M, S>(
     builder
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        .extension(limits.trusted.clone())
         .extension(selections::SelectionLimit {
             max: limits.max_selections,
         })

@@ -7,6 +7,7 @@ use super::AppState;
 use crate::auth::Authenticator;
 use crate::graphql::context::RequestCtx;
 use crate::graphql::errors::{ErrorCode, to_gql};
+use crate::graphql::trusted::ReadOnlyRequest;
 use async_graphql::{Executor, ParseRequestError, ServerError};
 use async_graphql_axum::GraphQLRequest;
 use axum::body::Body;
@@ -169,6 +170,10 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
         Ok(r) => r.into_inner(),
         Err(rejection) => return rejection.into_response(),
     };
+    if method == Method::Get {
+        // A document found by its persisted-query hash is checked once resolved.
+        gql = gql.data(ReadOnlyRequest);
+    }
     if method == Method::Get && is_mutation(&mut gql) {
         let mut resp = error_body(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -199,7 +204,17 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
     } else {
         StatusCode::OK
     };
-    match serde_json::to_string(&resp) {
+    // A request error has no `data` entry at all under the new media type (the spec's
+    // SHOULD; async-graphql writes `"data": null`).
+    let body = serde_json::to_value(&resp).map(|mut v| {
+        if status == StatusCode::BAD_REQUEST
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("data");
+        }
+        v.to_string()
+    });
+    match body {
         Ok(body) => json_response(status, body, graphql_media),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialize a GraphQL response");

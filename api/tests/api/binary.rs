@@ -29,7 +29,13 @@ impl Server {
     /// Starts `znovel serve` with nothing configured but OS-chosen ports (8080 may be
     /// taken on a shared machine); returns it with its GraphQL URL.
     fn start(dir: &Path) -> (Self, String) {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`Server::start`] with environment variables set.
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Self, String) {
         let mut child = znovel(dir)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
@@ -89,6 +95,14 @@ impl Server {
         );
         let status = self.child.wait().unwrap();
         assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    }
+}
+
+impl Drop for Server {
+    /// A test that fails before `stop` leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -331,5 +345,176 @@ async fn worker_serves_the_probes_and_roles_are_checked() {
         err.contains("story-gen") && err.contains("job-worker"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Allow-list mode on the real binary: documents registered with `znovel documents
+/// register` (also while the server runs) run, by hash or by text; nothing else does,
+/// introspection included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlist_mode_runs_only_registered_documents() {
+    use crate::trusted::{persisted, sha256};
+    let dir = tempdir();
+    let viewer = "query Viewer {\n  viewer {\n    role\n  }\n}\n";
+    std::fs::write(dir.join("viewer.graphql"), viewer).unwrap();
+    std::fs::write(dir.join("broken.graphql"), "query {").unwrap();
+    // A file that does not parse is refused, and nothing is registered.
+    let out = znovel(&dir)
+        .args(["documents", "register", "viewer.graphql", "broken.graphql"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.graphql"));
+    let out = znovel(&dir).args(["documents", "list"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+
+    let out = znovel(&dir)
+        .args(["documents", "register", "viewer.graphql"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = sha256(viewer);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{hash}  viewer.graphql\n")
+    );
+
+    let (server, url) = Server::start_with(&dir, &[("ZNOVEL_TRUSTED_DOCUMENTS", "allowlist")]);
+    let key = std::fs::read_to_string(dir.join("data/admin.key")).unwrap();
+    let key = key.trim();
+    let client = reqwest::Client::new();
+    let send = |body: Value| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let r = client
+                .post(&url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let ok = send(json!({ "extensions": persisted(&hash) })).await;
+    assert_eq!(ok["data"]["viewer"]["role"], "ADMIN", "{ok}");
+    let ok = send(json!({ "query": viewer })).await;
+    assert_eq!(ok["data"]["viewer"]["role"], "ADMIN", "{ok}");
+    for body in [
+        json!({ "query": "{ viewer { role } }" }),
+        json!({ "query": "{ __schema { queryType { name } } }" }),
+        json!({ "extensions": persisted(&sha256("{ __typename }")) }),
+    ] {
+        let refused = send(body.clone()).await;
+        let code = refused["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            code == "PERSISTED_QUERY_NOT_ALLOWED" || code == "PERSISTED_QUERY_NOT_FOUND",
+            "{body} -> {refused}"
+        );
+        assert!(refused.get("data").is_none_or(Value::is_null), "{refused}");
+    }
+    let refused = send(json!({ "query": "{ __typename }" })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_ALLOWED",
+        "{refused}"
+    );
+
+    // Registered while the server runs: allowed at once, no restart.
+    std::fs::write(dir.join("typename.graphql"), "{ __typename }").unwrap();
+    let out = znovel(&dir)
+        .args(["documents", "register", "typename.graphql"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ok = send(json!({ "query": "{ __typename }" })).await;
+    assert_eq!(ok["data"]["__typename"], "Query", "{ok}");
+    let out = znovel(&dir).args(["documents", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with(&hash) && lines[0].ends_with("  Viewer"),
+        "{listed}"
+    );
+    server.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// SIGTERM to the real binary with a WebSocket open: the socket is closed with 1012
+/// (Service Restart, graphql-ws clients reconnect), the process exits 0, and after a
+/// restart on the same data the client connects and subscribes again. (Without a model
+/// configured `jobEvents` answers UNAVAILABLE; the connection stays open all the same.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_open_websockets_with_1012_and_clients_resume() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempdir();
+    let subscribe = |url: String, key: String, novel: String| async move {
+        let mut req = url.replace("http", "ws").into_client_request().unwrap();
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
+        ws.send(Message::text(init.to_string())).await.unwrap();
+        let ack = ws.next().await.unwrap().unwrap();
+        assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+        let sub = json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($n: ID!) { jobEvents(novelId: $n) { __typename } }",
+            "variables": { "n": novel } } });
+        ws.send(Message::text(sub.to_string())).await.unwrap();
+        ws
+    };
+    let (server, url) = Server::start(&dir);
+    let key = std::fs::read_to_string(dir.join("data/admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let d = gql(
+        &url,
+        &key,
+        "mutation { createNovel(input: { title: \"Drained\" }) { novel { id } } }",
+        json!({}),
+    )
+    .await;
+    let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
+    let mut ws = subscribe(url.clone(), key.clone(), novel.clone()).await;
+    let stopping = std::thread::spawn(move || server.stop());
+    let code = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("a close within 15 s")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1012));
+    stopping.join().unwrap();
+
+    let (server, url) = Server::start(&dir);
+    let mut ws = subscribe(url, key, novel).await;
+    let answer = ws.next().await.unwrap().unwrap();
+    assert!(
+        answer.to_text().unwrap().contains("\"id\":\"1\""),
+        "{answer:?}"
+    );
+    drop(ws);
+    server.stop();
     std::fs::remove_dir_all(&dir).ok();
 }

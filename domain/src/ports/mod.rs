@@ -97,6 +97,22 @@ pub trait ApiKeyRepository: Send + Sync + 'static {
     ) -> StoreResult<()>;
 }
 
+/// Trusted (registered) GraphQL documents. Global: not tenant-owned, so these methods
+/// take no tenant.
+#[async_trait]
+pub trait TrustedDocumentRepository: Send + Sync + 'static {
+    /// Registers a document. Returns `false` (and changes nothing) when its hash is already
+    /// registered; MUST NOT fail with `Conflict` for that.
+    async fn register_trusted_document(&self, doc: &TrustedDocument) -> StoreResult<bool>;
+    /// The document registered under `hash`; MUST return `Ok(None)` when there is none.
+    async fn find_trusted_document(
+        &self,
+        hash: &DocumentHash,
+    ) -> StoreResult<Option<TrustedDocument>>;
+    /// Every registered document, oldest first.
+    async fn list_trusted_documents(&self) -> StoreResult<Vec<TrustedDocument>>;
+}
+
 /// Filter for [`NovelRepository::list_novels`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NovelFilter {

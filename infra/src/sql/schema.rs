@@ -403,6 +403,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::SqlTimestamp;
+
+    trusted_documents (sha256) {
+        sha256 -> Text,
+        document -> Text,
+        operation_name -> Nullable<Text>,
+        registered_at -> SqlTimestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -424,4 +436,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     memory_versions,
     audit_logs,
     usage_records,
+    trusted_documents,
 );

@@ -210,3 +210,27 @@ pub async fn audit_log_newest_first(ctx: &Ctx) {
             .is_empty()
     );
 }
+
+pub async fn trusted_documents(ctx: &Ctx) {
+    let s = &ctx.store;
+    let first = TrustedDocument::new(
+        "query Me { me { id } }".into(),
+        Some("Me".into()),
+        now() - chrono::Duration::seconds(5),
+    );
+    let second = TrustedDocument::new("{ __typename }".into(), None, now());
+    assert_eq!(s.find_trusted_document(&first.hash).await.unwrap(), None);
+    assert!(s.register_trusted_document(&first).await.unwrap());
+    assert!(s.register_trusted_document(&second).await.unwrap());
+    // Registering the same text again changes nothing and is not an error.
+    let again = TrustedDocument::new(first.document.clone(), None, now());
+    assert!(!s.register_trusted_document(&again).await.unwrap());
+    assert_eq!(
+        s.find_trusted_document(&first.hash).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        s.list_trusted_documents().await.unwrap(),
+        vec![first, second]
+    );
+}

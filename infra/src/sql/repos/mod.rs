@@ -19,6 +19,7 @@ pub(crate) mod records;
 mod relations;
 mod revisions;
 mod tenants;
+mod trusted;
 mod users;
 
 use super::types::DbUuid;

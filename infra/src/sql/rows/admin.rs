@@ -1,7 +1,7 @@
-//! Rows of tenants, users, API keys and the audit log.
+//! Rows of tenants, users, API keys, the audit log and trusted documents.
 
 use super::{enum_from, from_string_array, string_array};
-use crate::sql::schema::{api_keys, audit_logs, tenants, users};
+use crate::sql::schema::{api_keys, audit_logs, tenants, trusted_documents, users};
 use crate::sql::types::{DbJson, DbTime, DbUuid, ToDb, opt_db};
 use diesel::prelude::*;
 use znovel_domain::StoreError;
@@ -199,6 +199,41 @@ impl TryFrom<AuditRow> for AuditEntry {
             request_id: r.request_id,
             detail: r.detail.0,
             created_at: r.created_at.0,
+        })
+    }
+}
+
+/// A row of `trusted_documents`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = trusted_documents, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct TrustedDocumentRow {
+    pub sha256: String,
+    pub document: String,
+    pub operation_name: Option<String>,
+    pub registered_at: DbTime,
+}
+
+impl From<&TrustedDocument> for TrustedDocumentRow {
+    fn from(d: &TrustedDocument) -> Self {
+        Self {
+            sha256: d.hash.as_str().to_owned(),
+            document: d.document.clone(),
+            operation_name: d.operation_name.clone(),
+            registered_at: DbTime(d.registered_at),
+        }
+    }
+}
+
+impl TryFrom<TrustedDocumentRow> for TrustedDocument {
+    type Error = StoreError;
+    fn try_from(r: TrustedDocumentRow) -> Result<Self, StoreError> {
+        let hash = DocumentHash::parse(&r.sha256)
+            .ok_or_else(|| StoreError::Internal(format!("bad document hash {:?}", r.sha256)))?;
+        Ok(TrustedDocument {
+            hash,
+            document: r.document,
+            operation_name: r.operation_name,
+            registered_at: r.registered_at.0,
         })
     }
 }
