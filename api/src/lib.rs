@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod embedding;
 pub mod graphql;
 pub mod memory;
 pub mod metrics;
