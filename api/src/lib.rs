@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod embedding;
 pub mod graphql;
 pub mod memory;
 pub mod metrics;

@@ -1,5 +1,7 @@
 //! Z-Novel adapters implementing the domain's ports.
 //!
+//! - [`embed`]: embedders — the embedded multilingual model, an OpenAI-compatible
+//!   `/v1/embeddings` endpoint, and a cache in front of either.
 //! - [`llm`]: language models — an OpenAI-compatible provider over SSE and a fallback
 //!   chain (plus a fake provider for tests under feature `testing`).
 //! - [`queue`]: the job queue and per-job token streams, in-process or on Redis Streams.
@@ -7,6 +9,7 @@
 //! - `testing` (feature `testing`): throw-away test databases for this crate's and the
 //!   API's tests.
 
+pub mod embed;
 pub mod llm;
 pub mod memory;
 pub mod queue;

@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod binary;
+mod dense_recall;
 mod faults;
 mod fuzz;
 mod generation;

@@ -11,7 +11,7 @@ use znovel_infra::llm::testing::{FakeOpenAi, FakeStream};
 
 /// What the fake model answers to an extraction request (a JSON object; pieces split
 /// like a real stream).
-fn extraction(answer: Value) -> FakeStream {
+pub(crate) fn extraction(answer: Value) -> FakeStream {
     let text = answer.to_string();
     let pieces: Vec<String> = text
         .as_bytes()
@@ -21,13 +21,13 @@ fn extraction(answer: Value) -> FakeStream {
     FakeStream::new(pieces)
 }
 
-fn empty_answer() -> Value {
+pub(crate) fn empty_answer() -> Value {
     json!({ "summary": "", "characters": [], "items": [], "events": [], "relations": [],
             "planted": [], "resolved": [] })
 }
 
 /// A server whose model (the fake) answers extraction with `answer`.
-async fn app_with(backend: Backend, fake: &FakeOpenAi, answer: Value) -> TestApp {
+pub(crate) async fn app_with(backend: Backend, fake: &FakeOpenAi, answer: Value) -> TestApp {
     fake.script("writer", extraction(answer));
     let base = fake.base_url();
     TestApp::spawn_with(backend, move |s| {
@@ -38,11 +38,11 @@ async fn app_with(backend: Backend, fake: &FakeOpenAi, answer: Value) -> TestApp
     .await
 }
 
-const RECALL: &str = "query($n: ID!, $q: String!, $b: Int, $f: Int, $m: RecallMode) { \
+pub(crate) const RECALL: &str = "query($n: ID!, $q: String!, $b: Int, $f: Int, $m: RecallMode) { \
     recall(novelId: $n, query: $q, beforeChapter: $b, first: $f, mode: $m) { tookMs \
     hits { text score kind chapterSeq startOffset endOffset chapter { id seq title } } } }";
 
-async fn recall(
+pub(crate) async fn recall(
     app: &TestApp,
     novel: &str,
     q: &str,
@@ -59,14 +59,20 @@ async fn recall(
     d["recall"]["hits"].as_array().unwrap().clone()
 }
 
-fn texts(hits: &[Value]) -> Vec<String> {
+pub(crate) fn texts(hits: &[Value]) -> Vec<String> {
     hits.iter()
         .map(|h| h["text"].as_str().unwrap().to_owned())
         .collect()
 }
 
 /// Creates a chapter with content; returns its id.
-async fn written(app: &TestApp, novel: &str, seq: i64, title: &str, content: &str) -> String {
+pub(crate) async fn written(
+    app: &TestApp,
+    novel: &str,
+    seq: i64,
+    title: &str,
+    content: &str,
+) -> String {
     let d = app
         .ok(
             "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
@@ -81,7 +87,7 @@ async fn written(app: &TestApp, novel: &str, seq: i64, title: &str, content: &st
 
 /// Waits until every chapter with content is searchable and extracted (or failed);
 /// returns the novel's memory progress.
-async fn remembered(app: &TestApp, novel: &str) -> Value {
+pub(crate) async fn remembered(app: &TestApp, novel: &str) -> Value {
     let q = "query($n: ID!) { novel(id: $n) { memoryProgress { indexedChapters \
              pendingChapters failedChapters extractedChapters } } }";
     for _ in 0..200 {
