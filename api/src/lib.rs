@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod graphql;
+pub mod live_auth;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;
