@@ -30,12 +30,12 @@ async fn app(backend: Backend, fake: &FakeOpenAi) -> TestApp {
     .await
 }
 
-/// A WRITER of the local tenant: (user id, key secret, key id).
+/// A MEMBER of the local tenant: (user id, key secret, key id).
 async fn writer(app: &TestApp, email: &str) -> (String, String, String) {
     let d = app
         .ok(
             "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
-            json!({ "i": { "email": email, "role": "WRITER" } }),
+            json!({ "i": { "email": email, "role": "MEMBER" } }),
         )
         .await;
     let user = d["createUser"]["user"]["id"].as_str().unwrap().to_owned();
@@ -105,7 +105,7 @@ async fn revoked_key_closes_its_socket(backend: Backend) {
     // A query on the open socket works while the key is valid.
     send(&mut ws, "q", "{ viewer { role } }", json!({})).await;
     let msg = next_of(&mut ws, "q").await;
-    assert_eq!(msg["payload"]["data"]["viewer"]["role"], "WRITER", "{msg}");
+    assert_eq!(msg["payload"]["data"]["viewer"]["role"], "MEMBER", "{msg}");
 
     app.ok(REVOKE, json!({ "id": key_id })).await;
     let (code, took) = until_closed(&mut ws).await;
@@ -243,7 +243,7 @@ async fn a_key_revoked_through_one_process_closes_its_socket_on_another() {
         a.url(),
         &admin,
         "mutation($i: CreateUserInput!) { createUser(input: $i) { user { id } } }",
-        json!({ "i": { "email": "x@live.example", "role": "WRITER" } }),
+        json!({ "i": { "email": "x@live.example", "role": "MEMBER" } }),
     )
     .await;
     let user = d["createUser"]["user"]["id"].as_str().unwrap().to_owned();
@@ -283,7 +283,7 @@ async fn a_key_revoked_through_one_process_closes_its_socket_on_another() {
     send(&mut ws, "q", "{ viewer { role } }", json!({})).await;
     assert_eq!(
         next_of(&mut ws, "q").await["payload"]["data"]["viewer"]["role"],
-        "WRITER"
+        "MEMBER"
     );
 
     gql(a.url(), &admin, REVOKE, json!({ "id": key_id })).await;
