@@ -269,7 +269,7 @@ async fn a_key_revoked_through_one_process_closes_its_socket_on_another() {
     let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
 
     // The socket is on B; B has authenticated (and cached) the key.
-    let ws_url = format!("{}", b.url().replace("http://", "ws://"));
+    let ws_url = b.url().replace("http://", "ws://");
     let mut req =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
             .unwrap();
