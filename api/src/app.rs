@@ -8,11 +8,13 @@ use crate::config::Settings;
 use crate::embedding;
 use crate::graphql::trusted::TrustedDocuments;
 use crate::graphql::{self, SchemaLimits};
+use crate::live_auth::LiveCredentials;
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::role::Role;
 use crate::server::executor::{InstrumentedSchema, ServedSchema};
+use crate::server::limits::RequestLimits;
 use crate::server::{self, AppState, Probes};
 use crate::worker::{self, WorkerDeps, WorkerOptions};
 use anyhow::Context;
@@ -22,7 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use znovel_domain::ports::TrustedDocumentRepository;
+use znovel_domain::ports::{CredentialEvents, Rate, RateLimiter};
 use znovel_domain::services::{GenerationService, Services};
+use znovel_infra::queue::credentials::MemoryCredentialEvents;
+use znovel_infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use znovel_infra::{SqlOptions, SqlStore};
 
 /// A built, not yet listening, server.
@@ -121,9 +126,26 @@ impl App {
             services =
                 services.with_memory(m.indexer.clone(), m.scheduler.clone(), m.recall.clone());
         }
-        if let Some(g) = generation.service {
+        // Rate limits: in this process, or in Redis for every replica at once.
+        let limiter: Arc<dyn RateLimiter> = match pipeline.as_ref().and_then(|p| p.redis.clone()) {
+            Some(conns) => Arc::new(RedisRateLimiter::new(conns, &settings.redis_prefix)?),
+            None => Arc::new(MemoryRateLimiter::default()),
+        };
+        if let Some(mut g) = generation.service {
+            let starts = settings.rate_limits.generations_per_tenant;
+            if starts > 0 {
+                g = g.with_start_limit(limiter.clone(), Rate::per_minute(starts));
+            }
             services = services.with_generation(g);
         }
+        // Revocations and role changes are announced to every process (see `live_auth`).
+        let credential_events: Arc<dyn CredentialEvents> = match &pipeline {
+            Some(p) => p.credentials.clone(),
+            None => Arc::new(MemoryCredentialEvents::default()),
+        };
+        services.admin = services
+            .admin
+            .with_credential_events(credential_events.clone());
         let admin_key = if settings.bootstrap_enabled(role.is_none()) {
             Some(bootstrap::ensure_local_admin(&services.admin, &settings.data_dir).await?)
         } else {
@@ -131,11 +153,14 @@ impl App {
         };
         let metrics_router =
             server::metrics_router(metrics.clone(), pipeline.map(|p| p.queue.clone()));
+        let auth = Authenticator::new(services.admin.clone(), &settings.jwt)?;
         let router = match served_schema(settings, role, &services, &store)? {
             Some(schema) => {
                 let state = AppState {
                     executor: InstrumentedSchema::new(schema, metrics.clone()),
-                    auth: Authenticator::new(services.admin.clone(), &settings.jwt)?,
+                    live: LiveCredentials::new(auth.clone(), credential_events),
+                    limits: RequestLimits::new(limiter, &settings.rate_limits),
+                    auth,
                     metrics,
                     store: store.clone(),
                     max_subscriptions: settings.limits.max_subscriptions_per_connection,

@@ -20,6 +20,8 @@ struct Claims {
     sub: uuid::Uuid,
     /// The tenant id.
     tid: uuid::Uuid,
+    /// When the token expires (seconds since the epoch).
+    exp: Option<i64>,
 }
 
 /// Verifies credentials.
@@ -68,9 +70,27 @@ impl Authenticator {
     /// Authenticates a bearer credential: an API key or a JWT. Every failure is
     /// `Unauthenticated`.
     pub async fn authenticate(&self, credential: &str) -> Result<Actor, Error> {
+        self.authenticate_until(credential, false)
+            .await
+            .map(|(actor, _)| actor)
+    }
+
+    /// Authenticates like [`Self::authenticate`] and says until when the credential is
+    /// valid: a JWT's `exp` (seconds since the epoch); `None` for an API key (valid until
+    /// revoked). `fresh` skips the cache of recent API key authentications.
+    pub async fn authenticate_until(
+        &self,
+        credential: &str,
+        fresh: bool,
+    ) -> Result<(Actor, Option<i64>), Error> {
         let credential = credential.trim();
         if credential.starts_with(API_KEY_PREFIX) {
-            return self.admin.authenticate_api_key(credential).await;
+            let actor = if fresh {
+                self.admin.authenticate_api_key_fresh(credential).await?
+            } else {
+                self.admin.authenticate_api_key(credential).await?
+            };
+            return Ok((actor, None));
         }
         let Some((key, validation)) = &self.jwt else {
             return Err(Error::Unauthenticated);
@@ -79,12 +99,19 @@ impl Authenticator {
             tracing::debug!(error = %e, "bearer token rejected");
             Error::Unauthenticated
         })?;
-        self.admin
+        let actor = self
+            .admin
             .actor_for_user(
                 TenantId::from_uuid(data.claims.tid),
                 UserId::from_uuid(data.claims.sub),
             )
-            .await
+            .await?;
+        Ok((actor, data.claims.exp))
+    }
+
+    /// The admin service credentials are checked against.
+    pub fn admin(&self) -> &AdminService {
+        &self.admin
     }
 
     /// Extracts the credential from an `Authorization` header value (`Bearer x`, any case).

@@ -38,6 +38,9 @@
 //! | `ZNOVEL_HTTP_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this long; an idle keep-alive connection is closed after it |
 //! | `ZNOVEL_HTTP_BODY_TIMEOUT_SECS` | `30` | a request body must arrive within this long |
 //! | `ZNOVEL_WS_INIT_TIMEOUT_SECS` | `10` | a WebSocket must send `connection_init` within this long (else closed with 4408) |
+//! | `ZNOVEL_RATE_LIMIT_REQUESTS_PER_KEY` | `600` | GraphQL requests (and WebSocket operations) per minute per API key (or per user for a JWT); `0` = no limit |
+//! | `ZNOVEL_RATE_LIMIT_REQUESTS_PER_TENANT` | `6000` | GraphQL requests per minute per tenant, all keys together; `0` = no limit |
+//! | `ZNOVEL_RATE_LIMIT_GENERATIONS_PER_TENANT` | `60` | chapter generations started per minute per tenant; `0` = no limit |
 //! | `ZNOVEL_PLAYGROUND` | `true` | serve the web playground (`/playground`, `/write`, `/assets/…`; all-in-one server and `story-gen`) |
 //! | `ZNOVEL_TRUSTED_DOCUMENTS` | `off` | `off`: any document runs (persisted queries are a cache); `allowlist`: only documents registered with `znovel documents register` run |
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
@@ -87,6 +90,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     /// Abuse limits.
     pub limits: LimitSettings,
+    /// Rate limits per key and per tenant.
+    pub rate_limits: RateLimitSettings,
     /// Log output format: `json` or `pretty`.
     pub log_format: LogFormat,
     /// The embedded model's GGUF file; `None` = the default file in the data directory.
@@ -216,6 +221,29 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
+/// Rate limits, per minute; 0 turns one off. Counted in the process, or in Redis when
+/// `REDIS_URL` is set (then every replica shares them).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// GraphQL requests (and WebSocket operations) per API key (or JWT user).
+    pub requests_per_key: u32,
+    /// GraphQL requests per tenant, all its keys together.
+    pub requests_per_tenant: u32,
+    /// Chapter generations started per tenant.
+    pub generations_per_tenant: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_key: 600,
+            requests_per_tenant: 6_000,
+            generations_per_tenant: 60,
+        }
+    }
+}
+
 /// Request limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -293,6 +321,7 @@ impl Default for Settings {
             embedding: EmbeddingSettings::default(),
             jwt: JwtSettings::default(),
             limits: LimitSettings::default(),
+            rate_limits: RateLimitSettings::default(),
             log_format: LogFormat::Json,
             model_path: None,
             worker_concurrency: 2,
@@ -381,6 +410,9 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS",
     "ZNOVEL_PLAYGROUND",
     "ZNOVEL_TRUSTED_DOCUMENTS",
+    "ZNOVEL_RATE_LIMIT_REQUESTS_PER_KEY",
+    "ZNOVEL_RATE_LIMIT_REQUESTS_PER_TENANT",
+    "ZNOVEL_RATE_LIMIT_GENERATIONS_PER_TENANT",
     "RUST_LOG",
 ];
 
@@ -600,6 +632,25 @@ impl Settings {
                 parse("ZNOVEL_MAX_SUBSCRIPTIONS_PER_CONNECTION", &v)?;
         }
         self.apply_deadline_env(&get)?;
+        let r = &mut self.rate_limits;
+        for (name, slot) in [
+            (
+                "ZNOVEL_RATE_LIMIT_REQUESTS_PER_KEY",
+                &mut r.requests_per_key,
+            ),
+            (
+                "ZNOVEL_RATE_LIMIT_REQUESTS_PER_TENANT",
+                &mut r.requests_per_tenant,
+            ),
+            (
+                "ZNOVEL_RATE_LIMIT_GENERATIONS_PER_TENANT",
+                &mut r.generations_per_tenant,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = parse(name, &v)?;
+            }
+        }
         self.apply_embedding_env(env, &get)?;
         Ok(())
     }

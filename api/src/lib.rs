@@ -9,6 +9,7 @@ pub mod config;
 pub mod documents;
 pub mod embedding;
 pub mod graphql;
+pub mod live_auth;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;

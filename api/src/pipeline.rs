@@ -10,11 +10,14 @@ use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use znovel_domain::ports::{JobEvents, JobQueue, JobRepository, LanguageModel, Store, TokenStream};
+use znovel_domain::ports::{
+    CredentialEvents, JobEvents, JobQueue, JobRepository, LanguageModel, Store, TokenStream,
+};
 use znovel_domain::ports::{LlmError, ServedBy};
 use znovel_domain::services::GenerationService;
 use znovel_domain::services::runner::{JobRunner, RunnerConfig};
 use znovel_infra::llm::{FallbackChain, FallbackObserver, OpenAiConfig, build_chain};
+use znovel_infra::queue::credentials::{MemoryCredentialEvents, RedisCredentialEvents};
 use znovel_infra::queue::events::{MemoryJobEvents, RedisJobEvents};
 use znovel_infra::queue::memory::{MemoryQueue, MemoryTokenStreams};
 use znovel_infra::queue::redis::{RedisConnections, RedisOptions, RedisQueue, RedisTokenStreams};
@@ -28,6 +31,10 @@ pub struct Pipeline {
     pub streams: Arc<dyn TokenStream>,
     /// Live job status changes.
     pub events: Arc<dyn JobEvents>,
+    /// Live credential changes (revoked keys, role changes).
+    pub credentials: Arc<dyn CredentialEvents>,
+    /// The Redis connections, when `REDIS_URL` is set (shared rate limits use them).
+    pub redis: Option<RedisConnections>,
     /// The model jobs run on, if one is available.
     pub llm: Option<Arc<dyn LanguageModel>>,
     /// Why there is no model, when there is none.
@@ -37,6 +44,16 @@ pub struct Pipeline {
     /// Whether the model is the embedded one (a small context) rather than a provider.
     pub local_model: bool,
 }
+
+/// What [`Pipeline::build`] connects: queue, streams, job events, credential changes and,
+/// with `REDIS_URL`, the Redis connections.
+type Parts = (
+    Arc<dyn JobQueue>,
+    Arc<dyn TokenStream>,
+    Arc<dyn JobEvents>,
+    Arc<dyn CredentialEvents>,
+    Option<RedisConnections>,
+);
 
 fn queue_options(settings: &Settings) -> QueueOptions {
     QueueOptions {
@@ -75,8 +92,7 @@ impl Pipeline {
         runs_jobs: bool,
         metrics: &Metrics,
     ) -> anyhow::Result<Self> {
-        type Parts = (Arc<dyn JobQueue>, Arc<dyn TokenStream>, Arc<dyn JobEvents>);
-        let (queue, streams, events): Parts = match &settings.redis_url {
+        let (queue, streams, events, credentials, redis): Parts = match &settings.redis_url {
             Some(url) => {
                 let conns = RedisConnections::connect(url.expose_secret(), RedisOptions::default())
                     .await
@@ -92,17 +108,30 @@ impl Pipeline {
                     &settings.redis_prefix,
                     TokenStreamOptions::default(),
                 )?;
-                let events = RedisJobEvents::new(conns, &settings.redis_prefix)
+                let events = RedisJobEvents::new(conns.clone(), &settings.redis_prefix)
                     .await
                     .map_err(|e| {
                         anyhow::anyhow!("cannot subscribe to job events (REDIS_URL): {e}")
                     })?;
-                (Arc::new(queue), Arc::new(streams), Arc::new(events))
+                let credentials = RedisCredentialEvents::new(conns.clone(), &settings.redis_prefix)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot subscribe to credential changes (REDIS_URL): {e}")
+                    })?;
+                (
+                    Arc::new(queue),
+                    Arc::new(streams),
+                    Arc::new(events),
+                    Arc::new(credentials),
+                    Some(conns),
+                )
             }
             None => (
                 Arc::new(MemoryQueue::new(queue_options(settings))),
                 Arc::new(MemoryTokenStreams::new(TokenStreamOptions::default())),
                 Arc::new(MemoryJobEvents::new()),
+                Arc::new(MemoryCredentialEvents::default()),
+                None,
             ),
         };
         let force_fallback = Arc::new(AtomicBool::new(settings.llm.fallback_enabled));
@@ -128,6 +157,8 @@ impl Pipeline {
             queue,
             streams,
             events,
+            credentials,
+            redis,
             llm,
             llm_missing,
             force_fallback,

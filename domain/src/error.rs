@@ -47,6 +47,14 @@ pub enum Error {
     /// A tenant quota would be exceeded.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// A rate limit was reached; the same request succeeds after `retry_after_secs`.
+    #[error("rate limited: {what}; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Which limit, e.g. `requests per minute for this API key (600)`.
+        what: String,
+        /// Seconds until the request would be allowed (at least 1).
+        retry_after_secs: u64,
+    },
     /// A dependency is unreachable; retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -5,6 +5,7 @@
 //! - [`llm`]: language models — an OpenAI-compatible provider over SSE and a fallback
 //!   chain (plus a fake provider for tests under feature `testing`).
 //! - [`queue`]: the job queue and per-job token streams, in-process or on Redis Streams.
+//! - [`rate_limit`]: rate limits (GCRA), in-process or shared through Redis.
 //! - [`sql`]: [`SqlStore`], every repository port over PostgreSQL or a SQLite file.
 //! - `testing` (feature `testing`): throw-away test databases for this crate's and the
 //!   API's tests.
@@ -13,6 +14,7 @@ pub mod embed;
 pub mod llm;
 pub mod memory;
 pub mod queue;
+pub mod rate_limit;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;

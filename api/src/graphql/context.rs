@@ -3,6 +3,7 @@
 //! resolvers read it with [`actor`].
 
 use super::errors::{ErrorCode, to_gql};
+use crate::live_auth::LiveCredential;
 use crate::metrics::Metrics;
 use async_graphql::Context;
 use std::sync::Arc;
@@ -18,8 +19,20 @@ pub struct RequestCtx {
     pub request_id: String,
 }
 
-/// The authenticated actor of the request, or an `UNAUTHENTICATED` error.
+/// The authenticated actor of the request, or an `UNAUTHENTICATED` error. On a
+/// long-lived connection (WebSocket, SSE) it is the credential's standing now: revoked
+/// is `UNAUTHENTICATED`, a changed role applies (see [`crate::live_auth`]).
 pub fn actor(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
+    if let Some(live) = ctx.data_opt::<LiveCredential>() {
+        let request_id = ctx
+            .data_opt::<RequestCtx>()
+            .map(|r| r.request_id.clone())
+            .unwrap_or_default();
+        return live
+            .current()
+            .map(|a| a.with_request_id(request_id))
+            .map_err(to_gql);
+    }
     ctx.data_opt::<RequestCtx>()
         .and_then(|r| {
             r.actor

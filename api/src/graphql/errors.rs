@@ -11,6 +11,7 @@
 //! | `InvalidInput` | `BAD_USER_INPUT` (+ `extensions.field`) | "invalid title: …" |
 //! | `Conflict` | `CONFLICT` | what conflicts |
 //! | `QuotaExceeded` | `QUOTA_EXCEEDED` | which quota |
+//! | `RateLimited` | `RATE_LIMITED` (+ `extensions.retryAfterSeconds`) | which limit |
 //! | `Unavailable` | `UNAVAILABLE` | generic; the cause is logged (warn) |
 //! | `Internal` | `INTERNAL` | "internal error"; the cause is logged (error) |
 //!
@@ -42,6 +43,8 @@ pub enum ErrorCode {
     Conflict,
     /// A tenant quota would be exceeded.
     QuotaExceeded,
+    /// A rate limit was reached; `extensions.retryAfterSeconds` says when to retry.
+    RateLimited,
     /// A subscription past the per-connection cap.
     TooManySubscriptions,
     /// An automatic persisted query sent by hash only, and the hash is unknown: send the
@@ -64,6 +67,7 @@ impl ErrorCode {
         Self::BadUserInput,
         Self::Conflict,
         Self::QuotaExceeded,
+        Self::RateLimited,
         Self::TooManySubscriptions,
         Self::PersistedQueryNotFound,
         Self::PersistedQueryNotAllowed,
@@ -80,6 +84,7 @@ impl ErrorCode {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
             Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::RateLimited => "RATE_LIMITED",
             Self::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryNotAllowed => "PERSISTED_QUERY_NOT_ALLOWED",
@@ -141,6 +146,15 @@ pub fn to_gql(e: Error) -> async_graphql::Error {
         }
         Error::Conflict(_) => ErrorCode::Conflict.error(message),
         Error::QuotaExceeded(_) => ErrorCode::QuotaExceeded.error(message),
+        Error::RateLimited {
+            retry_after_secs, ..
+        } => {
+            let mut err = ErrorCode::RateLimited.error(message);
+            if let Some(ext) = err.extensions.as_mut() {
+                ext.set("retryAfterSeconds", retry_after_secs);
+            }
+            err
+        }
         Error::Unavailable(cause) => {
             tracing::warn!(%cause, "a dependency is unavailable");
             ErrorCode::Unavailable.error("the service is temporarily unavailable; retry later")
@@ -162,6 +176,15 @@ impl<T> ResultExt<T> for Result<T, Error> {
     fn gql(self) -> async_graphql::Result<T> {
         self.map_err(to_gql)
     }
+}
+
+/// A response carrying only `error` (a request refused before it runs), codes finalized.
+pub fn error_response(error: async_graphql::Error) -> Response {
+    let mut server = async_graphql::ServerError::new(error.message, None);
+    server.extensions = error.extensions;
+    let mut resp = Response::from_errors(vec![server]);
+    finalize_response(&mut resp);
+    resp
 }
 
 /// Gives every error of `resp` that has no `extensions.code` the code `BAD_USER_INPUT`

@@ -166,6 +166,11 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
         Ok(a) => a,
         Err(e) => return unauthenticated(&state, e, graphql_media),
     };
+    if let Some(a) = &actor
+        && let Err(e) = state.limits.check(a).await
+    {
+        return super::limits::refused(&state, e, graphql_media);
+    }
     let mut gql = match GraphQLRequest::<Rejection>::from_request(req, &state).await {
         Ok(r) => r.into_inner(),
         Err(rejection) => return rejection.into_response(),
@@ -187,7 +192,8 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
     }
     let request_id = request_id(&headers);
     if super::sse::wants_event_stream(&headers) {
-        return super::sse::event_stream(&state, gql.data(RequestCtx { actor, request_id }));
+        let request = gql.data(RequestCtx { actor, request_id });
+        return super::sse::event_stream(&state, request, credential(&headers)).await;
     }
     let resp = state
         .executor

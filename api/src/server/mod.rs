@@ -6,6 +6,7 @@
 pub mod executor;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod listen;
 pub mod playground;
 pub mod sse;
@@ -13,6 +14,7 @@ pub mod ws;
 
 use crate::auth::Authenticator;
 use crate::config::LimitSettings;
+use crate::live_auth::LiveCredentials;
 use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request, State};
@@ -62,6 +64,10 @@ pub struct AppState {
     pub max_message_bytes: usize,
     /// Whether this router serves the web playground (see [`playground`]).
     pub playground: bool,
+    /// Keeps the credentials of WebSocket connections and SSE streams current.
+    pub live: LiveCredentials,
+    /// Requests per key and per tenant.
+    pub limits: limits::RequestLimits,
 }
 
 /// What the probes (`/health`, `/ready`) need; every process has it, with or without a

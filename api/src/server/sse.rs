@@ -5,6 +5,7 @@
 use super::AppState;
 use crate::graphql::context::SubscriptionSlots;
 use crate::graphql::errors::ErrorCode;
+use crate::live_auth::LiveExecutor;
 use async_graphql::Executor;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -22,11 +23,21 @@ pub(super) fn wants_event_stream(headers: &HeaderMap) -> bool {
 /// Serves one operation as Server-Sent Events: an `event: next` per result, then `event:
 /// complete`. Works for subscriptions (each `chapterStream` event as it happens) and for
 /// queries and mutations (one `next`); the request counts as one subscription slot;
-/// closing the connection stops it.
-pub(super) fn event_stream(state: &AppState, request: async_graphql::Request) -> Response {
+/// closing the connection stops it. The stream's `credential` is watched while it runs: a
+/// revocation ends it with an `UNAUTHENTICATED` error, a role change with `FORBIDDEN`
+/// (see [`crate::live_auth`]).
+pub(super) async fn event_stream(
+    state: &AppState,
+    mut request: async_graphql::Request,
+    credential: Option<&str>,
+) -> Response {
+    if let Some(c) = credential
+        && let Ok(live) = state.live.watch(c).await
+    {
+        request = request.data(live);
+    }
     let slots = SubscriptionSlots::new(1, Some(state.metrics.clone()));
-    let results = state
-        .executor
+    let results = LiveExecutor::new(state.executor.clone())
         .execute_stream(request.data(slots), None)
         .map(|resp| {
             let json = serde_json::to_string(&resp).unwrap_or_else(|e| {

@@ -3,15 +3,18 @@
 //! `connection_init` payload; the protocol's close codes replace async-graphql's generic
 //! ones: 4400 (malformed message), 4401 (operation before the handshake), 4403
 //! (`connection_init` without a valid credential, on the public endpoint), 4408 (no
-//! `connection_init` within the deadline), 4409 (a subscription id already in use). A
+//! `connection_init` within the deadline), 4409 (a subscription id already in use), 4403
+//! again when the connection's credential is revoked or expires later on. A
 //! message larger than the body limit closes the connection (1009). On shutdown every
 //! connection is closed with 1012.
 
 use super::AppState;
 use super::http::request_id;
+use super::limits::LimitedExecutor;
 use crate::auth::Authenticator;
 use crate::graphql::context::{RequestCtx, SubscriptionSlots};
 use crate::graphql::errors::to_gql;
+use crate::live_auth::{LiveCredential, LiveExecutor, REVOKED_CLOSE_CODE};
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -70,7 +73,8 @@ async fn serve(
 ) {
     let metrics = state.metrics.clone();
     metrics.ws_connections.inc();
-    let auth = state.auth.clone();
+    let live = state.live.clone();
+    let (live_tx, live_rx) = tokio::sync::oneshot::channel::<LiveCredential>();
     let behind_router = state.behind_router;
     let slots = SubscriptionSlots::new(state.max_subscriptions, Some(metrics.clone()));
     let (mut socket_sink, incoming) = socket.split();
@@ -100,10 +104,14 @@ async fn serve(
     });
     let initialised = Arc::new(AtomicBool::new(false));
     let init_seen = initialised.clone();
-    let session = GraphQLWebSocket::new_with_pair(out, incoming, state.executor.clone(), protocol)
+    let executor = LiveExecutor::new(LimitedExecutor::new(
+        state.executor.clone(),
+        state.limits.clone(),
+    ));
+    let session = GraphQLWebSocket::new_with_pair(out, incoming, executor, protocol)
         .on_connection_init(move |payload| async move {
             init_seen.store(true, Ordering::Release);
-            let actor = match Authenticator::from_connection_params(&payload) {
+            let live = match Authenticator::from_connection_params(&payload) {
                 // The public endpoint serves nobody without a credential.
                 None if !behind_router => {
                     return Err(async_graphql::Error::new(format!(
@@ -111,8 +119,13 @@ async fn serve(
                     )));
                 }
                 None => None,
-                Some(c) => match auth.authenticate(&c).await {
-                    Ok(actor) => Some(actor),
+                // Watched for as long as the connection lives: every operation acts with
+                // the credential's rights now (see `live_auth`).
+                Some(c) => match live.watch(&c).await {
+                    Ok(live) => {
+                        let _ = live_tx.send(live.clone());
+                        Some(live)
+                    }
                     // Behind a router: every operation of this connection fails with
                     // UNAUTHENTICATED instead (see `AppState`).
                     Err(e) if behind_router => {
@@ -128,8 +141,12 @@ async fn serve(
                 },
             };
             let mut data = Data::default();
+            let actor = live.as_ref().and_then(|l| l.current().ok());
             data.insert(RequestCtx { actor, request_id });
             data.insert(slots);
+            if let Some(live) = live {
+                data.insert(live);
+            }
             Ok(data)
         })
         .serve();
@@ -147,6 +164,20 @@ async fn serve(
                     .send(Message::Close(Some(CloseFrame {
                         code: 4408,
                         reason: "Connection initialisation timeout".into(),
+                    })))
+                    .await;
+            }
+            () = async {
+                match live_rx.await {
+                    Ok(live) => live.ended().await,
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            } => {
+                // The credential was revoked or expired: its rights end with it.
+                let _ = control
+                    .send(Message::Close(Some(CloseFrame {
+                        code: REVOKED_CLOSE_CODE,
+                        reason: "Forbidden: the credential was revoked or expired".into(),
                     })))
                     .await;
             }

@@ -23,7 +23,7 @@ use crate::websocket::{Ws, next_json};
 const BIN: &str = env!("CARGO_BIN_EXE_znovel");
 
 /// What every process of one deployment shares.
-struct Cluster {
+pub(crate) struct Cluster {
     db: TestDatabase,
     prefix: String,
     llm: String,
@@ -31,7 +31,7 @@ struct Cluster {
 }
 
 /// A child process, killed on drop.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
     url: Option<String>,
@@ -57,13 +57,13 @@ impl Proc {
         }
     }
 
-    fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.url.as_deref().unwrap()
     }
 }
 
 impl Cluster {
-    async fn new(llm: &FakeOpenAi) -> Self {
+    pub(crate) async fn new(llm: &FakeOpenAi) -> Self {
         let dir = std::env::temp_dir().join(format!("znovel-scale-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         Self {
@@ -126,7 +126,7 @@ impl Cluster {
 
     /// `znovel serve` on OS-chosen ports. `bootstrap`: this one creates the local tenant
     /// and prints its admin key (returned).
-    fn serve(&self, name: &str, model: bool, bootstrap: bool) -> (Proc, Option<String>) {
+    pub(crate) fn serve(&self, name: &str, model: bool, bootstrap: bool) -> (Proc, Option<String>) {
         let mut c = self.command(name, model);
         c.args([
             "serve",
@@ -164,7 +164,7 @@ impl Drop for Cluster {
     }
 }
 
-async fn gql(url: &str, key: &str, query: &str, variables: Value) -> Value {
+pub(crate) async fn gql(url: &str, key: &str, query: &str, variables: Value) -> Value {
     let body: Value = reqwest::Client::new()
         .post(url)
         .bearer_auth(key)

@@ -15,15 +15,19 @@
 //!   turned into a [`Page`] with [`Page::from_rows`]. An `after` id that is not in the
 //!   list yields an empty page.
 
+mod credentials;
 mod embed;
 mod llm;
 mod memory_index;
 mod queue;
+mod rate_limit;
 
+pub use credentials::*;
 pub use embed::*;
 pub use llm::*;
 pub use memory_index::*;
 pub use queue::*;
+pub use rate_limit::*;
 
 use crate::StoreError;
 use crate::ids::*;

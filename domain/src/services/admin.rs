@@ -7,7 +7,7 @@ use crate::error::{Error, StoreResultExt};
 use crate::ids::*;
 use crate::model::*;
 use crate::page::{Page, PageRequest};
-use crate::ports::Store;
+use crate::ports::{CredentialChange, CredentialChangeKind, CredentialEvents, Store};
 use crate::text::{self, Email, MAX_NAME, Slug};
 use chrono::TimeDelta;
 use std::sync::Arc;
@@ -26,6 +26,15 @@ pub struct CreateTenant {
     pub admin_email: String,
     /// Display name of the first admin; default: the email's local part.
     pub admin_name: Option<String>,
+}
+
+/// What a tenant has used of its [`Quota`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// Novels held (archived ones count).
+    pub novels: i64,
+    /// LLM tokens (prompt + completion) used since midnight UTC.
+    pub tokens_used_today: i64,
 }
 
 /// What [`AdminService::create_tenant`] made. `api_key` is the only copy of the secret.
@@ -121,6 +130,7 @@ impl AuthCache {
 pub struct AdminService {
     store: Arc<dyn Store>,
     auth_cache: Arc<AuthCache>,
+    events: Option<Arc<dyn CredentialEvents>>,
 }
 
 impl AdminService {
@@ -129,6 +139,30 @@ impl AdminService {
         Self {
             store,
             auth_cache: Arc::default(),
+            events: None,
+        }
+    }
+
+    /// The same service, announcing every revocation and role change on `events`, so
+    /// every process re-checks the connections that used the credential.
+    pub fn with_credential_events(mut self, events: Arc<dyn CredentialEvents>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Forgets every cached authentication: the next one asks the database. Called when
+    /// another process announces a credential change.
+    pub fn forget_cached(&self) {
+        self.auth_cache.clear();
+    }
+
+    /// Announces a credential change (a failure is logged: the subscribers' periodic
+    /// re-check still catches the change).
+    async fn announce(&self, change: CredentialChange) {
+        if let Some(events) = &self.events
+            && let Err(e) = events.publish(&change).await
+        {
+            tracing::warn!(error = %e, "cannot announce a credential change");
         }
     }
 
@@ -219,9 +253,19 @@ impl AdminService {
     /// Authenticates a presented API key. Any failure — malformed, unknown, revoked,
     /// suspended tenant — is `Unauthenticated`, so callers learn nothing about which.
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor, Error> {
+        self.authenticate_key(presented, true).await
+    }
+
+    /// [`Self::authenticate_api_key`] without the cache: the key's state in the database
+    /// now (to re-check a long-lived connection after a credential change).
+    pub async fn authenticate_api_key_fresh(&self, presented: &str) -> Result<Actor, Error> {
+        self.authenticate_key(presented, false).await
+    }
+
+    async fn authenticate_key(&self, presented: &str, cached: bool) -> Result<Actor, Error> {
         let tenant_id = auth::parse_api_key_tenant(presented)?;
         let hash = auth::hash_api_key(presented);
-        if let Some(actor) = self.auth_cache.get(&hash) {
+        if cached && let Some(actor) = self.auth_cache.get(&hash) {
             return Ok(actor);
         }
         let key = match self.store.find_api_key_by_hash(tenant_id, &hash).await {
@@ -276,6 +320,19 @@ impl AdminService {
             .get_tenant(actor.tenant_id)
             .await
             .or_not_found("tenant")
+    }
+
+    /// What the actor's tenant has used of its quota: novels held, LLM tokens today.
+    pub async fn quota_usage(&self, actor: &Actor) -> Result<QuotaUsage, Error> {
+        let novels = self.store.count_novels(actor.tenant_id).await?;
+        let tokens_used_today = self
+            .store
+            .tokens_used(actor.tenant_id, now().date_naive())
+            .await?;
+        Ok(QuotaUsage {
+            novels,
+            tokens_used_today,
+        })
     }
 
     /// Changes the tenant's quota. Needs ADMIN.
@@ -350,6 +407,7 @@ impl AdminService {
     ) -> Result<User, Error> {
         actor.require_admin()?;
         let mut u = self.user(actor, id).await?;
+        let role_changed = role.is_some_and(|r| r != u.role);
         if let Some(r) = role {
             if u.id == actor.user_id && r != Role::Admin {
                 return Err(Error::invalid(
@@ -365,6 +423,15 @@ impl AdminService {
         u.updated_at = now();
         self.store.update_user(&u).await.or_not_found("user")?;
         self.auth_cache.clear();
+        if role_changed {
+            self.announce(CredentialChange {
+                tenant_id: u.tenant_id,
+                user_id: u.id,
+                api_key_id: None,
+                kind: CredentialChangeKind::RoleChanged,
+            })
+            .await;
+        }
         audit(&*self.store, actor, "user.update", "User", u.id).await;
         Ok(u)
     }
@@ -476,6 +543,13 @@ impl AdminService {
             .await
             .or_not_found("API key")?;
         self.auth_cache.clear();
+        self.announce(CredentialChange {
+            tenant_id: key.tenant_id,
+            user_id: key.user_id,
+            api_key_id: Some(key.id),
+            kind: CredentialChangeKind::KeyRevoked,
+        })
+        .await;
         audit(&*self.store, actor, "apikey.revoke", "ApiKey", id).await;
         self.store
             .get_api_key(actor.tenant_id, id)

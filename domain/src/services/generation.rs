@@ -9,8 +9,8 @@ use crate::ids::{ChapterId, JobId, NovelId};
 use crate::model::{GenerationJob, JobInput, JobKind, JobStatus};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    JobEvent, JobEvents, JobMessage, JobQueue, JobRepository, QueueError, Store, StreamEvent,
-    TokenStream,
+    JobEvent, JobEvents, JobMessage, JobQueue, JobRepository, QueueError, Rate, RateLimiter, Store,
+    StreamEvent, TokenStream,
 };
 use crate::text::{self, MAX_TEXT};
 use std::sync::Arc;
@@ -54,6 +54,8 @@ pub struct GenerationService {
     queue: Arc<dyn JobQueue>,
     streams: Arc<dyn TokenStream>,
     events: Arc<dyn JobEvents>,
+    /// Generation starts allowed per tenant.
+    start_limit: Option<(Arc<dyn RateLimiter>, Rate)>,
 }
 
 impl GenerationService {
@@ -71,7 +73,16 @@ impl GenerationService {
             queue,
             streams,
             events,
+            start_limit: None,
         }
+    }
+
+    /// The same service, allowing each tenant at most `rate` generation starts (counted
+    /// by `limiter` after validation and the token quota: a request refused by those
+    /// counts nothing).
+    pub fn with_start_limit(mut self, limiter: Arc<dyn RateLimiter>, rate: Rate) -> Self {
+        self.start_limit = Some((limiter, rate));
+        self
     }
 
     /// Records a job for the chapter and queues it; returns at once (never waits on the
@@ -134,6 +145,20 @@ impl GenerationService {
                 "the tenant used its {} LLM tokens for today",
                 tenant.quota.max_tokens_per_day
             )));
+        }
+        if let Some((limiter, rate)) = &self.start_limit {
+            super::rate_limit(
+                &**limiter,
+                &format!("gen:{}", actor.tenant_id),
+                *rate,
+                || {
+                    format!(
+                        "generation starts per minute for this tenant ({})",
+                        rate.max
+                    )
+                },
+            )
+            .await?;
         }
         let job = GenerationJob {
             id: JobId::new(),

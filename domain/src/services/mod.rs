@@ -29,7 +29,7 @@ pub use story::*;
 use crate::auth::Actor;
 use crate::ids::AuditId;
 use crate::model::AuditEntry;
-use crate::ports::Store;
+use crate::ports::{Rate, RateLimiter, Store};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use std::sync::Arc;
 
@@ -124,4 +124,26 @@ pub(crate) async fn audit(
     };
     // The change is committed already; losing an audit line must not fail the request.
     let _ = store.append_audit(&entry).await;
+}
+
+/// Takes one from `bucket` of `limiter`: `RateLimited` (naming `what` and when to retry)
+/// when the rate is used up. When the limiter's backend is unreachable the request is
+/// let through (and logged): an outage of the counter must not stop the service.
+pub async fn rate_limit(
+    limiter: &dyn RateLimiter,
+    bucket: &str,
+    rate: Rate,
+    what: impl FnOnce() -> String,
+) -> Result<(), crate::Error> {
+    match limiter.acquire(bucket, rate).await {
+        Ok(None) => Ok(()),
+        Ok(Some(wait)) => Err(crate::Error::RateLimited {
+            what: what(),
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, bucket, "rate limiter unavailable; request let through");
+            Ok(())
+        }
+    }
 }

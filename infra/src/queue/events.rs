@@ -118,23 +118,25 @@ impl RedisJobEvents {
 }
 
 /// A pub/sub connection subscribed to `channel` (confirmed).
-async fn subscribe(
+pub(crate) async fn subscribe(
     client: &::redis::Client,
     channel: &str,
 ) -> anyhow::Result<::redis::aio::PubSub> {
     let mut pubsub = tokio::time::timeout(IO_TIMEOUT, client.get_async_pubsub())
         .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis for job events"))??;
+        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis for {channel}"))??;
     tokio::time::timeout(IO_TIMEOUT, pubsub.subscribe(channel))
         .await
         .map_err(|_| anyhow::anyhow!("timed out subscribing to {channel}"))??;
     Ok(pubsub)
 }
 
-async fn listen(
+/// Relays the JSON messages of `channel` to `tx` for ever, resubscribing with backoff
+/// when the connection is lost.
+pub(crate) async fn listen<T: serde::de::DeserializeOwned>(
     client: ::redis::Client,
     channel: String,
-    tx: broadcast::Sender<JobEvent>,
+    tx: broadcast::Sender<T>,
     first: ::redis::aio::PubSub,
 ) {
     let mut pubsub = Some(first);
@@ -148,7 +150,7 @@ async fn listen(
                     p
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "job events: cannot subscribe, retrying");
+                    tracing::warn!(error = %e, %channel, "pub/sub: cannot subscribe, retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     continue;
@@ -157,14 +159,14 @@ async fn listen(
         };
         let mut messages = current.into_on_message();
         while let Some(msg) = messages.next().await {
-            match serde_json::from_slice::<JobEvent>(msg.get_payload_bytes()) {
+            match serde_json::from_slice::<T>(msg.get_payload_bytes()) {
                 Ok(event) => {
                     let _ = tx.send(event);
                 }
-                Err(e) => tracing::warn!(error = %e, "job events: undecodable message"),
+                Err(e) => tracing::warn!(error = %e, %channel, "pub/sub: undecodable message"),
             }
         }
-        tracing::warn!("job events: connection lost, reconnecting");
+        tracing::warn!(%channel, "pub/sub: connection lost, reconnecting");
     }
 }
 

@@ -6,6 +6,8 @@
 //! | `{prefix}:jobs:dead`                      | stream | dead letters                    |
 //! | `{prefix}:t:{tenant}:job:{job}:tokens`    | stream | one job's token stream (entry id `{seq}-0`) |
 //! | `{prefix}:jobevents`                      | pub/sub channel | job status changes (JSON), every tenant |
+//! | `{prefix}:credentials`                    | pub/sub channel | revoked keys, role changes (JSON), every tenant |
+//! | `{prefix}:rl:{bucket}`                    | string | a rate limit's GCRA state (µs), expires when full |
 //!
 //! The token stream's name is also the pub/sub channel its appends are announced on.
 //! Queue entries carry their tenant as a field; token streams are under their tenant.
@@ -36,6 +38,11 @@ pub(crate) fn tokens(prefix: &str, tenant: TenantId, job: JobId) -> String {
 /// The pub/sub channel of job status changes.
 pub(crate) fn job_events(prefix: &str) -> String {
     format!("{prefix}:jobevents")
+}
+
+/// The pub/sub channel of credential changes.
+pub(crate) fn credentials(prefix: &str) -> String {
+    format!("{prefix}:credentials")
 }
 
 /// Checks a configured prefix: not empty, no whitespace, no `*?[]` (it is used in

@@ -7,6 +7,9 @@
 //!
 //! - [`events`]: live job status changes ([`JobEvents`](znovel_domain::ports::JobEvents)),
 //!   in-process or over Redis pub/sub.
+//! - [`credentials`]: live credential changes
+//!   ([`CredentialEvents`](znovel_domain::ports::CredentialEvents)), in-process or over
+//!   Redis pub/sub.
 //! - [`memory`]: in-process, for the embedded default (one process, no Redis).
 //! - [`redis`]: Redis Streams through `bb8-redis`, for scale-out: any number of gateways
 //!   and workers on one Redis share a key prefix (default [`DEFAULT_PREFIX`]).
@@ -32,8 +35,9 @@
 //!   [`TokenStreamOptions::default_ttl`] after its first entry; `expire` replaces that.
 
 mod codec;
+pub mod credentials;
 pub mod events;
-mod keys;
+pub(crate) mod keys;
 pub mod memory;
 pub mod redis;
 

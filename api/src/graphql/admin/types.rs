@@ -5,7 +5,7 @@ use crate::graphql::connection::connection;
 use crate::graphql::errors::ResultExt;
 use crate::graphql::ids::{self, opt_id, to_id};
 use crate::graphql::{Json, call};
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use znovel_domain::auth::Actor;
 use znovel_domain::model as m;
@@ -70,8 +70,9 @@ impl Viewer {
     }
 }
 
-/// Limits of a tenant.
+/// Limits of a tenant, and what it has used of them.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Quota {
     /// Most novels the tenant may hold (archived ones count).
     pub max_novels: i64,
@@ -79,6 +80,26 @@ pub struct Quota {
     pub max_chapters_per_novel: i64,
     /// Most LLM tokens per UTC day.
     pub max_tokens_per_day: i64,
+}
+
+#[ComplexObject]
+impl Quota {
+    /// LLM tokens (prompt + completion) the tenant used since midnight UTC; generation
+    /// is refused with `QUOTA_EXCEEDED` once it reaches `maxTokensPerDay`.
+    async fn tokens_used_today(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let (s, actor) = call(ctx)?;
+        s.admin
+            .quota_usage(&actor)
+            .await
+            .gql()
+            .map(|u| u.tokens_used_today)
+    }
+    /// Novels the tenant holds (archived ones count); creating one is refused with
+    /// `QUOTA_EXCEEDED` once it reaches `maxNovels`.
+    async fn novels(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let (s, actor) = call(ctx)?;
+        s.admin.quota_usage(&actor).await.gql().map(|u| u.novels)
+    }
 }
 
 /// A tenant: the isolation boundary; nothing crosses tenants.
