@@ -7,6 +7,7 @@ mod job;
 mod memory;
 mod novel;
 mod recall;
+mod validation;
 
 pub use admin::*;
 pub use chapter::*;
@@ -14,6 +15,7 @@ pub use job::*;
 pub use memory::*;
 pub use novel::*;
 pub use recall::*;
+pub use validation::*;
 
 /// Declares a fieldless enum with a stable SCREAMING_CASE storage/wire name per variant.
 macro_rules! str_enum {

@@ -14,6 +14,7 @@ mod remember;
 pub mod runner;
 mod scheduler;
 mod story;
+pub mod validate;
 mod write;
 
 pub use admin::*;
