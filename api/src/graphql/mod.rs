@@ -25,6 +25,7 @@ pub mod story;
 mod subgraph;
 #[cfg(test)]
 mod tests;
+pub mod validation;
 
 pub use subgraph::{
     ADMIN, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
@@ -58,6 +59,7 @@ pub struct Query(
     memory::MemoryQuery,
     admin::AdminQuery,
     retrieval::RetrievalQuery,
+    validation::ValidationQuery,
 );
 
 // Every subgraph's mutations.
@@ -68,6 +70,7 @@ pub struct Mutation(
     story::GenerationMutation,
     memory::MemoryMutation,
     admin::AdminMutation,
+    validation::ValidationMutation,
 );
 
 /// Abuse limits applied to every operation.

@@ -18,4 +18,5 @@ mod scale_out;
 mod schema;
 mod story;
 mod tenancy;
+mod validation;
 mod websocket;

@@ -20,6 +20,7 @@ mod relations;
 mod revisions;
 mod tenants;
 mod users;
+mod validation;
 
 use super::types::DbUuid;
 use znovel_domain::StoreError;
