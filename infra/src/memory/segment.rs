@@ -82,7 +82,7 @@ fn cjk_run(run: &str, out: &mut Vec<String>) {
     let chars: Vec<char> = run.chars().collect();
     for pair in chars.windows(2) {
         let bigram: String = pair.iter().collect();
-        if !out.last().is_some_and(|w| *w == bigram) {
+        if out.last().is_none_or(|w| *w != bigram) {
             out.push(bigram);
         }
     }

@@ -214,7 +214,7 @@ pub fn to_bytes(v: &[f32]) -> Vec<u8> {
 
 /// A stored vector back; `None` for a length that is not a multiple of 4.
 pub fn from_bytes(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(

@@ -80,9 +80,9 @@ pub(super) fn word_positions(hay: &str, needle: &str) -> Vec<usize> {
         let end = start + needle.len();
         let before = hay[..start].chars().next_back();
         let after = hay[end..].chars().next();
-        if !(first_spaced && before.is_some_and(spaced))
-            && !(last_spaced && after.is_some_and(spaced))
-        {
+        let inside_word =
+            first_spaced && before.is_some_and(spaced) || last_spaced && after.is_some_and(spaced);
+        if !inside_word {
             out.push(start);
         }
         from = start + needle.chars().next().map_or(1, char::len_utf8);
