@@ -278,7 +278,7 @@ async fn validation_refuses_bad_input_and_other_tenants(backend: Backend) {
         .ok_as(
             &reader,
             CHECK,
-            json!({ "i": { "novelId": novel, "text": "Ned smiled.", "asOfChapter": 2 } }),
+            json!({ "i": { "novelId": novel, "text": "Ned Stark smiled.", "asOfChapter": 2 } }),
         )
         .await;
     assert_eq!(d["checkDraft"]["issues"][0]["kind"], "DEAD_CHARACTER");
