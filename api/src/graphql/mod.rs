@@ -26,6 +26,7 @@ mod subgraph;
 #[cfg(test)]
 mod tests;
 pub mod trusted;
+pub mod validation;
 
 pub use subgraph::{
     ADMIN, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
@@ -59,6 +60,7 @@ pub struct Query(
     memory::MemoryQuery,
     admin::AdminQuery,
     retrieval::RetrievalQuery,
+    validation::ValidationQuery,
 );
 
 // Every subgraph's mutations.
@@ -69,6 +71,7 @@ pub struct Mutation(
     story::GenerationMutation,
     memory::MemoryMutation,
     admin::AdminMutation,
+    validation::ValidationMutation,
 );
 
 /// Abuse limits applied to every operation.

@@ -24,4 +24,5 @@ mod schema;
 mod story;
 mod tenancy;
 mod trusted;
+mod validation;
 mod websocket;

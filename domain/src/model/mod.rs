@@ -8,6 +8,7 @@ mod memory;
 mod novel;
 mod recall;
 mod trusted;
+mod validation;
 
 pub use admin::*;
 pub use chapter::*;
@@ -16,6 +17,7 @@ pub use memory::*;
 pub use novel::*;
 pub use recall::*;
 pub use trusted::*;
+pub use validation::*;
 
 /// Declares a fieldless enum with a stable SCREAMING_CASE storage/wire name per variant.
 macro_rules! str_enum {

@@ -516,6 +516,21 @@ pub enum MemoryMark {
     Failed(String),
 }
 
+/// Validation reports of chapter versions.
+#[async_trait]
+pub trait ValidationRepository: Send + Sync + 'static {
+    /// Stores the report of a chapter version, replacing an earlier report of the same
+    /// version. MUST return `NotFound` when the chapter does not exist in the tenant.
+    async fn save_validation(&self, report: &ChapterValidation) -> StoreResult<()>;
+    /// The latest report of version `version` of a chapter, if there is one.
+    async fn get_validation(
+        &self,
+        tenant: TenantId,
+        chapter: ChapterId,
+        version: i32,
+    ) -> StoreResult<Option<ChapterValidation>>;
+}
+
 /// Every repository at once: what the services are built from. Implemented
 /// automatically for any type that implements all of them.
 pub trait Store:
@@ -531,6 +546,7 @@ pub trait Store:
     + AuditRepository
     + JobRepository
     + MemoryRepository
+    + ValidationRepository
 {
 }
 
@@ -547,5 +563,6 @@ impl<T> Store for T where
         + AuditRepository
         + JobRepository
         + MemoryRepository
+        + ValidationRepository
 {
 }

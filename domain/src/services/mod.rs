@@ -14,6 +14,8 @@ mod remember;
 pub mod runner;
 mod scheduler;
 mod story;
+pub mod validate;
+mod validation;
 mod write;
 
 pub use admin::*;
@@ -25,6 +27,7 @@ pub use recall::{RecallRequest, RecallResult, RecallService};
 pub use remember::*;
 pub use scheduler::*;
 pub use story::*;
+pub use validation::*;
 
 use crate::auth::Actor;
 use crate::ids::AuditId;
@@ -46,6 +49,8 @@ pub struct Services {
     pub generation: Option<GenerationService>,
     /// Recall over the story's memory, when a memory index is wired in.
     pub recall: Option<RecallService>,
+    /// Continuity checks.
+    pub validation: ValidationService,
 }
 
 impl Services {
@@ -54,7 +59,8 @@ impl Services {
         Self {
             story: StoryService::new(store.clone()),
             memory: MemoryService::new(store.clone()),
-            admin: AdminService::new(store),
+            admin: AdminService::new(store.clone()),
+            validation: ValidationService::new(store),
             generation: None,
             recall: None,
         }

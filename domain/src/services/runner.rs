@@ -151,6 +151,7 @@ impl JobRunner {
                 self.write(job, stop).await
             }
             JobKind::ExtractMemory => self.remember(job, stop).await,
+            JobKind::Validate => self.validate(job).await,
             other => {
                 self.fail(job, 0, format!("{other} jobs are not run by this worker"))
                     .await
@@ -184,6 +185,7 @@ impl JobRunner {
                 match self.jobs.finish_job(&job).await {
                     Ok(_) => {
                         self.end_stream(&job, 1, JobStatus::Succeeded, None).await;
+                        self.queue_validation(&job, memory).await;
                         RunOutcome::Succeeded
                     }
                     Err(e) => RunOutcome::Retry(e.to_string()),
@@ -199,6 +201,55 @@ impl JobRunner {
                     .await;
                 RunOutcome::Cancelled
             }
+        }
+    }
+
+    /// Queues the validation of the chapter version a memory job remembered, if it is
+    /// still current (a failure to queue is logged: validation never blocks a chapter).
+    async fn queue_validation(&self, job: &GenerationJob, memory: &Memory) {
+        let Some(chapter) = job.chapter_id else {
+            return;
+        };
+        let Ok(c) = self.store.get_chapter(job.tenant_id, chapter).await else {
+            return;
+        };
+        if job.input.chapter_version.is_some_and(|v| v != c.version) {
+            return;
+        }
+        if let Err(e) = memory.scheduler.validate(&c, job.created_by).await {
+            tracing::warn!(chapter = %c.id, error = %e, "validation job not queued");
+        }
+    }
+
+    /// Runs a validation job: checks the chapter version it names and stores the
+    /// report (a version no longer current is not checked: its successor's job is).
+    async fn validate(&self, mut job: GenerationJob) -> RunOutcome {
+        let Some(chapter) = job.chapter_id else {
+            return self
+                .fail(job, 0, "a validation job needs a chapter".into())
+                .await;
+        };
+        let c = match self.store.get_chapter(job.tenant_id, chapter).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => {
+                return self.fail(job, 0, "the chapter was deleted".into()).await;
+            }
+            Err(e) => return RunOutcome::Retry(e.to_string()),
+        };
+        if job.input.chapter_version.is_none_or(|v| v == c.version) {
+            let service = super::ValidationService::new(self.store.clone());
+            if let Err(e) = service.validate_version(&c).await {
+                return RunOutcome::Retry(e.to_string());
+            }
+        }
+        job.status = JobStatus::Succeeded;
+        job.finished_at = Some(now());
+        match self.jobs.finish_job(&job).await {
+            Ok(_) => {
+                self.end_stream(&job, 1, JobStatus::Succeeded, None).await;
+                RunOutcome::Succeeded
+            }
+            Err(e) => RunOutcome::Retry(e.to_string()),
         }
     }
 

@@ -53,6 +53,15 @@ impl Scheduler {
         .await
     }
 
+    /// Queues the validation job of the chapter's current version (after its memory job:
+    /// the check reads what memory established). Returns the job — the existing one when
+    /// this version was queued already.
+    pub async fn validate(&self, c: &Chapter, by: Option<UserId>) -> Result<GenerationJob, Error> {
+        let key = format!("validate:{}:{}:{}", c.id, c.version, c.seq);
+        self.queue_once(c.tenant_id, c.novel_id, Some(c), JobKind::Validate, key, by)
+            .await
+    }
+
     async fn queue_once(
         &self,
         tenant: TenantId,

@@ -306,6 +306,8 @@ diesel::table! {
         issues -> SqlJson,
         passed -> Bool,
         created_at -> SqlTimestamp,
+        chapter_version -> Nullable<Integer>,
+        complete -> Bool,
     }
 }
 

@@ -28,13 +28,22 @@ use async_graphql::{ID, Interface, MergedObject};
 /// Every read the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct SubgraphQuery(StoryQuery, GenerationQuery, StoryEntities);
+pub struct SubgraphQuery(
+    StoryQuery,
+    GenerationQuery,
+    crate::graphql::validation::ValidationQuery,
+    StoryEntities,
+);
 
 // Root mutation type of the story subgraph built alone.
 /// Every change the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct SubgraphMutation(StoryMutation, GenerationMutation);
+pub struct SubgraphMutation(
+    StoryMutation,
+    GenerationMutation,
+    crate::graphql::validation::ValidationMutation,
+);
 
 // The story subgraph's share of the `Node` interface.
 /// An object with a global ID, which `node(id)` fetches again.

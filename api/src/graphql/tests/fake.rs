@@ -62,6 +62,8 @@ pub(super) struct State {
     pub(super) usage: Vec<(TenantId, chrono::NaiveDate, String, i64)>,
     /// Chapters' memory state.
     pub(super) memory: Vec<ChapterMemory>,
+    /// Validation reports.
+    pub(super) validations: Vec<ChapterValidation>,
 }
 
 /// The fake store.

@@ -127,3 +127,36 @@ impl MemoryRepository for FakeStore {
         Ok(Vec::new())
     }
 }
+
+#[async_trait]
+impl ValidationRepository for FakeStore {
+    async fn save_validation(&self, v: &ChapterValidation) -> R<()> {
+        self.with(|s| {
+            if !s
+                .chapters
+                .iter()
+                .any(|x| x.tenant_id == v.tenant_id && x.id == v.chapter_id)
+            {
+                return Err(StoreError::NotFound);
+            }
+            s.validations.retain(|o| {
+                !(o.chapter_id == v.chapter_id && o.chapter_version == v.chapter_version)
+            });
+            s.validations.push(v.clone());
+            Ok(())
+        })
+    }
+    async fn get_validation(
+        &self,
+        t: TenantId,
+        c: ChapterId,
+        version: i32,
+    ) -> R<Option<ChapterValidation>> {
+        Ok(self.with(|s| {
+            s.validations
+                .iter()
+                .find(|v| v.tenant_id == t && v.chapter_id == c && v.chapter_version == version)
+                .cloned()
+        }))
+    }
+}

@@ -21,6 +21,7 @@ mod revisions;
 mod tenants;
 mod trusted;
 mod users;
+mod validation;
 
 use super::types::DbUuid;
 use znovel_domain::StoreError;

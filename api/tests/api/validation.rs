@@ -1,0 +1,293 @@
+//! Continuity checking through the API: `checkDraft` flags what contradicts the story as
+//! of a chapter (quoting the offending text with code-point offsets and the earlier
+//! record or passage as evidence) and passes near misses; `validateChapter` stores the
+//! report as the chapter version's `validation`; bad input and other tenants' chapters
+//! are refused.
+
+use crate::helpers::{Backend, TestApp};
+use serde_json::{Value, json};
+
+const CHECK: &str = "query($i: CheckDraftInput!) { checkDraft(input: $i) { complete \
+    issues { kind severity message source suggestion span { start end text } \
+    evidence { kind text chapterSeq startOffset endOffset chapter { seq } } } } }";
+
+const VALIDATE: &str = "mutation($i: ValidateChapterInput!) { validateChapter(input: $i) { \
+    chapter { id version } report { complete issues { kind span { text } } } } }";
+
+const CH1: &str = "Ned Stark rode north with his sons. The wind came down from the mountains \
+    that night, cold as iron, and every dog in the village began to howl at once.";
+const CH2: &str = "The sword fell at the Sept. The crowd roared, and the north lost its lord.";
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::helpers::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::helpers::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    check_draft_flags_contradictions_and_passes_near_misses,
+    validated_chapters_keep_their_report,
+    validation_refuses_bad_input_and_other_tenants,
+);
+
+/// A novel where Ned Stark (alias Lord Stark) dies in chapter 2; returns (novel, ids of
+/// chapters 1 and 2).
+async fn story(app: &TestApp) -> (String, String, String) {
+    let novel = app.novel("Winter").await;
+    let ned = app
+        .ok(
+            "mutation($i: CreateEntityInput!) { createEntity(input: $i) { entity { id } } }",
+            json!({ "i": { "novelId": novel, "name": "Ned Stark", "kind": "CHARACTER",
+                           "aliases": ["Lord Stark"] } }),
+        )
+        .await["createEntity"]["entity"]["id"]
+        .clone();
+    let mut ids = Vec::new();
+    for (seq, title, content) in [(1, "North", CH1), (2, "The Sept", CH2)] {
+        let d = app
+            .ok(
+                "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
+                json!({ "i": { "novelId": novel, "seq": seq, "title": title, "content": content } }),
+            )
+            .await;
+        ids.push(
+            d["createChapter"]["chapter"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    app.ok(
+        "mutation($i: RecordEntityStateInput!) { recordEntityState(input: $i) { entityState { id } } }",
+        json!({ "i": { "entityId": ned, "chapterId": ids[1], "state": "beheaded", "vital": "DEAD" } }),
+    )
+    .await;
+    (novel, ids[0].clone(), ids[1].clone())
+}
+
+async fn check(app: &TestApp, novel: &str, text: &str, as_of: i64) -> Value {
+    app.ok(
+        CHECK,
+        json!({ "i": { "novelId": novel, "text": text, "asOfChapter": as_of } }),
+    )
+    .await["checkDraft"]
+        .clone()
+}
+
+fn chars(text: &str, start: &Value, end: &Value) -> String {
+    let (s, e) = (
+        start.as_u64().unwrap() as usize,
+        end.as_u64().unwrap() as usize,
+    );
+    text.chars().skip(s).take(e - s).collect()
+}
+
+async fn check_draft_flags_contradictions_and_passes_near_misses(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (novel, _, _) = story(&app).await;
+
+    // The dead man speaks, named by his alias, after a Chinese line (offsets are code
+    // points, not bytes).
+    let draft = "雪落了。“Winter is coming,” said Lord Stark.";
+    let r = check(&app, &novel, draft, 2).await;
+    assert_eq!(r["complete"], true);
+    let issues = r["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{r:#}");
+    let i = &issues[0];
+    assert_eq!(i["kind"], "DEAD_CHARACTER");
+    assert_eq!(i["severity"], "ERROR");
+    assert_eq!(i["source"], "RULE");
+    assert_eq!(i["span"]["text"], "Lord Stark");
+    assert_eq!(
+        chars(draft, &i["span"]["start"], &i["span"]["end"]),
+        "Lord Stark"
+    );
+    assert!(i["suggestion"].as_str().is_some_and(|s| !s.is_empty()));
+    let evidence = &i["evidence"][0];
+    assert_eq!(evidence["kind"], "ENTITY_STATE");
+    assert_eq!(evidence["chapterSeq"], 2);
+    assert_eq!(evidence["chapter"]["seq"], 2);
+    assert!(
+        evidence["text"].as_str().unwrap().contains("dead"),
+        "{evidence}"
+    );
+
+    // As of chapter 1 he is alive; remembered, he is fine.
+    assert_eq!(check(&app, &novel, draft, 1).await["issues"], json!([]));
+    let remembered = "Arya remembered how Lord Stark smiled.";
+    assert_eq!(
+        check(&app, &novel, remembered, 2).await["issues"],
+        json!([])
+    );
+
+    // A passage of chapter 1 repeated word for word: the evidence quotes it.
+    let repeated = "Morning came. The wind came down from the mountains that night, cold as \
+        iron, and every dog in the village began to howl at once.";
+    let r = check(&app, &novel, repeated, 2).await;
+    let i = &r["issues"][0];
+    assert_eq!(i["kind"], "REPETITION", "{r:#}");
+    assert_eq!(i["span"]["start"], 14);
+    let passage = &i["evidence"][0];
+    assert_eq!(passage["kind"], "PASSAGE");
+    assert_eq!(passage["chapter"]["seq"], 1);
+    assert_eq!(
+        chars(CH1, &passage["startOffset"], &passage["endOffset"]),
+        passage["text"].as_str().unwrap()
+    );
+    // As of chapter 0 (the bible alone) nothing was written before.
+    assert_eq!(check(&app, &novel, repeated, 0).await["issues"], json!([]));
+}
+
+async fn validated_chapters_keep_their_report(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (novel, _, _) = story(&app).await;
+    let three = app
+        .ok(
+            "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
+            json!({ "i": { "novelId": novel, "seq": 3, "title": "Ghost",
+                           "content": "Ned Stark smiled and poured the wine." } }),
+        )
+        .await["createChapter"]["chapter"]["id"]
+        .clone();
+    let d = app
+        .ok(VALIDATE, json!({ "i": { "chapterId": three } }))
+        .await;
+    let p = &d["validateChapter"];
+    assert_eq!(p["chapter"]["id"], three);
+    assert_eq!(p["report"]["issues"][0]["kind"], "DEAD_CHARACTER", "{p:#}");
+    assert_eq!(p["report"]["issues"][0]["span"]["text"], "Ned Stark");
+    let q =
+        "query($c: ID!) { chapter(id: $c) { version validation { complete issues { kind } } } }";
+    let c = app.ok(q, json!({ "c": three })).await["chapter"].clone();
+    assert_eq!(
+        c["validation"]["issues"][0]["kind"], "DEAD_CHARACTER",
+        "{c:#}"
+    );
+    assert_eq!(c["validation"]["complete"], true);
+
+    // A new version has no report until it is checked; then the new report is the
+    // chapter's.
+    app.ok(
+        "mutation($i: UpdateChapterInput!) { updateChapter(input: $i) { chapter { version } } }",
+        json!({ "i": { "id": three, "content": "Arya remembered how Ned Stark smiled." } }),
+    )
+    .await;
+    let now = app.ok(q, json!({ "c": three })).await["chapter"].clone();
+    assert_eq!(now["version"], 2, "{now:#}");
+    assert!(now["validation"].is_null(), "{now:#}");
+    let d = app
+        .ok(VALIDATE, json!({ "i": { "chapterId": three } }))
+        .await;
+    assert_eq!(d["validateChapter"]["chapter"]["version"], 2);
+    let now = app.ok(q, json!({ "c": three })).await["chapter"].clone();
+    assert_eq!(now["validation"]["issues"], json!([]), "{now:#}");
+    assert_eq!(now["validation"]["complete"], true);
+}
+
+async fn validation_refuses_bad_input_and_other_tenants(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (novel, one, _) = story(&app).await;
+    let code = |text: String, as_of: i64| {
+        let app = &app;
+        let novel = novel.clone();
+        async move {
+            app.err(
+                CHECK,
+                json!({ "i": { "novelId": novel, "text": text, "asOfChapter": as_of } }),
+            )
+            .await
+        }
+    };
+    assert_eq!(code("  ".into(), 1).await, "BAD_USER_INPUT");
+    assert_eq!(code("x".repeat(500_001), 1).await, "BAD_USER_INPUT");
+    // A 2 MB draft is refused before it is read.
+    let status = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.admin_key)
+        .json(
+            &json!({ "query": CHECK, "variables": { "i": { "novelId": novel,
+            "text": "x".repeat(2_000_000), "asOfChapter": 1 } } }),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 413);
+    assert_eq!(code("Ned smiled.".into(), 3).await, "BAD_USER_INPUT");
+    assert_eq!(code("Ned smiled.".into(), -1).await, "BAD_USER_INPUT");
+    let (_, body) = app
+        .err_as(
+            Some(&app.admin_key),
+            CHECK,
+            json!({ "i": { "novelId": novel, "text": "Ned smiled.", "asOfChapter": 9 } }),
+        )
+        .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("asOfChapter"),
+        "{body:#}"
+    );
+    assert_eq!(
+        app.err(VALIDATE, json!({ "i": { "chapterId": "nope" } }))
+            .await,
+        "BAD_USER_INPUT"
+    );
+    let missing = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("Chapter:{}", uuid::Uuid::now_v7()))
+    };
+    assert_eq!(
+        app.err(VALIDATE, json!({ "i": { "chapterId": missing } }))
+            .await,
+        "NOT_FOUND"
+    );
+    // Another tenant can neither check against our novel nor validate our chapter.
+    let theirs = app.new_tenant("theirs").await;
+    let (c, _) = app
+        .err_as(
+            Some(&theirs),
+            CHECK,
+            json!({ "i": { "novelId": novel, "text": "Ned smiled.", "asOfChapter": 1 } }),
+        )
+        .await;
+    assert_eq!(c, "NOT_FOUND");
+    let (c, _) = app
+        .err_as(
+            Some(&theirs),
+            VALIDATE,
+            json!({ "i": { "chapterId": one } }),
+        )
+        .await;
+    assert_eq!(c, "NOT_FOUND");
+    // A reader may check drafts but not store a report.
+    let reader = app.user_key("reader@example.com", "VIEWER").await;
+    let d = app
+        .ok_as(
+            &reader,
+            CHECK,
+            json!({ "i": { "novelId": novel, "text": "Ned Stark smiled.", "asOfChapter": 2 } }),
+        )
+        .await;
+    assert_eq!(d["checkDraft"]["issues"][0]["kind"], "DEAD_CHARACTER");
+    let (c, _) = app
+        .err_as(
+            Some(&reader),
+            VALIDATE,
+            json!({ "i": { "chapterId": one } }),
+        )
+        .await;
+    assert_eq!(c, "FORBIDDEN");
+}
