@@ -98,7 +98,8 @@ impl App {
         };
         let memory = pipeline
             .as_ref()
-            .map(|p| Memory::build(store.clone(), p, None));
+            .map(|p| Memory::build(store.clone(), p, None, settings))
+            .transpose()?;
         let generation = match (&pipeline, &memory) {
             (Some(p), Some(m)) => {
                 wire_generation(p, m, &store, &metrics, settings, role, runs_workers)?
@@ -187,6 +188,12 @@ impl App {
                 )));
             }
             workers.extend(worker::spawn(deps, opts, rx.clone()));
+        }
+        // Novels whose Qdrant copy missed a write are copied again once Qdrant answers.
+        if let Some(mirror) = self.memory.as_ref().and_then(|m| m.mirror.clone()) {
+            workers.push(tokio::spawn(
+                mirror.resync_loop(crate::memory::RESYNC_EVERY, rx.clone()),
+            ));
         }
         let mut metrics_rx = rx.clone();
         let metrics = tokio::spawn(async move {

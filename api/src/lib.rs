@@ -10,6 +10,7 @@ pub mod graphql;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;
+pub mod reindex;
 pub mod role;
 pub mod server;
 pub mod telemetry;

@@ -13,6 +13,7 @@ mod hardening;
 mod memory;
 mod operations;
 mod playground;
+mod reindex;
 mod roles;
 mod scale_out;
 mod schema;
