@@ -17,6 +17,17 @@ echo "== doc tests"
 cargo test --locked --workspace --doc
 scripts/check-k8s.sh  # k8s/ manifests and the runbook: schemas, policies, env, metrics
 scripts/playground.sh check  # web-playground/dist (embedded in the binary) = a fresh build of its sources
+# Qdrant: the memory index suites start their own server from QDRANT_BIN, else
+# ../shared/bin/qdrant next to the checkout, else `qdrant` on PATH.
+if [ -z "${QDRANT_BIN:-}" ] && [ -x ../shared/bin/qdrant ]; then
+  QDRANT_BIN="$(cd ../shared/bin && pwd)/qdrant"
+  export QDRANT_BIN
+fi
+if [ -n "${QDRANT_BIN:-}" ] || command -v qdrant >/dev/null 2>&1; then
+  echo "== qdrant server for the tests: ${QDRANT_BIN:-$(command -v qdrant)}"
+else
+  echo "!! no qdrant binary: the Qdrant memory index tests are SKIPPED (set QDRANT_BIN)"
+fi
 echo "== tests"
 cargo nextest run --locked --workspace --no-fail-fast
 scripts/http-audit.sh        # graphql-http serverAudits: 0 errors; graphql-ws close codes

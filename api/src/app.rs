@@ -109,7 +109,8 @@ impl App {
                 store.clone(),
                 p,
                 embedding::build_embedder(settings)?,
-            )),
+                settings,
+            )?),
             None => None,
         };
         let generation = match (&pipeline, &memory) {
@@ -220,6 +221,12 @@ impl App {
                 )));
             }
             workers.extend(worker::spawn(deps, opts, rx.clone()));
+        }
+        // Novels whose Qdrant copy missed a write are copied again once Qdrant answers.
+        if let Some(mirror) = self.memory.as_ref().and_then(|m| m.mirror.clone()) {
+            workers.push(tokio::spawn(
+                mirror.resync_loop(crate::memory::RESYNC_EVERY, rx.clone()),
+            ));
         }
         let mut metrics_rx = rx.clone();
         let metrics = tokio::spawn(async move {

@@ -1,5 +1,5 @@
-//! The `znovel` command line: `serve [--role ROLE]`, `worker`, `migrate`, `print-schema`,
-//! `tenant create`, `apikey create`, … Flags override environment variables, which override
+//! The `znovel` command line: `serve [--role ROLE]`, `worker`, `migrate`, `reindex`,
+//! `print-schema`, `tenant create`, `apikey create`, … Flags override environment variables, which override
 //! the config file.
 
 use crate::app::{self, App};
@@ -49,6 +49,17 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Rebuild the Qdrant memory index (`QDRANT_URL`) from the database, which stays the
+    /// record: every novel, or one. Run it after Qdrant lost data, or after an outage in
+    /// which a process stopped before it could copy missed writes again.
+    Reindex {
+        /// Only this novel (its id).
+        #[arg(long, value_name = "ID")]
+        novel: Option<uuid::Uuid>,
+        /// Database flags.
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
     PrintSchema {
         /// Print this subgraph's federation SDL instead (story-gen, memory, admin).
@@ -247,6 +258,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             settings.validate()?;
             app::open_store(&settings, true).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Reindex { novel, db } => {
+            apply_db(&mut settings, &db);
+            settings.validate()?;
+            let store = app::open_store(&settings, settings.migrate).await?;
+            let novel = novel.map(znovel_domain::ids::NovelId::from_uuid);
+            let done = crate::reindex::reindex(&settings, &store, novel).await?;
+            println!(
+                "reindexed {} novels ({} records) into Qdrant",
+                done.novels, done.records
+            );
             Ok(())
         }
         Command::PrintSchema {

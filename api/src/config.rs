@@ -14,7 +14,9 @@
 //! | `ZNOVEL_BOOTSTRAP` | `true` for `znovel serve`, `false` with `--role` | create a local tenant and admin key on first start |
 //! | `REDIS_URL` | unset = in-process queue | Redis for queues and token streams |
 //! | `ZNOVEL_REDIS_PREFIX` | `znovel` | prefix of every Redis key (and pub/sub channel): deployments sharing one Redis use different prefixes |
-//! | `QDRANT_URL` | unset = in-process index | Qdrant for vectors |
+//! | `QDRANT_URL` | unset = the database indexes memory | Qdrant's gRPC URL (`http://host:6334`): story memory is searched there, mirrored from the database (the record) |
+//! | `QDRANT_COLLECTION` | `znovel_memory` | the Qdrant collection of this deployment (created on first use) |
+//! | `QDRANT_API_KEY` | unset | Qdrant's API key |
 //! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset = embedded model | OpenAI-compatible provider |
 //! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
 //! | `LLM_FALLBACK_ENABLED` | `false` | force the fallback chain |
@@ -46,8 +48,8 @@
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
-//! Every secret (`DATABASE_URL`, `REDIS_URL`, `LLM_API_KEY`, `EMBEDDING_API_KEY`,
-//! `JWT_SECRET`, `JWT_PUBLIC_KEY`)
+//! Every secret (`DATABASE_URL`, `REDIS_URL`, `QDRANT_API_KEY`, `LLM_API_KEY`,
+//! `EMBEDDING_API_KEY`, `JWT_SECRET`, `JWT_PUBLIC_KEY`)
 //! may instead be read from a mounted file named by the same variable with `_FILE`
 //! appended. A value that does not parse fails start-up with a message naming the variable.
 
@@ -80,8 +82,12 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key and channel.
     pub redis_prefix: String,
-    /// Qdrant URL (vectors).
+    /// Qdrant's gRPC URL: story memory is searched there, mirrored from the database.
     pub qdrant_url: Option<String>,
+    /// The Qdrant collection of this deployment.
+    pub qdrant_collection: String,
+    /// Qdrant's API key.
+    pub qdrant_api_key: Option<SecretString>,
     /// Language-model provider.
     pub llm: LlmSettings,
     /// Embedder (dense recall).
@@ -317,6 +323,8 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: "znovel".into(),
             qdrant_url: None,
+            qdrant_collection: "znovel_memory".into(),
+            qdrant_api_key: None,
             llm: LlmSettings::default(),
             embedding: EmbeddingSettings::default(),
             jwt: JwtSettings::default(),
@@ -379,6 +387,8 @@ pub const VARIABLES: &[&str] = &[
     "REDIS_URL",
     "ZNOVEL_REDIS_PREFIX",
     "QDRANT_URL",
+    "QDRANT_COLLECTION",
+    "QDRANT_API_KEY",
     "LLM_BASE_URL",
     "LLM_API_KEY",
     "LLM_MODEL",
@@ -420,6 +430,7 @@ pub const VARIABLES: &[&str] = &[
 pub const SECRETS: &[&str] = &[
     "DATABASE_URL",
     "REDIS_URL",
+    "QDRANT_API_KEY",
     "LLM_API_KEY",
     "EMBEDDING_API_KEY",
     "JWT_SECRET",
@@ -560,6 +571,12 @@ impl Settings {
         }
         if let Some(v) = get("QDRANT_URL") {
             self.qdrant_url = Some(v);
+        }
+        if let Some(v) = get("QDRANT_COLLECTION") {
+            self.qdrant_collection = v;
+        }
+        if let Some(v) = secret(env, "QDRANT_API_KEY")? {
+            self.qdrant_api_key = Some(v);
         }
         if let Some(v) = get("LLM_BASE_URL") {
             self.llm.base_url = Some(v);

@@ -13,6 +13,7 @@ pub mod live_auth;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;
+pub mod reindex;
 pub mod role;
 pub mod server;
 pub mod telemetry;

@@ -6,7 +6,10 @@
 //! again the jobs an in-process queue lost in a restart, and the memory jobs of chapters
 //! whose current version is not remembered yet.
 
+use crate::config::Settings;
 use crate::pipeline::Pipeline;
+use anyhow::Context;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 use znovel_domain::ports::{Embedder, JobMessage, JobQueue, JobRepository, MemoryIndex, Store};
@@ -14,10 +17,17 @@ use znovel_domain::services::{
     Indexer, MemoryJobConfig, MemoryJobs, RecallService, Scheduler, runner,
 };
 use znovel_infra::SqlStore;
-use znovel_infra::memory::SqlMemoryIndex;
+use znovel_infra::memory::{MirroredMemoryIndex, QdrantConfig, QdrantMemoryIndex, SqlMemoryIndex};
 
 /// Most bytes of vectors one process caches for exact search (the SQL index).
 pub const VECTOR_CACHE_BYTES: usize = 512 << 20;
+
+/// Dimensions of the Qdrant collection's dense vectors without an embedder (the embedded
+/// model's).
+pub const DEFAULT_DIMENSIONS: usize = 384;
+
+/// How often novels whose Qdrant copy missed a write are copied again.
+pub const RESYNC_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the memory sweep looks for chapters not remembered yet.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -27,6 +37,8 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub struct Memory {
     /// Where records are searched.
     pub index: Arc<dyn MemoryIndex>,
+    /// The Qdrant mirror, when `QDRANT_URL` is set (its resync loop runs with the server).
+    pub mirror: Option<Arc<MirroredMemoryIndex>>,
     /// What embeds texts, when one is available.
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Writes records.
@@ -38,14 +50,24 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Builds the memory over `store` with the pipeline's queue and events.
+    /// Builds the memory over `store` with the pipeline's queue and events: the database
+    /// indexes it, mirrored to Qdrant when `QDRANT_URL` is set.
     pub fn build(
         store: Arc<SqlStore>,
         pipeline: &Pipeline,
         embedder: Option<Arc<dyn Embedder>>,
-    ) -> Self {
-        let index: Arc<dyn MemoryIndex> =
-            Arc::new(SqlMemoryIndex::new((*store).clone(), VECTOR_CACHE_BYTES));
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
+        let sql = SqlMemoryIndex::new((*store).clone(), VECTOR_CACHE_BYTES);
+        let dims = embedder
+            .as_ref()
+            .map_or(DEFAULT_DIMENSIONS, |e| e.dimensions());
+        let mirror = qdrant(settings, dims)?
+            .map(|q| Arc::new(MirroredMemoryIndex::new(sql.clone(), Arc::new(q))));
+        let index: Arc<dyn MemoryIndex> = match &mirror {
+            Some(m) => m.clone(),
+            None => Arc::new(sql),
+        };
         let indexer = Indexer::new(store.clone(), index.clone(), embedder.clone());
         let recall = RecallService::new(store.clone(), index.clone(), embedder.clone());
         let scheduler = Scheduler::new(
@@ -54,13 +76,14 @@ impl Memory {
             pipeline.queue.clone(),
             pipeline.events.clone(),
         );
-        Self {
+        Ok(Self {
             index,
+            mirror,
             embedder,
             indexer,
             recall,
             scheduler,
-        }
+        })
     }
 
     /// What a job runner needs to run memory jobs and remember what it writes.
@@ -77,6 +100,25 @@ impl Memory {
             scheduler: self.scheduler.clone(),
         }
     }
+}
+
+/// The Qdrant index of the settings, when `QDRANT_URL` is set, for `dims`-dimensional
+/// vectors.
+pub fn qdrant(settings: &Settings, dims: usize) -> anyhow::Result<Option<QdrantMemoryIndex>> {
+    let Some(url) = &settings.qdrant_url else {
+        return Ok(None);
+    };
+    let config = QdrantConfig {
+        api_key: settings
+            .qdrant_api_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned()),
+        collection: settings.qdrant_collection.clone(),
+        ..QdrantConfig::new(url.clone(), dims)
+    };
+    QdrantMemoryIndex::new(&config)
+        .map(Some)
+        .with_context(|| format!("invalid QDRANT_URL {url}"))
 }
 
 /// The maintenance loop of a process that runs jobs (until `shutdown`): once at start,

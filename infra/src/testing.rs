@@ -22,6 +22,8 @@
 //! Use a multi-thread tokio runtime (`#[tokio::test(flavor = "multi_thread")]`): the
 //! store's pooled connections live on the runtime that opened them.
 
+pub mod qdrant;
+
 use crate::sql::pool::{establish_pg, quote_ident};
 use crate::{DbBackend, SqlOptions, SqlStore};
 use anyhow::Context;

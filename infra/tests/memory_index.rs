@@ -1,10 +1,12 @@
 //! The memory index contract suite: every test body is written once against
 //! `dyn MemoryIndex` and instantiated for every adapter — the SQL index on SQLite and on
-//! PostgreSQL, and Qdrant (see `memory_index/support.rs` for how each is set up).
+//! PostgreSQL, Qdrant, and PostgreSQL mirrored to Qdrant (see `memory_index/support.rs`
+//! for how each is set up; a real Qdrant server is started per test). `mirror.rs` stops
+//! Qdrant mid-run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-/// `index_test!(name)` → `mod name { sqlite, postgres }`.
+/// `index_test!(name)` → `mod name { sqlite, postgres, qdrant, mirrored }`.
 macro_rules! index_test {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -19,12 +21,30 @@ macro_rules! index_test {
                 let ctx = crate::support::Ctx::sql(znovel_infra::DbBackend::Postgres).await;
                 crate::contract::$name(&ctx).await;
             }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn qdrant() {
+                let Some(ctx) = crate::support::Ctx::qdrant().await else {
+                    return;
+                };
+                crate::contract::$name(&ctx).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn mirrored() {
+                let Some(ctx) = crate::support::Ctx::mirrored().await else {
+                    return;
+                };
+                crate::contract::$name(&ctx).await;
+            }
         }
     )*};
 }
 
 #[path = "memory_index/contract.rs"]
 mod contract;
+#[path = "memory_index/mirror.rs"]
+mod mirror;
 #[path = "memory_index/support.rs"]
 mod support;
 

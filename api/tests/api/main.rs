@@ -18,6 +18,7 @@ mod memory;
 mod operations;
 mod playground;
 mod rate_limits;
+mod reindex;
 mod roles;
 mod scale_out;
 mod schema;

@@ -1,11 +1,17 @@
 //! The memory index adapters (the `MemoryIndex` port): in the relational database
-//! ([`SqlMemoryIndex`], the embedded default) or in Qdrant, with the word segmentation
-//! they share ([`segment`]) and reciprocal-rank fusion ([`fuse`]).
+//! ([`SqlMemoryIndex`], the embedded default) or in Qdrant ([`QdrantMemoryIndex`]), with
+//! the word segmentation they share ([`segment`], [`sparse`]) and reciprocal-rank fusion
+//! ([`fuse`]).
 
+mod mirror;
+mod qdrant;
 pub mod segment;
+pub mod sparse;
 mod sql;
 pub mod vectors;
 
+pub use mirror::MirroredMemoryIndex;
+pub use qdrant::{QdrantConfig, QdrantMemoryIndex};
 pub use sql::SqlMemoryIndex;
 
 use std::collections::HashMap;

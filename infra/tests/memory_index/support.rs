@@ -7,19 +7,24 @@ use znovel_domain::ids::{ChapterId, NovelId, TenantId};
 use znovel_domain::model::{MemoryKind, MemoryRecord, RecallMode};
 use znovel_domain::ports::{IndexHit, IndexQuery, MemoryIndex, NovelRepository, TenantRepository};
 use znovel_domain::services::now;
-use znovel_infra::memory::SqlMemoryIndex;
+use znovel_infra::memory::{MirroredMemoryIndex, QdrantConfig, QdrantMemoryIndex, SqlMemoryIndex};
 use znovel_infra::testing::TestDatabase;
+use znovel_infra::testing::qdrant::TestQdrant;
 use znovel_infra::{DbBackend, SqlStore};
 
 /// The model the suite's vectors claim to come from.
 pub const MODEL: &str = "contract-model";
+
+/// Dimensions of the suite's vectors ([`fake_vector`]).
+pub const DIMS: usize = 64;
 
 pub struct Ctx {
     pub index: Arc<dyn MemoryIndex>,
     pub tenant: TenantId,
     pub novel: NovelId,
     store: SqlStore,
-    _db: TestDatabase,
+    _db: Option<TestDatabase>,
+    _qdrant: Option<TestQdrant>,
 }
 
 async fn seed(store: &SqlStore, slug: &str) -> (TenantId, NovelId) {
@@ -61,18 +66,64 @@ fn novel_of(tenant: TenantId) -> znovel_domain::model::Novel {
 }
 
 impl Ctx {
+    /// `index` over `store`, with a tenant and a novel created in `store`.
+    pub async fn seeded(store: SqlStore, index: Arc<dyn MemoryIndex>) -> Ctx {
+        let (tenant, novel) = seed(&store, "ours").await;
+        Ctx {
+            index,
+            tenant,
+            novel,
+            store,
+            _db: None,
+            _qdrant: None,
+        }
+    }
+
     /// The SQL index on a fresh database of `backend`.
     pub async fn sql(backend: DbBackend) -> Ctx {
         let db = TestDatabase::new(backend).await.expect("test database");
         let store = db.store().await.expect("migrated store");
-        let (tenant, novel) = seed(&store, "ours").await;
+        let index = Arc::new(SqlMemoryIndex::new(store.clone(), 64 << 20));
         Ctx {
-            index: Arc::new(SqlMemoryIndex::new(store.clone(), 64 << 20)),
-            tenant,
-            novel,
-            store,
-            _db: db,
+            _db: Some(db),
+            ..Ctx::seeded(store, index).await
         }
+    }
+
+    /// The Qdrant index on a server of its own (tenants and novels are still created
+    /// in a SQLite database); `None` when there is no Qdrant binary (said loudly).
+    pub async fn qdrant() -> Option<Ctx> {
+        let server = TestQdrant::start().expect("qdrant server")?;
+        let db = TestDatabase::new(DbBackend::Sqlite)
+            .await
+            .expect("test database");
+        let store = db.store().await.expect("migrated store");
+        let index = QdrantMemoryIndex::new(&qdrant_config(&server.url)).expect("qdrant client");
+        Some(Ctx {
+            _db: Some(db),
+            _qdrant: Some(server),
+            ..Ctx::seeded(store, Arc::new(index)).await
+        })
+    }
+
+    /// The PostgreSQL index mirrored to Qdrant (what `QDRANT_URL` sets up); `None` when
+    /// there is no Qdrant binary.
+    pub async fn mirrored() -> Option<Ctx> {
+        let server = TestQdrant::start().expect("qdrant server")?;
+        let db = TestDatabase::new(DbBackend::Postgres)
+            .await
+            .expect("test database");
+        let store = db.store().await.expect("migrated store");
+        let qdrant = QdrantMemoryIndex::new(&qdrant_config(&server.url)).expect("qdrant client");
+        let index = MirroredMemoryIndex::new(
+            SqlMemoryIndex::new(store.clone(), 64 << 20),
+            Arc::new(qdrant),
+        );
+        Some(Ctx {
+            _db: Some(db),
+            _qdrant: Some(server),
+            ..Ctx::seeded(store, Arc::new(index)).await
+        })
     }
 
     /// Another tenant with a novel of its own.
@@ -108,6 +159,15 @@ impl Ctx {
     }
 }
 
+/// The suite's Qdrant configuration: [`DIMS`]-dimensional vectors, a collection of its
+/// own.
+pub fn qdrant_config(url: &str) -> QdrantConfig {
+    QdrantConfig {
+        collection: format!("contract_{}", uuid::Uuid::new_v4().simple()),
+        ..QdrantConfig::new(url, DIMS)
+    }
+}
+
 /// A record of our kind of test.
 pub fn record(
     tenant: TenantId,
@@ -139,13 +199,13 @@ pub fn record(
 /// A unit vector standing for the meaning of `words`: each word adds to two of 64
 /// dimensions (by a stable hash), so texts sharing words are similar.
 pub fn fake_vector(words: &str) -> Vec<f32> {
-    let mut v = vec![0.01f32; 64];
+    let mut v = vec![0.01f32; DIMS];
     for w in words.split_whitespace() {
         let h = w.bytes().fold(2166136261u32, |h, b| {
             (h ^ u32::from(b)).wrapping_mul(16777619)
         });
-        v[(h % 64) as usize] += 1.0;
-        v[((h / 64) % 64) as usize] += 0.5;
+        v[h as usize % DIMS] += 1.0;
+        v[(h as usize / DIMS) % DIMS] += 0.5;
     }
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter().map(|x| x / n).collect()
