@@ -15,7 +15,7 @@
 //! | `REDIS_URL` | unset = in-process queue | Redis for queues and token streams |
 //! | `ZNOVEL_REDIS_PREFIX` | `znovel` | prefix of every Redis key (and pub/sub channel): deployments sharing one Redis use different prefixes |
 //! | `QDRANT_URL` | unset = the database indexes memory | Qdrant's gRPC URL (`http://host:6334`): story memory is searched there, mirrored from the database (the record) |
-//! | `QDRANT_COLLECTION` | `znovel_memory` | the Qdrant collection of this deployment (created on first use) |
+//! | `QDRANT_COLLECTION` | `znovel-memory` | the Qdrant collection of this deployment (created on first use) |
 //! | `QDRANT_API_KEY` | unset | Qdrant's API key |
 //! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset = embedded model | OpenAI-compatible provider |
 //! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
@@ -323,7 +323,7 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: "znovel".into(),
             qdrant_url: None,
-            qdrant_collection: "znovel_memory".into(),
+            qdrant_collection: "znovel-memory".into(),
             qdrant_api_key: None,
             llm: LlmSettings::default(),
             embedding: EmbeddingSettings::default(),

@@ -53,7 +53,7 @@ impl QdrantConfig {
         Self {
             url: url.into(),
             api_key: None,
-            collection: "znovel_memory".into(),
+            collection: "znovel-memory".into(),
             dims,
             timeout: Duration::from_secs(5),
         }
