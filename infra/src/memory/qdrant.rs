@@ -91,6 +91,11 @@ fn index_err(e: QdrantError) -> IndexError {
             | Code::ResourceExhausted
             | Code::Unknown => IndexError::Unavailable(e.to_string()),
             Code::InvalidArgument => IndexError::Invalid(e.to_string()),
+            // The client reports a refused or broken connection as INTERNAL "Failed to
+            // connect …" (a tonic transport error), not UNAVAILABLE.
+            Code::Internal if is_transport_failure(status) => {
+                IndexError::Unavailable(e.to_string())
+            }
             _ => IndexError::Internal(e.to_string()),
         },
         QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => {
@@ -98,6 +103,12 @@ fn index_err(e: QdrantError) -> IndexError {
         }
         _ => IndexError::Internal(e.to_string()),
     }
+}
+
+/// Whether a status is the client's own report of a connection it could not make or keep.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    let m = status.message();
+    m.contains("Failed to connect") || m.contains("transport error")
 }
 
 fn keyword(key: &str, value: impl ToString) -> Condition {

@@ -59,10 +59,14 @@ async fn qdrant_down_mid_run_then_back() {
         assert_eq!(texts(&hits), vec!["the lantern of Orrin"], "{mode}");
     }
     assert!(mirror.fallbacks() >= 3, "{}", mirror.fallbacks());
-    assert!(matches!(
-        qdrant.search(&query("Orrin", RecallMode::Keyword)).await,
-        Err(znovel_domain::ports::IndexError::Unavailable(_))
-    ));
+    let direct = qdrant.search(&query("Orrin", RecallMode::Keyword)).await;
+    assert!(
+        matches!(
+            direct,
+            Err(znovel_domain::ports::IndexError::Unavailable(_))
+        ),
+        "{direct:?}"
+    );
     // Writes are taken (the database is the record) and the novel is marked behind.
     let (bell, r) = write("the harbour bell rang twice");
     mirror

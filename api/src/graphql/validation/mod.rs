@@ -41,6 +41,7 @@ impl ValidationQuery {
     async fn check_draft(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The draft, its novel, and the last chapter it is checked against.")]
         input: CheckDraftInput,
     ) -> async_graphql::Result<ValidationReport> {
         check_draft(ctx, input).await.map(ValidationReport::from)
@@ -68,7 +69,7 @@ impl ValidationMutation {
     async fn validate_chapter(
         &self,
         ctx: &Context<'_>,
-        input: ValidateChapterInput,
+        #[graphql(desc = "The chapter to check.")] input: ValidateChapterInput,
     ) -> async_graphql::Result<ValidateChapterPayload> {
         let (s, actor) = call(ctx)?;
         let id = decode(&input.chapter_id, "chapterId")?;
