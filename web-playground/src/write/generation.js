@@ -7,7 +7,7 @@ import { gql, subscribe } from '../shared/api.js';
 import { $, duration, h, isCjkLanguage, randomKey } from './dom.js';
 import { noteJob } from './outline.js';
 import * as Q from './queries.js';
-import { notice, noticeError, state } from './state.js';
+import { issueKey, notice, noticeError, state } from './state.js';
 import { countWords, segments } from './text.js';
 
 const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -162,7 +162,7 @@ function handle(l, ev) {
       return false;
     }
     case 'ChapterIssue': {
-      if (!l.issues.some((i) => i.id === ev.issue.id)) {
+      if (!l.issues.some((i) => issueKey(i) === issueKey(ev.issue))) {
         l.issues.push(ev.issue);
         redrawText(l);
         document.dispatchEvent(new CustomEvent('zn:issues', { detail: { chapterId: l.chapterId, issues: l.issues } }));
@@ -253,13 +253,13 @@ export function drawText(article, text, issues) {
     return;
   }
   article.replaceChildren(
-    ...segments(text, issues.map((i) => ({ start: i.span.start, end: i.span.end, issue: i }))).map((s) =>
+    ...segments(text, issues.filter((i) => i.span).map((i) => ({ start: i.span.start, end: i.span.end, issue: i }))).map((s) =>
       s.mark
         ? h(
             'mark',
             {
               class: `issue sev-${String(s.mark.issue.severity).toLowerCase()}`,
-              'data-issue-id': s.mark.issue.id,
+              'data-issue-id': issueKey(s.mark.issue),
               title: `${s.mark.issue.kind}: ${s.mark.issue.message}`,
             },
             s.text,

@@ -2,7 +2,7 @@
 // are built from the detected feature set (features.js).
 
 const RECALL_HIT = 'text score kind chapterSeq startOffset endOffset chapter { id seq title }';
-const ISSUE = `id kind severity message span { start end text } suggestion source evidence { ${RECALL_HIT} }`;
+const ISSUE = `kind severity message span { start end text } suggestion source evidence { ${RECALL_HIT} }`;
 
 const CHAPTER_FIELDS = 'id seq title outline status wordCount targetWordCount version volumeId';
 

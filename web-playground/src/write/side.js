@@ -6,7 +6,7 @@
 import { gql } from '../shared/api.js';
 import { $, h } from './dom.js';
 import * as Q from './queries.js';
-import { notice, noticeError, state } from './state.js';
+import { issueKey, notice, noticeError, state } from './state.js';
 
 const KINDS = ['CHARACTER', 'LOCATION', 'ITEM', 'ORGANIZATION', 'CONCEPT'];
 
@@ -125,10 +125,10 @@ export function issuesSection(issues, complete) {
       issues.map((issue) =>
         h(
           'li',
-          { class: `issue-item sev-${String(issue.severity).toLowerCase()}`, 'data-issue-id': issue.id },
+          { class: `issue-item sev-${String(issue.severity).toLowerCase()}`, 'data-issue-id': issueKey(issue) },
           h(
             'button',
-            { type: 'button', class: 'link', onclick: () => focusIssue(issue.id) },
+            { type: 'button', class: 'link', onclick: () => focusIssue(issueKey(issue)) },
             h('span', { class: 'chip' }, issue.severity),
             ' ',
             h('span', { class: 'chip kind' }, issue.kind),

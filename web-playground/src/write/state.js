@@ -12,6 +12,12 @@ export const WRITING_KINDS = ['DRAFT', 'CONTINUE', 'REWRITE', 'POLISH'];
 /** Whether `job` writes text (a job whose kind is not known yet counts as writing). */
 export const isWriting = (job) => !job.kind || WRITING_KINDS.includes(job.kind);
 
+/**
+ * A continuity issue's identity on this page (issues have no id in the API): its kind,
+ * where it is and what it says.
+ */
+export const issueKey = (issue) => [issue.kind, issue.span?.start, issue.span?.end, issue.message].join(':');
+
 /** What the page shows now. */
 export const state = {
   /** The detected optional API features (features.js). */
