@@ -17,17 +17,34 @@ echo "== doc tests"
 cargo test --locked --workspace --doc
 scripts/check-k8s.sh  # k8s/ manifests and the runbook: schemas, policies, env, metrics
 scripts/playground.sh check  # web-playground/dist (embedded in the binary) = a fresh build of its sources
-# Qdrant: the memory index suites start their own server from QDRANT_BIN, else
-# ../shared/bin/qdrant next to the checkout, else `qdrant` on PATH.
-if [ -z "${QDRANT_BIN:-}" ] && [ -x ../shared/bin/qdrant ]; then
-  QDRANT_BIN="$(cd ../shared/bin && pwd)/qdrant"
+# Qdrant and Hive Router: the memory index suites start their own Qdrant from $QDRANT_BIN
+# and the federated e2e test runs Hive Router from $HIVE_ROUTER_BIN. Unset, each is looked
+# for in ../shared/bin beside this checkout, then beside the repository it was cloned from
+# (a fresh clone elsewhere still finds them), then on PATH.
+shared_bin() {
+  local origin dir
+  origin="$(git config --get remote.origin.url 2>/dev/null || true)"
+  for dir in ../shared/bin ${origin:+"${origin%/}/../shared/bin"}; do
+    if [ -x "$dir/$1" ]; then
+      echo "$(cd "$dir" && pwd)/$1"
+      return
+    fi
+  done
+}
+if [ -z "${QDRANT_BIN:-}" ] && [ -n "$(shared_bin qdrant)" ]; then
+  QDRANT_BIN="$(shared_bin qdrant)"
   export QDRANT_BIN
+fi
+if [ -z "${HIVE_ROUTER_BIN:-}" ] && [ -n "$(shared_bin hive-router)" ]; then
+  HIVE_ROUTER_BIN="$(shared_bin hive-router)"
+  export HIVE_ROUTER_BIN
 fi
 if [ -n "${QDRANT_BIN:-}" ] || command -v qdrant >/dev/null 2>&1; then
   echo "== qdrant server for the tests: ${QDRANT_BIN:-$(command -v qdrant)}"
 else
   echo "!! no qdrant binary: the Qdrant memory index tests are SKIPPED (set QDRANT_BIN)"
 fi
+echo "== hive router for the federated e2e test: ${HIVE_ROUTER_BIN:-$(command -v hive-router || echo 'none: SKIPPED, set HIVE_ROUTER_BIN')}"
 echo "== tests"
 cargo nextest run --locked --workspace --no-fail-fast
 scripts/http-audit.sh        # graphql-http serverAudits: 0 errors; graphql-ws close codes

@@ -140,6 +140,7 @@ fn with_layers(routes: Router, metrics: Metrics, max_body_bytes: usize) -> Route
     routes
         .layer(middleware::from_fn_with_state(metrics, track_http))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(middleware::map_response(close_unread_bodies))
         .layer(CatchPanicLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -153,6 +154,20 @@ fn with_layers(routes: Router, metrics: Metrics, max_body_bytes: usize) -> Route
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A request refused as too large (413) leaves its body unread on the connection, so the
+/// server closes that connection after the answer; `Connection: close` says so up front.
+/// Without it a client may send its next request on the closing connection and see it
+/// fail with no response at all.
+async fn close_unread_bodies(mut response: Response) -> Response {
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn index() -> axum::Json<serde_json::Value> {

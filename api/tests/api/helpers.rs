@@ -134,6 +134,27 @@ impl TestApp {
         (status, body)
     }
 
+    /// Announces a POST /graphql body of `len` bytes without sending it and returns the
+    /// head of the answer (status line and headers), lower-cased. A body over the limit is
+    /// refused from its Content-Length before it is uploaded; over a client that insists on
+    /// writing the whole body first, the server's early answer and close race with the
+    /// upload, so the request is written by hand.
+    pub async fn announce_body(&self, len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+            self.addr, self.admin_key,
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 2048];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut answer))
+            .await
+            .expect("answered before the body")
+            .unwrap();
+        String::from_utf8_lossy(&answer[..n]).to_lowercase()
+    }
+
     /// Runs a GraphQL operation as `key` and returns its `data`, failing on any error.
     pub async fn ok_as(&self, key: &str, query: &str, variables: Value) -> Value {
         let (status, body) = self.post(Some(key), query, variables).await;
