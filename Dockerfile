@@ -42,9 +42,11 @@ FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
 # ca-certificates: TLS to the model provider and managed databases. libstdc++6/libgcc-s1:
 # llama.cpp is C++ (both are already in the slim image; named so that stays true).
+# libgomp1: the embedded embedder's engine (`libe5.so`, built with OpenMP by
+# scripts/fetch-models.sh and mounted with its weights at ZNOVEL_EMBEDDING_MODEL_DIR).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libgcc-s1 \
+ && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libgcc-s1 libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 znovel \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/znovel --no-create-home \
