@@ -84,10 +84,13 @@ async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
     };
     let app = App::build(&settings).await.unwrap();
     let key = app.admin_key.clone().unwrap().key;
-    let listener = app::bind(settings.listen, "ZNOVEL_LISTEN").await.unwrap();
-    let ml = app::bind(settings.metrics_listen, "ZNOVEL_METRICS_LISTEN")
-        .await
-        .unwrap();
+    let listener = app::bind(
+        settings.listen,
+        settings.limits.listen_backlog,
+        "ZNOVEL_LISTEN",
+    )
+    .unwrap();
+    let ml = app::bind(settings.metrics_listen, 128, "ZNOVEL_METRICS_LISTEN").unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, ml, std::future::pending()));
     let url = format!("http://{addr}/graphql");

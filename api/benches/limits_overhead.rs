@@ -98,10 +98,13 @@ async fn server(
     let app = App::build(&settings).await.unwrap();
     let key = app.admin_key.clone().unwrap().key;
     let services = app.services.clone();
-    let listener = app::bind(settings.listen, "ZNOVEL_LISTEN").await.unwrap();
-    let ml = app::bind(settings.metrics_listen, "ZNOVEL_METRICS_LISTEN")
-        .await
-        .unwrap();
+    let listener = app::bind(
+        settings.listen,
+        settings.limits.listen_backlog,
+        "ZNOVEL_LISTEN",
+    )
+    .unwrap();
+    let ml = app::bind(settings.metrics_listen, 128, "ZNOVEL_METRICS_LISTEN").unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, ml, std::future::pending()));
     (format!("http://{addr}/graphql"), key, services)

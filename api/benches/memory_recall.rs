@@ -12,9 +12,11 @@
 //! planted answer), MRR, the share of hits that violate the story-time filter (a chapter
 //! at or after `beforeChapter`: must be 0), and recall latency p50/p95.
 //!
-//! The index is the embedded one (SQLite) unless `BENCH_INDEX=...` names another the build
-//! knows; the embedder is the one the server would use with the same environment
-//! (`EMBEDDING_*` variables, else the embedded model in `ZNOVEL_DATA_DIR/models`).
+//! Both indexes are scored in one run, each on a fresh database: the embedded one (SQLite)
+//! and Qdrant (a real server started here, like the tests do; skipped loudly without the
+//! binary). `BENCH_INDEX=sqlite` or `=qdrant` runs one. The embedder is the one the
+//! server would use with the same environment (`EMBEDDING_*` variables, else the embedded
+//! model in `ZNOVEL_DATA_DIR/models`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use serde::Deserialize;
@@ -28,8 +30,9 @@ use znovel_domain::services::{
     CreateChapter, CreateEntity, CreateNovel, CreateTenant, Indexer, RecallRequest, RecallService,
     Services,
 };
-use znovel_infra::memory::SqlMemoryIndex;
+use znovel_infra::memory::{QdrantConfig, QdrantMemoryIndex, SqlMemoryIndex};
 use znovel_infra::testing::TestDatabase;
+use znovel_infra::testing::qdrant::TestQdrant;
 
 #[derive(Deserialize)]
 struct Story {
@@ -231,10 +234,49 @@ fn embedder() -> Option<Arc<dyn Embedder>> {
 
 #[tokio::main]
 async fn main() {
+    let embedder = embedder();
+    println!(
+        "embedder: {}\n",
+        embedder
+            .as_ref()
+            .map_or("none (keyword only)".to_owned(), |e| e.model().to_owned())
+    );
+    let wanted = std::env::var("BENCH_INDEX").unwrap_or_else(|_| "sqlite,qdrant".into());
+    for name in wanted.split(',').map(str::trim) {
+        run_index(name, embedder.clone()).await;
+    }
+}
+
+/// Writes both stories into a fresh database remembered by the index `name` (`sqlite`:
+/// the embedded one; `qdrant`: a real server started here, skipped loudly without the
+/// binary) and prints the scores table and the indexing throughput.
+async fn run_index(name: &str, embedder: Option<Arc<dyn Embedder>>) {
     let db = TestDatabase::sqlite().unwrap();
     let store = Arc::new(db.store().await.unwrap());
-    let embedder = embedder();
-    let index: Arc<dyn MemoryIndex> = Arc::new(SqlMemoryIndex::new((*store).clone(), 256 << 20));
+    let server;
+    let (index, label): (Arc<dyn MemoryIndex>, &str) = match name {
+        "sqlite" => (
+            Arc::new(SqlMemoryIndex::new((*store).clone(), 256 << 20)),
+            "embedded (SQLite: FTS5 + exact dense search)",
+        ),
+        "qdrant" => {
+            server = TestQdrant::start().unwrap();
+            let Some(server) = &server else {
+                println!("index: Qdrant — SKIPPED (no qdrant binary; set QDRANT_BIN)\n");
+                return;
+            };
+            let dims = embedder.as_ref().map_or(384, |e| e.dimensions());
+            let config = QdrantConfig {
+                collection: format!("bench_{}", uuid::Uuid::new_v4().simple()),
+                ..QdrantConfig::new(server.url.clone(), dims)
+            };
+            (
+                Arc::new(QdrantMemoryIndex::new(&config).unwrap()),
+                "Qdrant (dense + BM25 sparse, fused)",
+            )
+        }
+        other => panic!("BENCH_INDEX: unknown index {other:?} (sqlite, qdrant)"),
+    };
     let indexer = Indexer::new(store.clone(), index.clone(), embedder.clone());
     let recall = RecallService::new(store.clone(), index.clone(), embedder.clone());
     let services = Services::new(store.clone());
@@ -253,12 +295,7 @@ async fn main() {
         .await
         .unwrap();
     let actor = Actor::new(t.tenant.id, t.admin.id, Role::Admin, None, None);
-    println!(
-        "embedder: {}; index: embedded (SQLite)\n",
-        embedder
-            .as_ref()
-            .map_or("none (keyword only)".to_owned(), |e| e.model().to_owned())
-    );
+    println!("index: {label}\n");
     println!(
         "| story | mode | questions | recall@1 | recall@4 | recall@8 | MRR | story-time violations | p50 | p95 |"
     );
@@ -293,4 +330,5 @@ async fn main() {
     for line in indexing {
         println!("{line}");
     }
+    println!();
 }

@@ -252,11 +252,21 @@ impl App {
     }
 }
 
-/// Binds `addr`, naming the variable on failure.
-pub async fn bind(addr: SocketAddr, variable: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({variable})"))
+/// Binds `addr` with an accept queue of `backlog` connections (the kernel caps it at
+/// `net.core.somaxconn`), naming the variable on failure. Address reuse is on, as with
+/// `TcpListener::bind`, so a restarted server binds while old connections linger.
+pub fn bind(addr: SocketAddr, backlog: u32, variable: &str) -> anyhow::Result<TcpListener> {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(backlog)
+    };
+    listen().with_context(|| format!("cannot listen on {addr} ({variable})"))
 }
 
 /// What the pipeline gives this process for chapter generation.

@@ -369,8 +369,12 @@ async fn services(settings: &Settings) -> anyhow::Result<Services> {
 
 async fn serve(settings: Settings, role: Option<Role>) -> anyhow::Result<()> {
     let app = App::build_role(&settings, role).await?;
-    let listener = app::bind(settings.listen, "ZNOVEL_LISTEN").await?;
-    let metrics_listener = app::bind(settings.metrics_listen, "ZNOVEL_METRICS_LISTEN").await?;
+    let listener = app::bind(
+        settings.listen,
+        settings.limits.listen_backlog,
+        "ZNOVEL_LISTEN",
+    )?;
+    let metrics_listener = app::bind(settings.metrics_listen, 128, "ZNOVEL_METRICS_LISTEN")?;
     let addr = listener.local_addr()?;
     let maddr = metrics_listener.local_addr()?;
     let metrics = format!("metrics at http://{maddr}/metrics");

@@ -39,6 +39,7 @@
 //! | `ZNOVEL_MAX_QUERY_SELECTIONS` | `2000` | most fields one operation may select once its fragments are expanded |
 //! | `ZNOVEL_HTTP_HEADER_TIMEOUT_SECS` | `10` | a client must send a request's headers within this long; an idle keep-alive connection is closed after it |
 //! | `ZNOVEL_HTTP_BODY_TIMEOUT_SECS` | `30` | a request body must arrive within this long |
+//! | `ZNOVEL_LISTEN_BACKLOG` | `4096` | connections the kernel queues for the GraphQL listener before it accepts them (capped by `net.core.somaxconn`): a reconnect storm after a deploy is queued, not dropped |
 //! | `ZNOVEL_WS_INIT_TIMEOUT_SECS` | `10` | a WebSocket must send `connection_init` within this long (else closed with 4408) |
 //! | `ZNOVEL_RATE_LIMIT_REQUESTS_PER_KEY` | `600` | GraphQL requests (and WebSocket operations) per minute per API key (or per user for a JWT); `0` = no limit |
 //! | `ZNOVEL_RATE_LIMIT_REQUESTS_PER_TENANT` | `6000` | GraphQL requests per minute per tenant, all keys together; `0` = no limit |
@@ -271,6 +272,8 @@ pub struct LimitSettings {
     pub body_timeout_secs: u64,
     /// Seconds a WebSocket has to send `connection_init`.
     pub ws_init_timeout_secs: u64,
+    /// Connections the kernel queues for the GraphQL listener before they are accepted.
+    pub listen_backlog: u32,
 }
 
 impl Default for LimitSettings {
@@ -284,6 +287,7 @@ impl Default for LimitSettings {
             header_timeout_secs: 10,
             body_timeout_secs: 30,
             ws_init_timeout_secs: 10,
+            listen_backlog: 4096,
         }
     }
 }
@@ -414,6 +418,7 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_HTTP_HEADER_TIMEOUT_SECS",
     "ZNOVEL_HTTP_BODY_TIMEOUT_SECS",
     "ZNOVEL_WS_INIT_TIMEOUT_SECS",
+    "ZNOVEL_LISTEN_BACKLOG",
     "ZNOVEL_LOG_FORMAT",
     "ZNOVEL_MODEL_PATH",
     "ZNOVEL_WORKER_CONCURRENCY",
@@ -773,6 +778,14 @@ impl Settings {
         }
         if let Some(v) = get("ZNOVEL_MAX_QUERY_SELECTIONS") {
             l.max_query_selections = parse("ZNOVEL_MAX_QUERY_SELECTIONS", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_LISTEN_BACKLOG") {
+            l.listen_backlog = parse("ZNOVEL_LISTEN_BACKLOG", &v)?;
+            if l.listen_backlog == 0 {
+                return Err(ConfigError(
+                    "invalid value for ZNOVEL_LISTEN_BACKLOG: must be at least 1".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -389,3 +389,34 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }
 "#;
+
+/// A burst of connections arriving faster than the server accepts them (a reconnect storm
+/// after a deploy) waits in the listener's queue instead of being dropped: with nothing
+/// accepting at all, 1,000 simultaneous connects all complete (the old backlog of 128 let
+/// 129 through and left the rest retrying their SYN until they gave up).
+#[tokio::test]
+async fn a_connection_burst_is_queued_not_dropped() {
+    let settings = znovel::config::Settings::default();
+    assert!(settings.limits.listen_backlog >= 1024);
+    let listener = znovel::app::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        settings.limits.listen_backlog,
+        "ZNOVEL_LISTEN",
+    )
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connects = (0..1000).map(|_| async move {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+    });
+    let results = futures_util::future::join_all(connects).await;
+    let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(
+        connected, 1000,
+        "connections completed while none was accepted"
+    );
+    drop(listener);
+}

@@ -88,10 +88,14 @@ impl TestApp {
         let app = App::build(&settings).await.unwrap();
         let admin_key = app.admin_key.as_ref().unwrap().key.clone();
         let services = app.services.clone();
-        let listener = app::bind(settings.listen, "ZNOVEL_LISTEN").await.unwrap();
-        let metrics_listener = app::bind(settings.metrics_listen, "ZNOVEL_METRICS_LISTEN")
-            .await
-            .unwrap();
+        let listener = app::bind(
+            settings.listen,
+            settings.limits.listen_backlog,
+            "ZNOVEL_LISTEN",
+        )
+        .unwrap();
+        let metrics_listener =
+            app::bind(settings.metrics_listen, 128, "ZNOVEL_METRICS_LISTEN").unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics_addr = metrics_listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

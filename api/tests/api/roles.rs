@@ -49,12 +49,9 @@ impl RoleApp {
     /// Starts serving.
     async fn serve(mut self) -> Self {
         let app = self.app.take().unwrap();
-        let listener = app::bind("127.0.0.1:0".parse().unwrap(), "ZNOVEL_LISTEN")
-            .await
-            .unwrap();
-        let metrics = app::bind("127.0.0.1:0".parse().unwrap(), "ZNOVEL_METRICS_LISTEN")
-            .await
-            .unwrap();
+        let listener = app::bind("127.0.0.1:0".parse().unwrap(), 1024, "ZNOVEL_LISTEN").unwrap();
+        let metrics =
+            app::bind("127.0.0.1:0".parse().unwrap(), 128, "ZNOVEL_METRICS_LISTEN").unwrap();
         self.addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
