@@ -25,6 +25,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_znovel");
 /// What every process of one deployment shares.
 pub(crate) struct Cluster {
     db: TestDatabase,
+    redis: String,
     prefix: String,
     llm: String,
     dir: std::path::PathBuf,
@@ -64,10 +65,16 @@ impl Proc {
 
 impl Cluster {
     pub(crate) async fn new(llm: &FakeOpenAi) -> Self {
+        Self::with_redis(llm, "redis://127.0.0.1:6379").await
+    }
+
+    /// A deployment on the Redis at `redis` (a private server a fault test restarts).
+    pub(crate) async fn with_redis(llm: &FakeOpenAi, redis: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("znovel-scale-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         Self {
             db: TestDatabase::postgres().await.unwrap(),
+            redis: redis.to_owned(),
             prefix: format!("znovel-test-{}", uuid::Uuid::new_v4().simple()),
             llm: llm.base_url(),
             dir,
@@ -83,7 +90,7 @@ impl Cluster {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &self.db.url)
-            .env("REDIS_URL", "redis://127.0.0.1:6379")
+            .env("REDIS_URL", &self.redis)
             .env("ZNOVEL_REDIS_PREFIX", &self.prefix)
             .env("ZNOVEL_DATA_DIR", &data)
             .env("ZNOVEL_LOG_FORMAT", "json")
@@ -186,7 +193,7 @@ const STREAM: &str = r#"subscription($j: ID!, $a: Int) { chapterStream(jobId: $j
     ... on ChapterFailed { seq status message }
 } }"#;
 
-async fn subscribe(url: &str, key: &str, job: &str, after: Option<i64>) -> Ws {
+pub(crate) async fn subscribe(url: &str, key: &str, job: &str, after: Option<i64>) -> Ws {
     let mut req = url
         .replace("http://", "ws://")
         .into_client_request()
@@ -235,7 +242,7 @@ async fn rest(ws: &mut Ws) -> (Vec<(i64, String)>, Value) {
     }
 }
 
-fn words(n: usize) -> Vec<String> {
+pub(crate) fn words(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             if i % 12 == 11 {
@@ -247,7 +254,7 @@ fn words(n: usize) -> Vec<String> {
         .collect()
 }
 
-async fn novel_and_chapter(url: &str, key: &str) -> String {
+pub(crate) async fn novel_and_chapter(url: &str, key: &str) -> String {
     let n = gql(
         url,
         key,
@@ -269,7 +276,7 @@ async fn novel_and_chapter(url: &str, key: &str) -> String {
         .to_owned()
 }
 
-async fn generate(url: &str, key: &str, chapter: &str, words: i64) -> String {
+pub(crate) async fn generate(url: &str, key: &str, chapter: &str, words: i64) -> String {
     let d = gql(
         url,
         key,
@@ -283,7 +290,7 @@ async fn generate(url: &str, key: &str, chapter: &str, words: i64) -> String {
         .to_owned()
 }
 
-fn assert_consecutive(chunks: &[(i64, String)], from: i64) {
+pub(crate) fn assert_consecutive(chunks: &[(i64, String)], from: i64) {
     let seqs: Vec<i64> = chunks.iter().map(|c| c.0).collect();
     let want: Vec<i64> = (from..from + chunks.len() as i64).collect();
     assert_eq!(seqs, want, "no gap, no duplicate");
@@ -431,4 +438,81 @@ async fn cancelling_through_one_process_stops_the_model_in_another() {
     .await;
     assert_eq!(d["chapter"]["content"], "", "the chapter is as it was: {d}");
     assert_eq!(d["chapter"]["revisions"]["edges"], json!([]));
+}
+
+/// SIGTERM to the process that runs a chapter and serves its subscriber (a rolling
+/// deploy): the WebSocket is closed with 1012 (Service Restart), the job is handed back,
+/// the process exits; its replacement takes the job up after the chunks already streamed,
+/// and the client, resubscribing there with `after`, gets the rest — every chunk once,
+/// stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_chapter_drains_with_1012_and_the_replacement_finishes_it() {
+    use futures_util::StreamExt;
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script(
+        "primary",
+        FakeStream::new(words(120)).interval(Duration::from_millis(80)),
+    );
+    fake.script("primary", FakeStream::new(words(120)));
+    let cluster = Cluster::new(&fake).await;
+    let (mut old, key) = cluster.serve("old", true, true);
+    let key = key.unwrap();
+    let chapter = novel_and_chapter(old.url(), &key).await;
+    let job = generate(old.url(), &key, &chapter, 100).await;
+    let mut ws = subscribe(old.url(), &key, &job, None).await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(next_event(&mut ws).await.expect("a chunk"));
+    }
+    let pid = old.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Chunks already in flight may still arrive; then the close frame.
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a close within 15 s")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(Message::Text(t))) => {
+                let m: Value = serde_json::from_str(&t).unwrap();
+                let ev = &m["payload"]["data"]["chapterStream"];
+                if ev["__typename"] == "ChapterChunk" {
+                    seen.push((
+                        ev["seq"].as_i64().unwrap(),
+                        ev["text"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1012), "1012 Service Restart");
+    let status = old.child.wait().unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+
+    let (new, _) = cluster.serve("new", true, false);
+    let after = seen.last().unwrap().0;
+    let mut again = subscribe(new.url(), &key, &job, Some(after)).await;
+    let (more, done) = rest(&mut again).await;
+    seen.extend(more);
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done}");
+    assert_consecutive(&seen, 1);
+    let streamed: String = seen.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(
+        done["chapter"]["content"],
+        streamed.as_str(),
+        "stored == every chunk once"
+    );
+    assert_eq!(
+        fake.requests_for("primary").len(),
+        2,
+        "the replacement continued; it did not start over"
+    );
 }
