@@ -20,6 +20,8 @@
 //! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset = embedded model | OpenAI-compatible provider |
 //! | `LLM_FALLBACK_MODELS` | empty | comma-separated fallback chain |
 //! | `LLM_FALLBACK_ENABLED` | `false` | force the fallback chain |
+//! | `LLM_FIRST_TOKEN_TIMEOUT_SECS` | `60` | a provider that sends no token within this long after the request is given up on (the fallback chain takes over) |
+//! | `LLM_STALL_TIMEOUT_SECS` | `30` | a provider stream silent this long after its first token is stalled (the fallback chain continues the text) |
 //! | `LLM_FALLBACK_ENABLED_FILE` | unset | a file holding `true`/`false`, re-read every 2 s: flips the fallback switch without a restart (mount a ConfigMap key) |
 //! | `EMBEDDING_PROVIDER` | `openai` when `EMBEDDING_BASE_URL` is set, else `local` | `local` (the embedded multilingual-e5-small), `openai` (an OpenAI-compatible endpoint) or `none` (keyword recall only); an automatic `local` whose files are missing warns and runs keyword-only |
 //! | `EMBEDDING_BASE_URL`, `EMBEDDING_API_KEY`, `EMBEDDING_MODEL` | unset, unset, `text-embedding-3-small` | OpenAI-compatible embeddings endpoint (base URL ending in `/v1`) |
@@ -153,6 +155,12 @@ pub struct LlmSettings {
     /// A file holding `true`/`false` that is re-read while running: the fallback switch
     /// an operator can flip without a restart.
     pub fallback_enabled_file: Option<PathBuf>,
+    /// Seconds the provider has to send the first generated token (else the next model
+    /// of the chain takes over); `None` = the client's default (60).
+    pub first_token_timeout_secs: Option<u64>,
+    /// Seconds without an event after the first token before the stream counts as
+    /// stalled (the chain continues it); `None` = the client's default (30).
+    pub stall_timeout_secs: Option<u64>,
 }
 
 /// Which embedder dense recall uses.
@@ -399,6 +407,8 @@ pub const VARIABLES: &[&str] = &[
     "LLM_FALLBACK_MODELS",
     "LLM_FALLBACK_ENABLED",
     "LLM_FALLBACK_ENABLED_FILE",
+    "LLM_FIRST_TOKEN_TIMEOUT_SECS",
+    "LLM_STALL_TIMEOUT_SECS",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_BASE_URL",
     "EMBEDDING_API_KEY",
@@ -602,6 +612,23 @@ impl Settings {
         }
         if let Some(v) = get("LLM_FALLBACK_ENABLED") {
             self.llm.fallback_enabled = parse_bool("LLM_FALLBACK_ENABLED", &v)?;
+        }
+        for (name, slot) in [
+            (
+                "LLM_FIRST_TOKEN_TIMEOUT_SECS",
+                &mut self.llm.first_token_timeout_secs,
+            ),
+            ("LLM_STALL_TIMEOUT_SECS", &mut self.llm.stall_timeout_secs),
+        ] {
+            if let Some(v) = get(name) {
+                let secs: u64 = parse(name, &v)?;
+                if secs == 0 {
+                    return Err(ConfigError(format!(
+                        "invalid value for {name}: must be at least 1"
+                    )));
+                }
+                *slot = Some(secs);
+            }
         }
         if let Some(v) = secret(env, "JWT_SECRET")? {
             self.jwt.secret = Some(v);

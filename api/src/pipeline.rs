@@ -242,6 +242,12 @@ fn build_model(
         if let Some(key) = &settings.llm.api_key {
             primary = primary.with_api_key(key.expose_secret().to_owned());
         }
+        if let Some(secs) = settings.llm.first_token_timeout_secs {
+            primary.first_token_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(secs) = settings.llm.stall_timeout_secs {
+            primary.stall_timeout = std::time::Duration::from_secs(secs);
+        }
         let fallbacks = settings
             .llm
             .fallback_models

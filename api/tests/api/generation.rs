@@ -179,6 +179,39 @@ async fn streams_and_stores_postgres() {
     streams_and_stores(Backend::Postgres).await;
 }
 
+/// A provider that accepts the request and never answers (no status, no token): after
+/// `LLM_FIRST_TOKEN_TIMEOUT_SECS` the next model of the chain writes the chapter, and the
+/// job says so; the hanging request is closed, not left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_provider_meets_its_deadline_and_the_fallback_writes() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script("primary", FakeReply::Hang);
+    fake.script("backup", FakeStream::new(pieces()).usage(10, 10));
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        s.llm.fallback_models = vec!["backup".into()];
+        s.llm.first_token_timeout_secs = Some(1);
+    })
+    .await;
+    let novel = app.novel("Hanging").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+    let job = generate(&app, &chapter, json!({})).await;
+    let mut ws = subscribe(&app, &app.admin_key, job["id"].as_str().unwrap(), None).await;
+    let (chunks, done) = follow(&mut ws).await;
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done}");
+    assert_eq!(done["job"]["model"], "backup");
+    assert_eq!(done["job"]["fallbackUsed"], true);
+    let streamed: String = chunks.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(done["chapter"]["content"], streamed.as_str());
+    assert!(
+        fake.wait_client_closed(1, Duration::from_secs(2)).await,
+        "the hanging request was closed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_primary_falls_back_visibly() {
     let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
