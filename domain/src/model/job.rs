@@ -61,6 +61,9 @@ pub struct JobInput {
     /// For jobs about one version of a chapter (memory, validation): that version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chapter_version: Option<i32>,
+    /// For EXPORT jobs: what to export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<super::ExportSpec>,
 }
 
 /// A generation job.

@@ -181,6 +181,22 @@ impl GenerationJob {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// The file of the job: the book an EXPORT produced, or the manuscript an IMPORT
+    /// reads; null for other jobs and until an export has finished.
+    async fn file(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::files::StoredFile>> {
+        if !matches!(self.0.kind, m::JobKind::Export | m::JobKind::Import) {
+            return Ok(None);
+        }
+        let (s, actor) = call(ctx)?;
+        Ok(s.files
+            .for_job(&actor, self.0.id)
+            .await
+            .gql()?
+            .map(super::files::StoredFile))
+    }
     /// What the model was given from the story's memory for this chapter (recalled
     /// passages and records, best first), so an author sees why it wrote what it wrote.
     /// Empty for jobs that recall nothing and until the job's prompt is built.
