@@ -10,6 +10,7 @@ mod bad_input;
 mod binary;
 mod dense_recall;
 mod faults;
+mod files;
 mod fuzz;
 mod generation;
 mod hardening;
