@@ -7,6 +7,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod batch;
 mod binary;
 mod dense_recall;
 mod faults;

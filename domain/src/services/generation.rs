@@ -173,6 +173,7 @@ impl GenerationService {
                 target_words: target.or(chapter.target_word_count),
                 chapter_version: None,
                 export: None,
+                batch: None,
             },
             idempotency_key: key.clone(),
             provider: None,

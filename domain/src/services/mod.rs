@@ -3,6 +3,7 @@
 //! for every change.
 
 mod admin;
+mod batch;
 mod export;
 pub mod extract;
 mod files;
@@ -21,6 +22,7 @@ mod validation;
 mod write;
 
 pub use admin::*;
+pub use batch::GenerateChapters;
 pub use export::ExportNovel;
 pub use files::*;
 pub use follow::*;

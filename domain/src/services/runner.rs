@@ -155,6 +155,9 @@ impl JobRunner {
             Err(e) => return RunOutcome::Retry(e.to_string()),
         };
         super::generation::announce(&*self.events, &job, JobStatus::Running).await;
+        if job.input.batch.is_some() {
+            return self.batch(job, stop).await;
+        }
         match job.kind {
             JobKind::Draft | JobKind::Continue | JobKind::Rewrite | JobKind::Polish => {
                 self.write(job, stop).await
