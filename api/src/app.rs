@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use znovel_domain::ports::TrustedDocumentRepository;
 use znovel_domain::ports::{CredentialEvents, Rate, RateLimiter};
-use znovel_domain::services::{GenerationService, Services};
+use znovel_domain::services::{FileService, GenerationService, Services};
 use znovel_infra::queue::credentials::MemoryCredentialEvents;
 use znovel_infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use znovel_infra::{SqlOptions, SqlStore};
@@ -94,6 +94,17 @@ impl App {
     /// bottom: each part is built once, from what the previous ones made, then handed on.
     pub async fn build_role(settings: &Settings, role: Option<Role>) -> anyhow::Result<Self> {
         let store = Arc::new(open_store(settings, settings.migrate).await?);
+        if settings.file_link_secret.is_none() && settings.jwt.secret.is_none() && role.is_some() {
+            tracing::warn!(
+                "neither ZNOVEL_FILE_LINK_SECRET nor JWT_SECRET is set: file download links \
+                 work only on the process that made them"
+            );
+        }
+        let files = FileService::new(
+            store.clone(),
+            settings.file_links(),
+            settings.max_file_bytes,
+        );
         let metrics = Metrics::new(Some(store.clone()))?;
         let shutdown = tokio::sync::watch::Sender::new(false);
         let shared_queue = settings.redis_url.is_some();
@@ -115,7 +126,7 @@ impl App {
         };
         let generation = match (&pipeline, &memory) {
             (Some(p), Some(m)) => {
-                wire_generation(p, m, &store, &metrics, settings, role, runs_workers)?
+                wire_generation(p, m, &store, &files, &metrics, settings, role, runs_workers)?
             }
             _ => Generation::default(),
         };
@@ -123,6 +134,7 @@ impl App {
             tracing::warn!(reason = %why, "chapter generation is unavailable");
         }
         let mut services = Services::new(store.clone());
+        services.files = files.clone();
         if let Some(m) = &memory {
             services =
                 services.with_memory(m.indexer.clone(), m.scheduler.clone(), m.recall.clone());
@@ -161,6 +173,7 @@ impl App {
                     executor: InstrumentedSchema::new(schema, metrics.clone()),
                     live: LiveCredentials::new(auth.clone(), credential_events),
                     limits: RequestLimits::new(limiter, &settings.rate_limits),
+                    files: files.clone(),
                     auth,
                     metrics,
                     store: store.clone(),
@@ -282,19 +295,22 @@ struct Generation {
 
 /// Wires generation from the pipeline: the service the API calls and the workers (which
 /// remember what they write and run memory jobs).
+#[allow(clippy::too_many_arguments)]
 fn wire_generation(
     pipeline: &Pipeline,
     memory: &Memory,
     store: &Arc<SqlStore>,
+    files: &FileService,
     metrics: &Metrics,
     settings: &Settings,
     role: Option<Role>,
     runs_workers: bool,
 ) -> anyhow::Result<Generation> {
     let shared_queue = settings.redis_url.is_some();
-    let runner = pipeline
-        .runner(store.clone(), store.clone())
-        .map(|r| r.with_memory(memory.for_runner(store.clone(), pipeline)));
+    let runner = pipeline.runner(store.clone(), store.clone()).map(|r| {
+        r.with_memory(memory.for_runner(store.clone(), pipeline))
+            .with_files(files.clone())
+    });
     if role == Some(Role::JobWorker) && runner.is_none() {
         anyhow::bail!(
             "no language model: {}",

@@ -48,11 +48,14 @@
 //! | `ZNOVEL_RATE_LIMIT_GENERATIONS_PER_TENANT` | `60` | chapter generations started per minute per tenant; `0` = no limit |
 //! | `ZNOVEL_PLAYGROUND` | `true` | serve the web playground (`/playground`, `/write`, `/assets/…`; all-in-one server and `story-gen`) |
 //! | `ZNOVEL_TRUSTED_DOCUMENTS` | `off` | `off`: any document runs (persisted queries are a cache); `allowlist`: only documents registered with `znovel documents register` run |
+//! | `ZNOVEL_MAX_FILE_BYTES` | `52428800` | largest stored file (uploaded manuscript or exported book), 50 MB |
+//! | `ZNOVEL_FILE_LINK_SECRET` | unset = derived from `JWT_SECRET`, else random per process | key signing file download links (`GET /files/{id}?token=…`); set the same value on every process of a deployment |
+//! | `ZNOVEL_FILE_LINK_TTL_SECS` | `900` | how long a download link works |
 //! | `ZNOVEL_LOG_FORMAT` | `json` | `json` or `pretty` |
 //! | `RUST_LOG` | `info` | log filter |
 //!
 //! Every secret (`DATABASE_URL`, `REDIS_URL`, `QDRANT_API_KEY`, `LLM_API_KEY`,
-//! `EMBEDDING_API_KEY`, `JWT_SECRET`, `JWT_PUBLIC_KEY`)
+//! `EMBEDDING_API_KEY`, `JWT_SECRET`, `JWT_PUBLIC_KEY`, `ZNOVEL_FILE_LINK_SECRET`)
 //! may instead be read from a mounted file named by the same variable with `_FILE`
 //! appended. A value that does not parse fails start-up with a message naming the variable.
 
@@ -113,6 +116,12 @@ pub struct Settings {
     pub playground: bool,
     /// Which GraphQL documents may run (see [`TrustedDocumentsMode`]).
     pub trusted_documents: TrustedDocumentsMode,
+    /// Largest stored file in bytes.
+    pub max_file_bytes: i64,
+    /// Key signing file download links; `None` = derived from the JWT secret, else random.
+    pub file_link_secret: Option<SecretString>,
+    /// Lifetime of a download link in seconds.
+    pub file_link_ttl_secs: i64,
 }
 
 /// Which GraphQL documents the server runs.
@@ -348,6 +357,9 @@ impl Default for Settings {
             job_visibility_timeout_secs: 60,
             playground: true,
             trusted_documents: TrustedDocumentsMode::Off,
+            max_file_bytes: znovel_domain::model::DEFAULT_MAX_FILE_BYTES,
+            file_link_secret: None,
+            file_link_ttl_secs: znovel_domain::services::DEFAULT_LINK_TTL_SECS,
         }
     }
 }
@@ -430,6 +442,9 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_WS_INIT_TIMEOUT_SECS",
     "ZNOVEL_LISTEN_BACKLOG",
     "ZNOVEL_LOG_FORMAT",
+    "ZNOVEL_MAX_FILE_BYTES",
+    "ZNOVEL_FILE_LINK_SECRET",
+    "ZNOVEL_FILE_LINK_TTL_SECS",
     "ZNOVEL_MODEL_PATH",
     "ZNOVEL_WORKER_CONCURRENCY",
     "ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS",
@@ -450,6 +465,7 @@ pub const SECRETS: &[&str] = &[
     "EMBEDDING_API_KEY",
     "JWT_SECRET",
     "JWT_PUBLIC_KEY",
+    "ZNOVEL_FILE_LINK_SECRET",
 ];
 
 /// Whether the binary reads the variable `name`.
@@ -533,6 +549,20 @@ fn secret(env: &dyn Env, name: &str) -> Result<Option<SecretString>, ConfigError
 }
 
 impl Settings {
+    /// The signer of file download links: `ZNOVEL_FILE_LINK_SECRET`, else a key derived
+    /// from `JWT_SECRET` (never the JWT key itself), else a random key of this process
+    /// (then a link works only on the process that made it).
+    pub fn file_links(&self) -> znovel_domain::services::FileLinks {
+        use znovel_domain::services::FileLinks;
+        if let Some(s) = &self.file_link_secret {
+            return FileLinks::new(s.expose_secret().as_bytes(), self.file_link_ttl_secs);
+        }
+        if let Some(s) = &self.jwt.secret {
+            return FileLinks::derived(s.expose_secret().as_bytes(), self.file_link_ttl_secs);
+        }
+        FileLinks::random(self.file_link_ttl_secs)
+    }
+
     /// Loads defaults, then the file named by `file` or `ZNOVEL_CONFIG`, then the
     /// environment. Fails with a message naming the variable or file at fault.
     pub fn load(env: &dyn Env, file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -669,6 +699,20 @@ impl Settings {
         }
         if let Some(v) = get("ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS") {
             self.job_visibility_timeout_secs = parse("ZNOVEL_JOB_VISIBILITY_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_MAX_FILE_BYTES") {
+            self.max_file_bytes = parse("ZNOVEL_MAX_FILE_BYTES", &v)?;
+            if self.max_file_bytes < 1 {
+                return Err(ConfigError(format!(
+                    "invalid value for ZNOVEL_MAX_FILE_BYTES ({v:?}): must be at least 1"
+                )));
+            }
+        }
+        if let Some(v) = secret(env, "ZNOVEL_FILE_LINK_SECRET")? {
+            self.file_link_secret = Some(v);
+        }
+        if let Some(v) = get("ZNOVEL_FILE_LINK_TTL_SECS") {
+            self.file_link_ttl_secs = parse("ZNOVEL_FILE_LINK_TTL_SECS", &v)?;
         }
         if let Some(v) = get("ZNOVEL_PLAYGROUND") {
             self.playground = parse_bool("ZNOVEL_PLAYGROUND", &v)?;

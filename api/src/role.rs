@@ -8,7 +8,7 @@
 //! | `memory` | the memory subgraph | no |
 //! | `admin` | the admin subgraph (also `node`/`nodes`) | no |
 //! | `rag-retrieval` | the rag-retrieval subgraph (`recall`) | no |
-//! | `validator`, `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` | no |
+//! | `validator`, `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` (export, `files` and `deleteFile` are served by story-gen, with `GET /files/{id}` downloads) | no |
 //! | `job-worker` | `/health`, `/ready`, `/metrics` (same as `znovel worker`) | yes |
 //!
 //! Every role serves `/health` and `/ready` on `ZNOVEL_LISTEN` and `/metrics` on

@@ -77,4 +77,6 @@ id_type! {
     JobId;
     /// Identifies an audit-log entry.
     AuditId;
+    /// Identifies a stored file (an uploaded manuscript or an exported book).
+    FileId;
 }

@@ -6,6 +6,7 @@
 //! the GraphQL layer in `znovel`.
 
 pub mod auth;
+pub mod book;
 pub mod chunk;
 pub mod error;
 pub mod ids;

@@ -36,6 +36,8 @@ mod admin;
 mod cascades;
 #[path = "store_contract/chapters.rs"]
 mod chapters;
+#[path = "store_contract/files.rs"]
+mod files;
 #[path = "store_contract/isolation.rs"]
 mod isolation;
 #[path = "store_contract/jobs.rs"]
@@ -78,6 +80,8 @@ contract_test!(
     timeline::events_timeline,
     timeline::foreshadowing,
     isolation::tenant_isolation,
+    files::files_round_trip,
+    files::files_of_jobs_isolation_and_cascade,
     jobs::jobs_round_trip,
     jobs::jobs_idempotency_key_conflict,
     jobs::jobs_newest_first,

@@ -58,6 +58,7 @@ global_ids! {
     EventId => "Event",
     ForeshadowingId => "Foreshadowing",
     JobId => "GenerationJob",
+    FileId => "StoredFile",
 }
 
 /// Encodes `"<type_name>:<uuid>"` as a global ID string.

@@ -61,6 +61,7 @@ pub struct Query(
     admin::AdminQuery,
     retrieval::RetrievalQuery,
     validation::ValidationQuery,
+    story::FileQuery,
 );
 
 // Every subgraph's mutations.
@@ -72,6 +73,7 @@ pub struct Mutation(
     memory::MemoryMutation,
     admin::AdminMutation,
     validation::ValidationMutation,
+    story::FileMutation,
 );
 
 /// Abuse limits applied to every operation.

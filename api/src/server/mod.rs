@@ -4,6 +4,7 @@
 //! API, such as the job worker).
 
 pub mod executor;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod limits;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub live: LiveCredentials,
     /// Requests per key and per tenant.
     pub limits: limits::RequestLimits,
+    /// Stored files, for downloads through signed links (`GET /files/{id}`).
+    pub files: znovel_domain::services::FileService,
 }
 
 /// What the probes (`/health`, `/ready`) need; every process has it, with or without a
@@ -91,8 +94,8 @@ impl FromRef<AppState> for Probes {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The public router: `/graphql`, `/health`, `/ready`, `/`, and the web playground when
-/// on. A request body must arrive within the body deadline (else 408).
+/// The public router: `/graphql`, `/files/{id}` (downloads through signed links),
+/// `/health`, `/ready`, `/`, and the web playground when on. A request body must arrive within the body deadline (else 408).
 pub fn router(state: AppState, limits: &LimitSettings) -> Router {
     let metrics = state.metrics.clone();
     let serve_playground = state.playground;
@@ -100,6 +103,7 @@ pub fn router(state: AppState, limits: &LimitSettings) -> Router {
         .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/files/{id}", get(files::download))
         .route("/", get(index))
         .with_state(state)
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(

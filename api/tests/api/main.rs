@@ -7,9 +7,11 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod batch;
 mod binary;
 mod dense_recall;
 mod faults;
+mod files;
 mod fuzz;
 mod generation;
 mod hardening;

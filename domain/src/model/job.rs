@@ -61,6 +61,28 @@ pub struct JobInput {
     /// For jobs about one version of a chapter (memory, validation): that version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chapter_version: Option<i32>,
+    /// For EXPORT jobs: what to export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<super::ExportSpec>,
+    /// For a batch (the parent job of `generateChapters`): what to write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSpec>,
+}
+
+/// What a batch writes: one child job per chapter from `from_seq` to `to_seq`, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchSpec {
+    /// First chapter seq (inclusive).
+    pub from_seq: i32,
+    /// Last chapter seq (inclusive).
+    pub to_seq: i32,
+    /// How each chapter is written (DRAFT, CONTINUE, REWRITE or POLISH).
+    pub kind: JobKind,
+    /// Target length of each chapter; default: the chapter's own target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_words: Option<i64>,
+    /// Whether a chapter that fails stops the rest of the batch.
+    pub stop_on_error: bool,
 }
 
 /// A generation job.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod chapter;
+mod file;
 mod job;
 mod memory;
 mod novel;
@@ -12,6 +13,7 @@ mod validation;
 
 pub use admin::*;
 pub use chapter::*;
+pub use file::*;
 pub use job::*;
 pub use memory::*;
 pub use novel::*;

@@ -531,6 +531,35 @@ pub trait ValidationRepository: Send + Sync + 'static {
     ) -> StoreResult<Option<ChapterValidation>>;
 }
 
+/// Stored files (uploaded manuscripts, exported books), bytes included.
+#[async_trait]
+pub trait FileRepository: Send + Sync + 'static {
+    /// Stores a file's metadata and bytes (one transaction). `file.size` MUST equal
+    /// `bytes.len()`. `NotFound` when its novel does not exist in the tenant.
+    async fn insert_file(&self, file: &StoredFile, bytes: &[u8]) -> StoreResult<()>;
+    /// Reads a file's metadata.
+    async fn get_file(&self, tenant: TenantId, id: FileId) -> StoreResult<StoredFile>;
+    /// Reads a file's bytes.
+    async fn get_file_content(&self, tenant: TenantId, id: FileId) -> StoreResult<Vec<u8>>;
+    /// The latest file tied to a job, if any.
+    async fn find_file_by_job(
+        &self,
+        tenant: TenantId,
+        job: JobId,
+    ) -> StoreResult<Option<StoredFile>>;
+    /// Lists a novel's files, newest (highest id) first.
+    async fn list_files(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+        page: PageRequest,
+    ) -> StoreResult<Page<StoredFile>>;
+    /// Deletes a file.
+    async fn delete_file(&self, tenant: TenantId, id: FileId) -> StoreResult<()>;
+    /// The total size in bytes of the tenant's files.
+    async fn file_bytes_used(&self, tenant: TenantId) -> StoreResult<i64>;
+}
+
 /// Every repository at once: what the services are built from. Implemented
 /// automatically for any type that implements all of them.
 pub trait Store:
@@ -547,6 +576,7 @@ pub trait Store:
     + JobRepository
     + MemoryRepository
     + ValidationRepository
+    + FileRepository
 {
 }
 
@@ -564,5 +594,6 @@ impl<T> Store for T where
         + JobRepository
         + MemoryRepository
         + ValidationRepository
+        + FileRepository
 {
 }

@@ -49,11 +49,11 @@ impl From<QueueError> for Error {
 /// Generation jobs.
 #[derive(Clone)]
 pub struct GenerationService {
-    store: Arc<dyn Store>,
-    jobs: Arc<dyn JobRepository>,
-    queue: Arc<dyn JobQueue>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) jobs: Arc<dyn JobRepository>,
+    pub(super) queue: Arc<dyn JobQueue>,
     streams: Arc<dyn TokenStream>,
-    events: Arc<dyn JobEvents>,
+    pub(super) events: Arc<dyn JobEvents>,
     /// Generation starts allowed per tenant.
     start_limit: Option<(Arc<dyn RateLimiter>, Rate)>,
 }
@@ -172,6 +172,8 @@ impl GenerationService {
                 instructions,
                 target_words: target.or(chapter.target_word_count),
                 chapter_version: None,
+                export: None,
+                batch: None,
             },
             idempotency_key: key.clone(),
             provider: None,

@@ -3,7 +3,10 @@
 //! for every change.
 
 mod admin;
+mod batch;
+mod export;
 pub mod extract;
+mod files;
 mod follow;
 mod generation;
 mod memory;
@@ -19,6 +22,9 @@ mod validation;
 mod write;
 
 pub use admin::*;
+pub use batch::GenerateChapters;
+pub use export::ExportNovel;
+pub use files::*;
 pub use follow::*;
 pub use generation::*;
 pub use memory::*;
@@ -51,6 +57,8 @@ pub struct Services {
     pub recall: Option<RecallService>,
     /// Continuity checks.
     pub validation: ValidationService,
+    /// Stored files (manuscripts, exported books) and their download links.
+    pub files: FileService,
 }
 
 impl Services {
@@ -60,6 +68,7 @@ impl Services {
             story: StoryService::new(store.clone()),
             memory: MemoryService::new(store.clone()),
             admin: AdminService::new(store.clone()),
+            files: FileService::with_defaults(store.clone()),
             validation: ValidationService::new(store),
             generation: None,
             recall: None,

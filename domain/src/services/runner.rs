@@ -88,6 +88,7 @@ pub struct JobRunner {
     pub(super) events: Arc<dyn JobEvents>,
     pub(super) config: RunnerConfig,
     pub(super) memory: Option<Memory>,
+    pub(super) files: Option<super::FileService>,
 }
 
 /// What a runner needs for memory: the memory jobs, recall for prompts, and the
@@ -120,6 +121,7 @@ impl JobRunner {
             events,
             config,
             memory: None,
+            files: None,
         }
     }
 
@@ -130,7 +132,14 @@ impl JobRunner {
         self
     }
 
-    /// Runs one job until it ends or `stop` resolves.    /// Runs one job until it ends or `stop` resolves.
+    /// The same runner, storing the books EXPORT jobs make with `files` (its size limit);
+    /// without it, the store directly with the default limit.
+    pub fn with_files(mut self, files: super::FileService) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// Runs one job until it ends or `stop` resolves.
     pub async fn run(
         &self,
         msg: &JobMessage,
@@ -146,12 +155,16 @@ impl JobRunner {
             Err(e) => return RunOutcome::Retry(e.to_string()),
         };
         super::generation::announce(&*self.events, &job, JobStatus::Running).await;
+        if job.input.batch.is_some() {
+            return self.batch(job, stop).await;
+        }
         match job.kind {
             JobKind::Draft | JobKind::Continue | JobKind::Rewrite | JobKind::Polish => {
                 self.write(job, stop).await
             }
             JobKind::ExtractMemory => self.remember(job, stop).await,
             JobKind::Validate => self.validate(job).await,
+            JobKind::Export => self.export(job).await,
             other => {
                 self.fail(job, 0, format!("{other} jobs are not run by this worker"))
                     .await

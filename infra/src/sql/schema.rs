@@ -313,6 +313,24 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
+    use super::{SqlTimestamp, SqlUuid};
+
+    files (id) {
+        id -> SqlUuid,
+        tenant_id -> SqlUuid,
+        novel_id -> SqlUuid,
+        job_id -> Nullable<SqlUuid>,
+        name -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        content -> Binary,
+        created_by -> Nullable<SqlUuid>,
+        created_at -> SqlTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
     use super::{SqlJson, SqlTimestamp, SqlUuid};
 
     audit_logs (id) {
@@ -439,4 +457,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_logs,
     usage_records,
     trusted_documents,
+    files,
 );

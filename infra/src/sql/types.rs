@@ -181,6 +181,7 @@ id_to_db!(
     ForeshadowingId,
     JobId,
     AuditId,
+    FileId,
 );
 
 impl From<DateTime<Utc>> for DbTime {

@@ -93,6 +93,8 @@ pub async fn jobs_round_trip(ctx: &Ctx) {
             instructions: "darker, \"quoted\", 中文".into(),
             target_words: Some(2_500),
             chapter_version: None,
+            export: None,
+            batch: None,
         },
         idempotency_key: Some("key-1".into()),
         provider: Some("local".into()),

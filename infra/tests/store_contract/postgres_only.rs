@@ -133,14 +133,14 @@ async fn pooled_connections_act_as_the_restricted_app_role() {
              AND c.relrowsecurity AND c.relforcerowsecurity",
         )
         .await;
-    assert_eq!(forced, 19);
+    assert_eq!(forced, 20);
     let tables = ctx
         .count(
             "pg_tables WHERE schemaname = current_schema() \
              AND tablename <> '__diesel_schema_migrations'",
         )
         .await;
-    assert_eq!(tables, 21);
+    assert_eq!(tables, 22);
 }
 
 /// A configured role other than `znovel_app` is created and granted by `migrate`; two

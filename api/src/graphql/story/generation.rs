@@ -181,6 +181,22 @@ impl GenerationJob {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// The file of the job: the book an EXPORT produced, or the manuscript an IMPORT
+    /// reads; null for other jobs and until an export has finished.
+    async fn file(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::files::StoredFile>> {
+        if !matches!(self.0.kind, m::JobKind::Export | m::JobKind::Import) {
+            return Ok(None);
+        }
+        let (s, actor) = call(ctx)?;
+        Ok(s.files
+            .for_job(&actor, self.0.id)
+            .await
+            .gql()?
+            .map(super::files::StoredFile))
+    }
     /// What the model was given from the story's memory for this chapter (recalled
     /// passages and records, best first), so an author sees why it wrote what it wrote.
     /// Empty for jobs that recall nothing and until the job's prompt is built.
@@ -223,6 +239,44 @@ pub struct GenerateChapterInput {
 #[derive(SimpleObject)]
 pub struct GenerateChapterPayload {
     /// The queued job (or the existing one for a repeated idempotency key).
+    pub job: GenerationJob,
+}
+
+/// When a batch stops early.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum StopOn {
+    /// A chapter that fails stops the rest of the batch (the parent job FAILS, naming it).
+    Error,
+    /// Never: a failed chapter is reported in the parent's `error`; the rest are written.
+    Never,
+}
+
+/// Input of `generateChapters`.
+#[derive(InputObject)]
+pub struct GenerateChaptersInput {
+    /// The novel.
+    pub novel_id: ID,
+    /// First chapter seq to write (inclusive); every chapter of the range must exist.
+    pub from_seq: i32,
+    /// Last chapter seq to write (inclusive); at most 200 chapters per batch.
+    pub to_seq: i32,
+    /// Target length of each chapter (words; CJK: characters), 50 to 200,000; default each chapter's target, else 1,200.
+    pub target_words: Option<i64>,
+    /// How to write each chapter; default DRAFT.
+    #[graphql(default_with = "GenerationKind::Draft")]
+    pub kind: GenerationKind,
+    /// Makes the request idempotent: the same key returns the same batch.
+    pub idempotency_key: Option<String>,
+    /// When the batch stops early; default ERROR.
+    #[graphql(default_with = "StopOn::Error")]
+    pub stop_on: StopOn,
+}
+
+/// Result of `generateChapters`.
+#[derive(SimpleObject)]
+pub struct GenerateChaptersPayload {
+    /// The parent job: it writes the chapters in order, one child job each (all in
+    /// `generationJobs` and `jobEvents`); cancelling it stops the rest.
     pub job: GenerationJob,
 }
 
@@ -316,6 +370,34 @@ impl GenerationMutation {
             .await
             .gql()?;
         Ok(GenerateChapterPayload {
+            job: GenerationJob(job),
+        })
+    }
+
+    /// Writes chapters `fromSeq..=toSeq` in order, each after the previous one is stored;
+    /// returns the queued parent job at once. A crashed worker's batch resumes where it
+    /// was (stored chapters are not written again); cancelling the parent stops the rest.
+    #[tracing::instrument(skip_all, name = "generateChapters")]
+    async fn generate_chapters(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What to write.")] input: GenerateChaptersInput,
+    ) -> async_graphql::Result<GenerateChaptersPayload> {
+        let (s, actor) = call(ctx)?;
+        let request = znovel_domain::services::GenerateChapters {
+            novel_id: decode(&input.novel_id, "novelId")?,
+            from_seq: input.from_seq,
+            to_seq: input.to_seq,
+            target_words: input.target_words,
+            kind: input.kind.into(),
+            idempotency_key: input.idempotency_key,
+            stop_on_error: input.stop_on == StopOn::Error,
+        };
+        let job = generation(s)?
+            .generate_chapters(&actor, request)
+            .await
+            .gql()?;
+        Ok(GenerateChaptersPayload {
             job: GenerationJob(job),
         })
     }

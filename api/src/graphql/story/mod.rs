@@ -5,6 +5,7 @@
 //! for a federation router.
 
 mod chapter;
+mod files;
 mod generation;
 mod inputs;
 mod live;
@@ -13,6 +14,7 @@ mod query;
 mod types;
 
 pub use chapter::*;
+pub use files::*;
 pub use generation::*;
 pub use inputs::*;
 pub use live::*;
@@ -32,6 +34,7 @@ pub struct SubgraphQuery(
     StoryQuery,
     GenerationQuery,
     crate::graphql::validation::ValidationQuery,
+    FileQuery,
     StoryEntities,
 );
 
@@ -43,6 +46,7 @@ pub struct SubgraphMutation(
     StoryMutation,
     GenerationMutation,
     crate::graphql::validation::ValidationMutation,
+    FileMutation,
 );
 
 // The story subgraph's share of the `Node` interface.

@@ -160,3 +160,36 @@ impl ValidationRepository for FakeStore {
         }))
     }
 }
+
+// The resolver tests store no files: the in-memory store has none.
+#[async_trait]
+impl FileRepository for FakeStore {
+    async fn insert_file(&self, _f: &StoredFile, _bytes: &[u8]) -> R<()> {
+        Err(StoreError::Internal(
+            "the in-memory store keeps no files".into(),
+        ))
+    }
+    async fn get_file(&self, _t: TenantId, _id: FileId) -> R<StoredFile> {
+        Err(StoreError::NotFound)
+    }
+    async fn get_file_content(&self, _t: TenantId, _id: FileId) -> R<Vec<u8>> {
+        Err(StoreError::NotFound)
+    }
+    async fn find_file_by_job(&self, _t: TenantId, _job: JobId) -> R<Option<StoredFile>> {
+        Ok(None)
+    }
+    async fn list_files(
+        &self,
+        _t: TenantId,
+        _novel: NovelId,
+        page: znovel_domain::page::PageRequest,
+    ) -> R<znovel_domain::page::Page<StoredFile>> {
+        Ok(znovel_domain::page::Page::from_rows(Vec::new(), &page))
+    }
+    async fn delete_file(&self, _t: TenantId, _id: FileId) -> R<()> {
+        Err(StoreError::NotFound)
+    }
+    async fn file_bytes_used(&self, _t: TenantId) -> R<i64> {
+        Ok(0)
+    }
+}

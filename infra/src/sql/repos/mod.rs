@@ -11,6 +11,7 @@ mod audit;
 mod chapters;
 mod entities;
 mod events;
+mod files;
 mod foreshadowing;
 mod jobs;
 mod memory;

@@ -1,0 +1,184 @@
+//! Stored files and export: `files(novelId)`, `deleteFile`, `exportNovel`, and
+//! `GenerationJob.file`. A file is downloaded with `GET /files/{id}?token=…` (its
+//! `downloadUrl`, a short-lived signed link; see `server::files`).
+
+use crate::graphql::call;
+use crate::graphql::connection::{connection, cost, page_request};
+use crate::graphql::errors::{ResultExt, to_gql};
+use crate::graphql::ids::{decode, to_id};
+use crate::graphql::story::GenerationJob;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use znovel_domain::model as m;
+use znovel_domain::services::ExportNovel;
+
+/// A stored file: an uploaded manuscript or an exported book.
+pub struct StoredFile(pub m::StoredFile);
+
+/// A stored file: an uploaded manuscript or an exported book.
+#[Object]
+impl StoredFile {
+    /// Global ID.
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// File name, e.g. `My Novel.epub`.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Media type, e.g. `application/epub+zip`.
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+    /// Size in bytes.
+    async fn size(&self) -> i64 {
+        self.0.size
+    }
+    /// When it was stored.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Where to download it: `/files/{id}?token=…`, relative to this API's origin. The
+    /// link carries no credential and expires after a few minutes; read this field again
+    /// for a fresh one.
+    async fn download_url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let (s, _actor) = call(ctx)?;
+        Ok(download_url(&self.0, &s.files.download_token(&self.0)))
+    }
+}
+
+/// The download path of a file with a token.
+pub fn download_url(file: &m::StoredFile, token: &str) -> String {
+    format!("/files/{}?token={token}", to_id(file.id).as_str())
+}
+
+connection!(
+    StoredFileConnection,
+    StoredFileEdge,
+    StoredFile,
+    m::StoredFile,
+    "A page of stored files.",
+    "A stored file in a page."
+);
+
+/// The format of an exported book.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "m::ExportFormat")]
+pub enum ExportFormat {
+    /// EPUB 3: navigation document, metadata, a cover page, one document per chapter.
+    Epub,
+    /// Markdown: the title as `#`, each chapter as `##`.
+    Markdown,
+    /// Plain UTF-8 text.
+    Txt,
+}
+
+/// Input of `exportNovel`.
+#[derive(InputObject)]
+pub struct ExportNovelInput {
+    /// The novel.
+    pub novel_id: ID,
+    /// The format of the book.
+    pub format: ExportFormat,
+    /// First chapter seq (inclusive); default: the first chapter.
+    pub from_seq: Option<i32>,
+    /// Last chapter seq (inclusive); default: the last chapter.
+    pub to_seq: Option<i32>,
+}
+
+/// Result of `exportNovel`.
+#[derive(SimpleObject)]
+pub struct ExportNovelPayload {
+    /// The queued EXPORT job; its `file` is the book once it SUCCEEDED.
+    pub job: GenerationJob,
+}
+
+/// Input of `deleteFile`.
+#[derive(InputObject)]
+pub struct DeleteFileInput {
+    /// The file to delete.
+    pub file_id: ID,
+}
+
+/// Result of `deleteFile`.
+#[derive(SimpleObject)]
+pub struct DeleteFilePayload {
+    /// The file as it was before it was deleted.
+    pub file: StoredFile,
+}
+
+/// File queries.
+#[derive(Default)]
+pub struct FileQuery;
+
+/// File queries.
+#[Object]
+impl FileQuery {
+    /// A novel's stored files (manuscripts and exported books), newest first.
+    #[graphql(complexity = "cost(first, child_complexity)")]
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The novel.")] novel_id: ID,
+        #[graphql(desc = "Page size, 1 to 100; default 20.")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last item of the previous page.")] after: Option<String>,
+    ) -> async_graphql::Result<StoredFileConnection> {
+        let (s, actor) = call(ctx)?;
+        let novel = decode(&novel_id, "novelId")?;
+        let req = page_request(first, after.as_deref())?;
+        let page = s.files.files(&actor, novel, req).await.gql()?;
+        Ok(StoredFileConnection::new(page, &req))
+    }
+}
+
+/// File mutations.
+#[derive(Default)]
+pub struct FileMutation;
+
+/// File mutations.
+#[Object]
+impl FileMutation {
+    /// Exports a novel, or a range of its chapters, as a book; returns the queued EXPORT
+    /// job at once. When it SUCCEEDED, its `file` is the book (watch it in `jobEvents`).
+    #[tracing::instrument(skip_all, name = "exportNovel")]
+    async fn export_novel(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What to export.")] input: ExportNovelInput,
+    ) -> async_graphql::Result<ExportNovelPayload> {
+        let (s, actor) = call(ctx)?;
+        let request = ExportNovel {
+            novel_id: decode(&input.novel_id, "novelId")?,
+            spec: m::ExportSpec {
+                format: input.format.into(),
+                from_seq: input.from_seq,
+                to_seq: input.to_seq,
+            },
+        };
+        let job = s
+            .generation()
+            .map_err(to_gql)?
+            .export_novel(&actor, request)
+            .await
+            .gql()?;
+        Ok(ExportNovelPayload {
+            job: GenerationJob(job),
+        })
+    }
+
+    /// Deletes a stored file.
+    #[tracing::instrument(skip_all, name = "deleteFile")]
+    async fn delete_file(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The file to delete.")] input: DeleteFileInput,
+    ) -> async_graphql::Result<DeleteFilePayload> {
+        let (s, actor) = call(ctx)?;
+        let id = decode(&input.file_id, "fileId")?;
+        let file = s.files.file(&actor, id).await.gql()?;
+        s.files.delete(&actor, id).await.gql()?;
+        Ok(DeleteFilePayload {
+            file: StoredFile(file),
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! Batch generation: `generateChapters` writes a range of chapters in order through one
+//! parent job with a child job per chapter (each child starts after the previous one is
+//! stored), the same idempotency key returns the same batch, a missing chapter is a clear
+//! error, and cancelling the parent stops the chapters not yet written.
+
+use crate::helpers::{Backend, TestApp};
+use serde_json::{Value, json};
+use std::time::Duration;
+use znovel_infra::llm::testing::{FakeOpenAi, FakeStream};
+
+const BATCH: &str = "mutation($i: GenerateChaptersInput!) { generateChapters(input: $i) { job { id kind status chapterId } } }";
+const JOB: &str =
+    "query($j: ID!) { generationJob(id: $j) { status error promptTokens completionTokens } }";
+const JOBS: &str = "query($n: ID!) { generationJobs(novelId: $n, first: 100) { edges { node { id kind status chapterId startedAt finishedAt chapter { seq } } } } }";
+const CHAPTER: &str = "query($c: ID!) { chapter(id: $c) { content version } }";
+
+fn prose(words: usize) -> Vec<String> {
+    (0..words)
+        .map(|i| {
+            if i % 10 == 9 {
+                "waves. ".to_owned()
+            } else {
+                "the ".to_owned()
+            }
+        })
+        .collect()
+}
+
+async fn app(backend: Backend, stream: FakeStream) -> (TestApp, FakeOpenAi) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script("primary", stream);
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+    })
+    .await;
+    (app, fake)
+}
+
+async fn novel_of(app: &TestApp, n: i64) -> (String, Vec<String>) {
+    let novel = app.novel("Batch").await;
+    let mut chapters = Vec::new();
+    for seq in 1..=n {
+        let d = app
+            .ok(
+                "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
+                json!({ "i": { "novelId": novel, "seq": seq, "title": format!("Part {seq}"), "outline": format!("The sea rises, part {seq}.") } }),
+            )
+            .await;
+        chapters.push(
+            d["createChapter"]["chapter"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    (novel, chapters)
+}
+
+async fn wait_final(app: &TestApp, job: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let j = app.ok(JOB, json!({ "j": job })).await["generationJob"].clone();
+        if matches!(
+            j["status"].as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+        ) {
+            return j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "batch did not end: {j}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The chapter-writing children, by chapter seq.
+async fn children(app: &TestApp, novel: &str) -> Vec<Value> {
+    let d = app.ok(JOBS, json!({ "n": novel })).await;
+    let mut out: Vec<Value> = d["generationJobs"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .filter(|j| j["kind"] == "DRAFT" && !j["chapterId"].is_null())
+        .collect();
+    out.sort_by_key(|j| j["chapter"]["seq"].as_i64());
+    out
+}
+
+async fn writes_in_order(backend: Backend) {
+    let (app, _fake) = app(backend, FakeStream::new(prose(60)).usage(30, 60)).await;
+    let (novel, chapters) = novel_of(&app, 3).await;
+    let input = json!({ "novelId": novel, "fromSeq": 1, "toSeq": 3, "targetWords": 60, "idempotencyKey": "batch-1" });
+    let d = app.ok(BATCH, json!({ "i": input })).await;
+    let parent = d["generateChapters"]["job"].clone();
+    assert_eq!(parent["status"], "QUEUED");
+    assert!(parent["chapterId"].is_null());
+    let id = parent["id"].as_str().unwrap().to_owned();
+    let again = app.ok(BATCH, json!({ "i": input })).await;
+    assert_eq!(
+        again["generateChapters"]["job"]["id"],
+        id.as_str(),
+        "same key, same batch"
+    );
+
+    let done = wait_final(&app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["completionTokens"], 180,
+        "the children's tokens: {done}"
+    );
+    for c in &chapters {
+        let ch = app.ok(CHAPTER, json!({ "c": c })).await["chapter"].clone();
+        assert_eq!(ch["version"], 1, "written once: {ch}");
+        assert!(ch["content"].as_str().unwrap().contains("waves."), "{ch}");
+    }
+    let kids = children(&app, &novel).await;
+    assert_eq!(kids.len(), 3, "one child per chapter: {kids:?}");
+    for pair in kids.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert_eq!(a["status"], "SUCCEEDED");
+        let (finished, started) = (
+            a["finishedAt"]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+            b["startedAt"]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+        );
+        assert!(
+            finished <= started,
+            "chapter k+1 starts after chapter k is stored: {a} {b}"
+        );
+    }
+
+    // Refused up front: a missing chapter, a reversed range, another batch under the key.
+    let (code, body) = app
+        .err_as(
+            Some(&app.admin_key),
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 2, "toSeq": 5 } }),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(
+        body.to_string().contains("chapter 4 does not exist"),
+        "{body}"
+    );
+    let code = app
+        .err(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 3, "toSeq": 2 } }),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let code = app
+        .err(BATCH, json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 2, "idempotencyKey": "batch-1" } }))
+        .await;
+    assert_eq!(code, "CONFLICT");
+}
+
+async fn cancel_stops_the_rest(backend: Backend) {
+    // Slow enough to cancel during the first chapter.
+    let stream = FakeStream::new(prose(200)).interval(Duration::from_millis(30));
+    let (app, _fake) = app(backend, stream).await;
+    let (novel, chapters) = novel_of(&app, 3).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 3, "targetWords": 200 } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while children(&app, &novel)
+        .await
+        .first()
+        .map(|c| c["status"].clone())
+        != Some(json!("RUNNING"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first chapter never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = app
+        .ok(
+            "mutation($i: CancelGenerationInput!) { cancelGeneration(input: $i) { job { status } } }",
+            json!({ "i": { "jobId": id } }),
+        )
+        .await;
+    assert_eq!(d["cancelGeneration"]["job"]["status"], "CANCELLED");
+    assert_eq!(wait_final(&app, &id).await["status"], "CANCELLED");
+    // The child in flight ends CANCELLED; no later chapter was started or written.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = children(&app, &novel).await;
+        if kids.len() == 1 && kids[0]["status"] == "CANCELLED" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{kids:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(children(&app, &novel).await.len(), 1);
+    for c in &chapters {
+        let ch = app.ok(CHAPTER, json!({ "c": c })).await["chapter"].clone();
+        assert_eq!(ch["content"], "", "left as it was: {ch}");
+    }
+}
+
+mod in_order {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        writes_in_order(Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        writes_in_order(Backend::Postgres).await;
+    }
+}
+
+mod cancelled {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        cancel_stops_the_rest(Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        cancel_stops_the_rest(Backend::Postgres).await;
+    }
+}
