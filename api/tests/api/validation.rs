@@ -43,6 +43,8 @@ on_both!(
     validated_chapters_keep_their_report,
     validation_refuses_bad_input_and_other_tenants,
     live_issues_stream_before_the_chapter_completes,
+    failing_closed_keeps_a_chapter_with_an_error_as_a_draft,
+    a_rewrite_is_given_the_issues_it_is_to_fix,
 );
 
 /// A novel where Ned Stark (alias Lord Stark) dies in chapter 2; returns (novel, ids of
@@ -293,7 +295,7 @@ const STREAM: &str = r#"subscription($j: ID!, $a: Int) { chapterStream(jobId: $j
     __typename
     ... on ChapterChunk { seq text }
     ... on ChapterIssue { seq issue { id kind severity source span { start end text } evidence { kind chapterSeq } } }
-    ... on ChapterCompleted { seq chapter { id content status validation { complete issues { id kind span { text } } } } }
+    ... on ChapterCompleted { seq chapter { id content status validation { complete issues { id kind message span { text } } } } }
     ... on ChapterFailed { seq message }
 } }"#;
 
@@ -422,4 +424,138 @@ async fn live_issues_stream_before_the_chapter_completes(backend: Backend) {
     // Resuming before it replays it.
     let again = events(&app, &job, live["seq"].as_i64().unwrap() - 1).await;
     assert_eq!(again[0], *live);
+}
+
+/// Harmless prose of more than 50 words.
+const QUIET: &str = "Snow fell on the old keep all night. Bran watched the gate until dawn. The \
+    ravens came back at first light with no letters. The kitchens were cold and the well was \
+    frozen. Old Nan told the children a story about the long night, and nobody laughed at \
+    her now. The hounds slept by the fire and the guards changed at the bell.";
+
+async fn failing_closed_keeps_a_chapter_with_an_error_as_a_draft(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake_writing(&fake, GHOST);
+    let app = app_with_fake(backend, &fake).await;
+    let (novel, _, _) = story(&app).await;
+    let policy = "mutation($i: UpdateValidationPolicyInput!) { updateValidationPolicy(input: $i) \
+        { tenant { validationFailMode settings } } }";
+    let t = app
+        .ok(policy, json!({ "i": { "failMode": "CLOSED" } }))
+        .await["updateValidationPolicy"]["tenant"]
+        .clone();
+    assert_eq!(t["validationFailMode"], "CLOSED", "{t:#}");
+    assert_eq!(t["settings"]["validation"]["failMode"], "CLOSED");
+    // Only an admin sets it.
+    let member = app.user_key("member@example.com", "MEMBER").await;
+    let (code, _) = app
+        .err_as(
+            Some(&member),
+            policy,
+            json!({ "i": { "failMode": "OPEN" } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // The dead man speaks: the chapter is stored as written, kept as a draft, with its
+    // report.
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done:#}");
+    let ch = &done["chapter"];
+    assert_eq!(ch["status"], "DRAFT", "{ch:#}");
+    assert_eq!(
+        ch["content"].as_str().unwrap().split_whitespace().count(),
+        62
+    );
+    assert_eq!(ch["validation"]["issues"][0]["kind"], "DEAD_CHARACTER");
+
+    // Without an ERROR issue a chapter goes to review as usual.
+    fake_writing(&fake, QUIET);
+    let four = app.chapter(&novel, 4, "Dawn").await;
+    let job = generate(&app, &four, QUIET, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["chapter"]["status"], "REVIEW", "{done:#}");
+    assert_eq!(done["chapter"]["validation"]["complete"], true);
+    assert!(
+        done["chapter"]["validation"]["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["kind"] != "DEAD_CHARACTER"),
+        "{done:#}"
+    );
+
+    // Back to OPEN: the dead man's chapter, written again, goes to review.
+    app.ok(policy, json!({ "i": { "failMode": "OPEN" } })).await;
+    fake_writing(&fake, GHOST);
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["chapter"]["status"], "REVIEW", "{done:#}");
+    assert_eq!(
+        done["chapter"]["validation"]["issues"][0]["kind"],
+        "DEAD_CHARACTER"
+    );
+}
+
+async fn a_rewrite_is_given_the_issues_it_is_to_fix(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake_writing(&fake, GHOST);
+    let app = app_with_fake(backend, &fake).await;
+    let (novel, _, _) = story(&app).await;
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    let issue = done["chapter"]["validation"]["issues"][0].clone();
+    assert_eq!(issue["kind"], "DEAD_CHARACTER", "{done:#}");
+    let id = issue["id"].as_str().unwrap().to_owned();
+
+    // Ids the report does not have, or issues to fix outside a rewrite, are refused.
+    let generate_q =
+        "mutation($i: GenerateChapterInput!) { generateChapter(input: $i) { job { id } } }";
+    let bad = app
+        .err(
+            generate_q,
+            json!({ "i": { "chapterId": three, "kind": "REWRITE", "fixIssues": ["nope"] } }),
+        )
+        .await;
+    assert_eq!(bad, "BAD_USER_INPUT");
+    let bad = app
+        .err(
+            generate_q,
+            json!({ "i": { "chapterId": three, "kind": "POLISH", "fixIssues": [id] } }),
+        )
+        .await;
+    assert_eq!(bad, "BAD_USER_INPUT");
+
+    fake_writing(&fake, QUIET);
+    let before = fake.requests_for("primary").len();
+    let job = generate(
+        &app,
+        &three,
+        QUIET,
+        json!({ "kind": "REWRITE", "fixIssues": [id], "instructions": "Keep the snow." }),
+    )
+    .await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done:#}");
+    // The writer's request (the memory jobs ask the same model for their extraction).
+    let prompt: String = fake.requests_for("primary")[before..]
+        .iter()
+        .map(|r| r.messages().into_iter().map(|(_, c)| c).collect::<String>())
+        .find(|p| p.contains("Keep the snow."))
+        .expect("the rewrite's request");
+    assert!(prompt.contains("Keep the snow."), "{prompt}");
+    assert!(prompt.contains("Fix these continuity issues"), "{prompt}");
+    let message = issue["message"].as_str().unwrap();
+    assert!(
+        prompt.contains(&format!("“Lord Stark”: {message}")),
+        "{message} not in {prompt}"
+    );
+    // The rewrite fixed it: the new version's report no longer has it.
+    assert_eq!(
+        done["chapter"]["validation"]["issues"],
+        json!([]),
+        "{done:#}"
+    );
 }

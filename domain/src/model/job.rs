@@ -61,6 +61,9 @@ pub struct JobInput {
     /// For jobs about one version of a chapter (memory, validation): that version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chapter_version: Option<i32>,
+    /// For a rewrite: the continuity issues to fix, as the prompt gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fix: Vec<String>,
 }
 
 /// A generation job.

@@ -152,13 +152,14 @@ impl JobRunner {
             .or(chapter.target_word_count)
             .unwrap_or(super::generation::DEFAULT_TARGET_WORDS);
         let memory = self.memory_for(&chapter, job).await?;
+        let instructions = with_fixes(&job.input.instructions, &job.input.fix);
         let ctx = PromptContext {
             novel: &novel,
             volume: volume.as_ref(),
             chapter: &chapter,
             previous,
             kind: job.kind,
-            instructions: &job.input.instructions,
+            instructions: &instructions,
             target_words: target,
             recalled: memory.recalled,
             entities: memory.entities,
@@ -725,6 +726,23 @@ fn nf(e: StoreError, resource: &'static str) -> Error {
         StoreError::NotFound => Error::NotFound { resource },
         other => other.into(),
     }
+}
+
+/// The writer's instructions, with the continuity issues a rewrite is to fix.
+fn with_fixes(instructions: &str, fix: &[String]) -> String {
+    if fix.is_empty() {
+        return instructions.to_owned();
+    }
+    let mut out = instructions.trim().to_owned();
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str("Fix these continuity issues of the current text:");
+    for f in fix {
+        out.push_str("\n- ");
+        out.push_str(f);
+    }
+    out
 }
 
 /// Byte index just past the last sentence end in `text`, if any.

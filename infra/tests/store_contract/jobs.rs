@@ -93,6 +93,7 @@ pub async fn jobs_round_trip(ctx: &Ctx) {
             instructions: "darker, \"quoted\", 中文".into(),
             target_words: Some(2_500),
             chapter_version: None,
+            fix: vec!["“Lord Stark”: he is dead".into()],
         },
         idempotency_key: Some("key-1".into()),
         provider: Some("local".into()),
