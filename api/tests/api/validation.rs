@@ -493,8 +493,8 @@ async fn failing_closed_keeps_a_chapter_with_an_error_as_a_draft(backend: Backen
     let done = events(&app, &job, 0).await.pop().unwrap();
     assert_eq!(done["chapter"]["status"], "REVIEW", "{done:#}");
     assert_eq!(
-        done["chapter"]["validation"]["issues"][0]["kind"],
-        "DEAD_CHARACTER"
+        done["chapter"]["validation"]["issues"][0]["kind"], "DEAD_CHARACTER",
+        "{done:#}"
     );
 }
 
