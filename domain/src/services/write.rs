@@ -489,6 +489,7 @@ impl JobRunner {
         end
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn stream_events(
         &self,
         job: &GenerationJob,
