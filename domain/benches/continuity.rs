@@ -400,6 +400,18 @@ fn timing(fixture: &Fixture) {
         issues = checker.check(&chapter).len();
         check.push(t.elapsed());
     }
+    // While a chapter streams, the text so far is checked at every sentence end.
+    let ends: Vec<usize> = chapter
+        .char_indices()
+        .filter(|(_, c)| matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '…' | '\n'))
+        .map(|(i, c)| i + c.len_utf8())
+        .collect();
+    let checker = Checker::new(&story);
+    let t = Instant::now();
+    for &e in &ends {
+        std::hint::black_box(checker.check(&chapter[..e]));
+    }
+    let live = t.elapsed();
     println!(
         "\nstory: {} chapters, {} passages (~{} words), {} entities; chapter: {} words, {} issues",
         chapters.len(),
@@ -413,6 +425,12 @@ fn timing(fixture: &Fixture) {
         "prepare (names + repetition index): median {:.1} ms; check: median {:.1} ms",
         median(prepare).as_secs_f64() * 1e3,
         median(check).as_secs_f64() * 1e3
+    );
+    println!(
+        "live (the text so far checked at each of its {} sentence ends): {:.0} ms in all, {:.2} ms per check",
+        ends.len(),
+        live.as_secs_f64() * 1e3,
+        live.as_secs_f64() * 1e3 / ends.len().max(1) as f64
     );
 }
 

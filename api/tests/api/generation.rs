@@ -30,7 +30,7 @@ fn pieces() -> Vec<String> {
     text.split_inclusive(' ').map(str::to_owned).collect()
 }
 
-async fn app_with_fake(backend: Backend, fake: &FakeOpenAi) -> TestApp {
+pub(crate) async fn app_with_fake(backend: Backend, fake: &FakeOpenAi) -> TestApp {
     let base = fake.base_url();
     TestApp::spawn_with(backend, move |s| {
         s.llm.base_url = Some(base);
@@ -362,7 +362,7 @@ const EVENTS: &str =
     "subscription($n: ID!) { jobEvents(novelId: $n) { status job { id kind status model } } }";
 
 /// Opens a connection, acknowledged, authenticated with `key`.
-async fn connected(app: &TestApp, key: &str) -> Ws {
+pub(crate) async fn connected(app: &TestApp, key: &str) -> Ws {
     let mut ws = connect(app).await;
     ws.send(Message::text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } }).to_string()))
         .await
@@ -371,7 +371,7 @@ async fn connected(app: &TestApp, key: &str) -> Ws {
     ws
 }
 
-async fn start(ws: &mut Ws, id: &str, query: &str, variables: Value) {
+pub(crate) async fn start(ws: &mut Ws, id: &str, query: &str, variables: Value) {
     ws.send(Message::text(
         json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }).to_string(),
     ))

@@ -2,10 +2,15 @@
 //! of a chapter (quoting the offending text with code-point offsets and the earlier
 //! record or passage as evidence) and passes near misses; `validateChapter` stores the
 //! report as the chapter version's `validation`; bad input and other tenants' chapters
-//! are refused.
+//! are refused; a chapter being generated is checked sentence by sentence, its issues
+//! streamed as `ChapterIssue`s before it completes and stored as its report.
 
+use crate::generation::{app_with_fake, connected, start};
 use crate::helpers::{Backend, TestApp};
+use crate::websocket::next_json;
 use serde_json::{Value, json};
+use std::time::Duration;
+use znovel_infra::llm::testing::{FakeOpenAi, FakeStream};
 
 const CHECK: &str = "query($i: CheckDraftInput!) { checkDraft(input: $i) { complete \
     issues { kind severity message source suggestion span { start end text } \
@@ -37,11 +42,14 @@ on_both!(
     check_draft_flags_contradictions_and_passes_near_misses,
     validated_chapters_keep_their_report,
     validation_refuses_bad_input_and_other_tenants,
+    live_issues_stream_before_the_chapter_completes,
+    failing_closed_keeps_a_chapter_with_an_error_as_a_draft,
+    a_rewrite_is_given_the_issues_it_is_to_fix,
 );
 
 /// A novel where Ned Stark (alias Lord Stark) dies in chapter 2; returns (novel, ids of
 /// chapters 1 and 2).
-async fn story(app: &TestApp) -> (String, String, String) {
+pub(crate) async fn story(app: &TestApp) -> (String, String, String) {
     let novel = app.novel("Winter").await;
     let ned = app
         .ok(
@@ -281,4 +289,251 @@ async fn validation_refuses_bad_input_and_other_tenants(backend: Backend) {
         )
         .await;
     assert_eq!(c, "FORBIDDEN");
+}
+
+const STREAM: &str = r#"subscription($j: ID!, $a: Int) { chapterStream(jobId: $j, after: $a) {
+    __typename
+    ... on ChapterChunk { seq text }
+    ... on ChapterIssue { seq issue { id kind severity source span { start end text } evidence { kind chapterSeq } } }
+    ... on ChapterCompleted { seq chapter { id content status validation { complete issues { id kind message span { text } } } } }
+    ... on ChapterFailed { seq message }
+} }"#;
+
+/// Chapter 3, as the fake model writes it: the dead Lord Stark speaks in its second
+/// sentence; the rest is harmless.
+pub(crate) const GHOST: &str = "Snow fell on the old keep all night. \"Winter is coming,\" said \
+    Lord Stark. The hounds slept by the fire. Bran watched the gate until dawn. The ravens \
+    came back at first light with no letters. The kitchens were cold and the well was frozen. \
+    Old Nan told the children a story about the long night, and nobody laughed at her now.";
+
+/// The events of a chapter stream until it completes.
+pub(crate) async fn events(app: &TestApp, job: &str, after: i64) -> Vec<Value> {
+    let mut ws = connected(app, &app.admin_key).await;
+    start(&mut ws, "s", STREAM, json!({ "j": job, "a": after })).await;
+    let mut out = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), next_json(&mut ws))
+            .await
+            .expect("the stream progresses");
+        match msg["type"].as_str() {
+            Some("next") => {
+                assert!(msg["payload"].get("errors").is_none(), "{msg}");
+                out.push(msg["payload"]["data"]["chapterStream"].clone());
+            }
+            Some("complete") => return out,
+            other => panic!("unexpected {other:?}: {msg}"),
+        }
+    }
+}
+
+/// Generates chapter `seq` of the story with the fake model writing `text`; returns the
+/// job id.
+pub(crate) async fn generate(app: &TestApp, chapter: &str, text: &str, extra: Value) -> String {
+    let words = text.split_whitespace().count();
+    let mut input = json!({ "chapterId": chapter, "targetWords": words });
+    if let (Some(i), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+        i.extend(e.clone());
+    }
+    app.ok(
+        "mutation($i: GenerateChapterInput!) { generateChapter(input: $i) { job { id } } }",
+        json!({ "i": input }),
+    )
+    .await["generateChapter"]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub(crate) fn fake_writing(fake: &FakeOpenAi, text: &str) {
+    let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+    fake.script(
+        "primary",
+        FakeStream::new(pieces).interval(Duration::from_millis(20)),
+    );
+}
+
+async fn live_issues_stream_before_the_chapter_completes(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake_writing(&fake, GHOST);
+    let app = app_with_fake(backend, &fake).await;
+    let (novel, _, _) = story(&app).await;
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+
+    let evs = events(&app, &job, 0).await;
+    let kinds: Vec<&str> = evs
+        .iter()
+        .map(|e| e["__typename"].as_str().unwrap())
+        .collect();
+    let at = kinds
+        .iter()
+        .position(|k| *k == "ChapterIssue")
+        .unwrap_or_else(|| panic!("no issue streamed: {evs:#?}"));
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "ChapterIssue").count(),
+        1,
+        "{evs:#?}"
+    );
+    let done = evs.last().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done:#}");
+    // Streamed live: right after the sentence that caused it, while chunks still came.
+    assert!(
+        kinds[at + 1..]
+            .iter()
+            .filter(|k| **k == "ChapterChunk")
+            .count()
+            > 10,
+        "{kinds:?}"
+    );
+    let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=evs.len() as i64).collect::<Vec<_>>(),
+        "one numbering"
+    );
+    let live = &evs[at];
+    let issue = &live["issue"];
+    assert_eq!(issue["kind"], "DEAD_CHARACTER", "{live:#}");
+    assert_eq!(issue["severity"], "ERROR");
+    assert_eq!(issue["source"], "RULE");
+    assert_eq!(issue["span"]["text"], "Lord Stark");
+    assert_eq!(issue["evidence"][0]["chapterSeq"], 2);
+    let streamed: String = evs[..at]
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(streamed.trim_end().ends_with("Lord Stark."), "{streamed}");
+    let content = done["chapter"]["content"].as_str().unwrap();
+    assert_eq!(
+        chars(content, &issue["span"]["start"], &issue["span"]["end"]),
+        "Lord Stark"
+    );
+
+    // The stored report has the same issue, by the same id; OPEN (the default) stores the
+    // chapter for review all the same.
+    let report = &done["chapter"]["validation"];
+    assert_eq!(report["complete"], true, "{done:#}");
+    assert_eq!(report["issues"][0]["id"], issue["id"], "{report:#}");
+    assert_eq!(report["issues"][0]["span"]["text"], "Lord Stark");
+    assert_eq!(done["chapter"]["status"], "REVIEW");
+
+    // Resuming after the issue replays what follows it, not the issue.
+    let rest = events(&app, &job, live["seq"].as_i64().unwrap()).await;
+    assert_eq!(rest.len(), evs.len() - at - 1);
+    assert!(rest.iter().all(|e| e["__typename"] != "ChapterIssue"));
+    // Resuming before it replays it.
+    let again = events(&app, &job, live["seq"].as_i64().unwrap() - 1).await;
+    assert_eq!(again[0], *live);
+}
+
+async fn failing_closed_keeps_a_chapter_with_an_error_as_a_draft(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake_writing(&fake, GHOST);
+    let app = app_with_fake(backend, &fake).await;
+    let (novel, _, two) = story(&app).await;
+    let policy = "mutation($i: UpdateValidationPolicyInput!) { updateValidationPolicy(input: $i) \
+        { tenant { validationFailMode settings } } }";
+    let t = app
+        .ok(policy, json!({ "i": { "failMode": "CLOSED" } }))
+        .await["updateValidationPolicy"]["tenant"]
+        .clone();
+    assert_eq!(t["validationFailMode"], "CLOSED", "{t:#}");
+    assert_eq!(t["settings"]["validation"]["failMode"], "CLOSED");
+    // Only an admin sets it.
+    let member = app.user_key("member@example.com", "MEMBER").await;
+    let (code, _) = app
+        .err_as(
+            Some(&member),
+            policy,
+            json!({ "i": { "failMode": "OPEN" } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // The dead man speaks: the chapter is stored as written, kept as a draft, with its
+    // report.
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done:#}");
+    let ch = &done["chapter"];
+    assert_eq!(ch["status"], "DRAFT", "{ch:#}");
+    assert_eq!(
+        ch["content"].as_str().unwrap().split_whitespace().count(),
+        62
+    );
+    assert_eq!(ch["validation"]["issues"][0]["kind"], "DEAD_CHARACTER");
+
+    // Without an ERROR issue a chapter goes to review as usual: the same text as
+    // chapter 2, when Ned Stark is still alive (he dies in it).
+    let job = generate(&app, &two, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["chapter"]["status"], "REVIEW", "{done:#}");
+    assert_eq!(done["chapter"]["validation"]["complete"], true);
+    assert_eq!(
+        done["chapter"]["validation"]["issues"],
+        json!([]),
+        "{done:#}"
+    );
+
+    // Back to OPEN (the default of test `live_issues_stream_before_the_chapter_completes`).
+    let t = app.ok(policy, json!({ "i": { "failMode": "OPEN" } })).await["updateValidationPolicy"]
+        ["tenant"]
+        .clone();
+    assert_eq!(t["validationFailMode"], "OPEN");
+}
+
+async fn a_rewrite_is_given_the_issues_it_is_to_fix(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake_writing(&fake, GHOST);
+    let app = app_with_fake(backend, &fake).await;
+    let (novel, _, _) = story(&app).await;
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    let issue = done["chapter"]["validation"]["issues"][0].clone();
+    assert_eq!(issue["kind"], "DEAD_CHARACTER", "{done:#}");
+    let id = issue["id"].as_str().unwrap().to_owned();
+
+    // Ids the report does not have, or issues to fix outside a rewrite, are refused.
+    let generate_q =
+        "mutation($i: GenerateChapterInput!) { generateChapter(input: $i) { job { id } } }";
+    let bad = app
+        .err(
+            generate_q,
+            json!({ "i": { "chapterId": three, "kind": "REWRITE", "fixIssues": ["nope"] } }),
+        )
+        .await;
+    assert_eq!(bad, "BAD_USER_INPUT");
+    let bad = app
+        .err(
+            generate_q,
+            json!({ "i": { "chapterId": three, "kind": "POLISH", "fixIssues": [id] } }),
+        )
+        .await;
+    assert_eq!(bad, "BAD_USER_INPUT");
+
+    let before = fake.requests_for("primary").len();
+    let job = generate(
+        &app,
+        &three,
+        GHOST,
+        json!({ "kind": "REWRITE", "fixIssues": [id], "instructions": "Keep the snow." }),
+    )
+    .await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done:#}");
+    // The writer's request (the memory jobs ask the same model for their extraction).
+    let prompt: String = fake.requests_for("primary")[before..]
+        .iter()
+        .map(|r| r.messages().into_iter().map(|(_, c)| c).collect::<String>())
+        .find(|p| p.contains("Keep the snow."))
+        .expect("the rewrite's request");
+    assert!(prompt.contains("Keep the snow."), "{prompt}");
+    assert!(prompt.contains("Fix these continuity issues"), "{prompt}");
+    let message = issue["message"].as_str().unwrap();
+    assert!(
+        prompt.contains(&format!("“Lord Stark”: {message}")),
+        "{message} not in {prompt}"
+    );
 }

@@ -67,6 +67,9 @@ pub struct JobInput {
     /// For a batch (the parent job of `generateChapters`): what to write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchSpec>,
+    /// For a rewrite: the continuity issues to fix, as the prompt gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fix: Vec<String>,
 }
 
 /// What a batch writes: one child job per chapter from `from_seq` to `to_seq`, in order.

@@ -52,6 +52,16 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// What a tenant does with a generated chapter that has an issue of severity ERROR.
+    ValidationFailMode {
+        /// Store it as written (in review) with its report: the author decides.
+        Open = "OPEN",
+        /// Keep it as a draft until the author fixes or accepts it.
+        Closed = "CLOSED",
+    }
+}
+
 /// The offending text: characters `start..end` (Unicode code points) of the checked
 /// text, the same unit as passage offsets.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,6 +103,29 @@ pub struct ValidationReport {
     /// Whether every check ran: `false` when a part (the reviewer, the story's memory)
     /// could not be consulted, so the absence of an issue proves less.
     pub complete: bool,
+}
+
+impl ValidationIssue {
+    /// A stable id: the first 16 hex digits of the SHA-256 of the kind, the span's
+    /// offsets and the message. The same finding in the same text always has the same id
+    /// (in the stream, the stored report and a later check of an unchanged version), so a
+    /// rewrite can name the issues it is to fix.
+    pub fn id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.kind.as_str().as_bytes());
+        h.update([0]);
+        if let Some(s) = &self.span {
+            h.update(s.start.to_le_bytes());
+            h.update(s.end.to_le_bytes());
+        }
+        h.update([0]);
+        h.update(self.message.as_bytes());
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 impl ValidationReport {

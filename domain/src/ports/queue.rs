@@ -82,14 +82,23 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// One entry of a job's token stream.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StreamEvent {
-    /// The next piece of the chapter. `seq` starts at 1 and increases by 1.
+    /// The next piece of the chapter. `seq` starts at 1 and increases by 1 (over chunks
+    /// and issues together).
     Chunk {
         /// Position.
         seq: u64,
         /// Text.
         text: String,
+    },
+    /// A continuity issue found in the text streamed so far, right after the sentence
+    /// that caused it; it takes the next `seq` like a chunk.
+    Issue {
+        /// Position.
+        seq: u64,
+        /// The issue (its span: code points of the chapter's content).
+        issue: Box<crate::model::ValidationIssue>,
     },
     /// The job ended; no entry follows. `seq` is one past the last chunk.
     End {
@@ -106,7 +115,7 @@ impl StreamEvent {
     /// The entry's position.
     pub fn seq(&self) -> u64 {
         match self {
-            Self::Chunk { seq, .. } | Self::End { seq, .. } => *seq,
+            Self::Chunk { seq, .. } | Self::Issue { seq, .. } | Self::End { seq, .. } => *seq,
         }
     }
 }

@@ -81,6 +81,13 @@ pub struct UpdateQuota {
     pub max_tokens_per_day: Option<i64>,
 }
 
+/// Input of [`AdminService::update_validation_policy`].
+#[derive(Debug, Clone, Default)]
+pub struct UpdateValidationPolicy {
+    /// What happens to a generated chapter with an ERROR issue.
+    pub fail_mode: Option<crate::model::ValidationFailMode>,
+}
+
 fn default_name(email: &Email) -> String {
     email
         .as_str()
@@ -352,6 +359,31 @@ impl AdminService {
         t.updated_at = now();
         self.store.update_tenant(&t).await?;
         audit(&*self.store, actor, "tenant.quota", "Tenant", t.id).await;
+        Ok(t)
+    }
+
+    /// Changes the tenant's validation policy (kept in its settings as
+    /// `validation.failMode`; other settings are untouched). Needs ADMIN.
+    pub async fn update_validation_policy(
+        &self,
+        actor: &Actor,
+        input: UpdateValidationPolicy,
+    ) -> Result<Tenant, Error> {
+        actor.require_admin()?;
+        let mut t = self.tenant(actor).await?;
+        if let Some(mode) = input.fail_mode {
+            if !t.settings.is_object() {
+                t.settings = serde_json::json!({});
+            }
+            let validation = &mut t.settings["validation"];
+            if !validation.is_object() {
+                *validation = serde_json::json!({});
+            }
+            validation["failMode"] = serde_json::Value::from(mode.as_str());
+        }
+        t.updated_at = now();
+        self.store.update_tenant(&t).await?;
+        audit(&*self.store, actor, "tenant.validation", "Tenant", t.id).await;
         Ok(t)
     }
 

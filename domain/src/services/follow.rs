@@ -1,6 +1,7 @@
-//! Following a job's chapter stream: the chunks after the one a client last saw, then
-//! one final event with the stored chapter (or why there is none). The permission check
-//! and the polling live here, so every transport follows a job the same way.
+//! Following a job's chapter stream: the chunks (and continuity issues) after the one a
+//! client last saw, then one final event with the stored chapter (or why there is none).
+//! The permission check and the polling live here, so every transport follows a job the
+//! same way.
 
 use super::generation::GenerationService;
 use crate::auth::Actor;
@@ -26,6 +27,14 @@ pub enum ChapterStreamItem {
         seq: u64,
         /// The text; the chunks concatenated are the generated text.
         text: String,
+    },
+    /// A continuity issue of the text streamed so far (after the chunk that completed
+    /// the sentence causing it).
+    Issue {
+        /// Position, in the same numbering as chunks.
+        seq: u64,
+        /// The issue.
+        issue: Box<crate::model::ValidationIssue>,
     },
     /// The job succeeded and the chapter is stored. Last event.
     Completed {
@@ -97,6 +106,10 @@ impl Follow {
                     StreamEvent::Chunk { seq, text } => {
                         self.after = seq;
                         Ok(ChapterStreamItem::Chunk { seq, text })
+                    }
+                    StreamEvent::Issue { seq, issue } => {
+                        self.after = seq;
+                        Ok(ChapterStreamItem::Issue { seq, issue })
                     }
                     StreamEvent::End { seq, .. } => {
                         self.done = true;

@@ -6,7 +6,7 @@ use crate::StoreError;
 use crate::auth::Actor;
 use crate::error::{Error, StoreResultExt};
 use crate::ids::{ChapterId, JobId, NovelId};
-use crate::model::{GenerationJob, JobInput, JobKind, JobStatus};
+use crate::model::{Chapter, GenerationJob, JobInput, JobKind, JobStatus};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     JobEvent, JobEvents, JobMessage, JobQueue, JobRepository, QueueError, Rate, RateLimiter, Store,
@@ -31,7 +31,12 @@ pub struct GenerateChapter {
     pub target_words: Option<i64>,
     /// Makes the request idempotent: the same key returns the same job.
     pub idempotency_key: Option<String>,
+    /// REWRITE only: ids of issues of the chapter's current report for the model to fix.
+    pub fix_issues: Vec<String>,
 }
+
+/// Most issues one rewrite may be asked to fix.
+pub const MAX_FIX_ISSUES: usize = 50;
 
 /// Default target length of a generated chapter when neither the request nor the
 /// chapter names one.
@@ -85,6 +90,59 @@ impl GenerationService {
         self
     }
 
+    /// The issues of the chapter's current report that `ids` name, as the prompt gives
+    /// them. `INVALID_INPUT` for ids with a kind other than REWRITE, too many ids, or an
+    /// id the report does not have (or a chapter with no report).
+    async fn issues_to_fix(
+        &self,
+        chapter: &Chapter,
+        kind: JobKind,
+        ids: &[String],
+    ) -> Result<Vec<String>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if kind != JobKind::Rewrite {
+            return Err(Error::invalid("fixIssues", "only a REWRITE fixes issues"));
+        }
+        if ids.len() > MAX_FIX_ISSUES {
+            return Err(Error::invalid(
+                "fixIssues",
+                format!("at most {MAX_FIX_ISSUES} issues, got {}", ids.len()),
+            ));
+        }
+        let report = self
+            .store
+            .get_validation(chapter.tenant_id, chapter.id, chapter.version)
+            .await?
+            .map(|v| v.report)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for id in ids {
+            let issue = report
+                .issues
+                .iter()
+                .find(|i| i.id() == *id)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "fixIssues",
+                        format!("the chapter's current report has no issue {id:?}"),
+                    )
+                })?;
+            let mut line = match &issue.span {
+                Some(s) => format!("“{}”: {}", s.text, issue.message),
+                None => issue.message.clone(),
+            };
+            if let Some(s) = &issue.suggestion {
+                line.push_str(&format!(" ({s})"));
+            }
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a job for the chapter and queues it; returns at once (never waits on the
     /// model). Needs MEMBER. The same idempotency key returns the same job.
     pub async fn generate_chapter(
@@ -131,6 +189,9 @@ impl GenerationService {
             .get_chapter(actor.tenant_id, input.chapter_id)
             .await
             .or_not_found("chapter")?;
+        let fix = self
+            .issues_to_fix(&chapter, input.kind, &input.fix_issues)
+            .await?;
         let tenant = self
             .store
             .get_tenant(actor.tenant_id)
@@ -174,6 +235,7 @@ impl GenerationService {
                 chapter_version: None,
                 export: None,
                 batch: None,
+                fix,
             },
             idempotency_key: key.clone(),
             provider: None,

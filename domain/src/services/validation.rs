@@ -8,14 +8,15 @@
 //! Only the named entities' records are read: the rules look at nothing else.
 //!
 //! The tenant's content policy is read from its settings:
-//! `{"contentPolicy": {"bannedTerms": ["..."]}}`.
+//! `{"contentPolicy": {"bannedTerms": ["..."]}}`, and what happens to a generated chapter
+//! with an ERROR issue: `{"validation": {"failMode": "OPEN" | "CLOSED"}}`.
 
 use super::validate::{Checker, EarlierPassage, Policy, Story};
 use crate::auth::Actor;
 use crate::chunk;
 use crate::error::{Error, StoreResultExt};
 use crate::ids::{ChapterId, EntityId, NovelId, TenantId};
-use crate::model::{Chapter, ChapterValidation, Entity, ValidationReport};
+use crate::model::{Chapter, ChapterValidation, Entity, ValidationFailMode, ValidationReport};
 use crate::page::{MAX_PAGE_SIZE, PageRequest};
 use crate::ports::{ChapterFilter, EntityFilter, Store};
 use crate::text::{self, MAX_CONTENT};
@@ -160,7 +161,9 @@ impl ValidationService {
         as_of: i32,
         target_words: Option<i64>,
     ) -> Result<ValidationReport, Error> {
-        let story = self.story(tenant, novel, text, as_of, target_words).await?;
+        let story = self
+            .story(tenant, novel, Some(text), as_of, target_words)
+            .await?;
         let issues = Checker::new(&story).check(text);
         Ok(ValidationReport {
             issues,
@@ -168,20 +171,31 @@ impl ValidationService {
         })
     }
 
-    /// The story as of chapter `as_of`, as far as `text` needs it.
+    /// The story a chapter being written is checked against while it streams: as of
+    /// the chapter before it, with every entity's state (the text is not known yet).
+    pub async fn story_before(&self, c: &Chapter, target_words: i64) -> Result<Story, Error> {
+        self.story(c.tenant_id, c.novel_id, None, c.seq - 1, Some(target_words))
+            .await
+    }
+
+    /// The story as of chapter `as_of`, as far as `text` needs it (all of it without a
+    /// text).
     async fn story(
         &self,
         tenant: TenantId,
         novel: NovelId,
-        text: &str,
+        text: Option<&str>,
         as_of: i32,
         target_words: Option<i64>,
     ) -> Result<Story, Error> {
         let entities = self.entities(tenant, novel).await?;
-        let named: Vec<EntityId> = super::recall::named_entities(&entities, text)
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let named: Vec<EntityId> = match text {
+            Some(text) => super::recall::named_entities(&entities, text)
+                .into_iter()
+                .map(|e| e.id)
+                .collect(),
+            None => entities.iter().map(|e| e.id).collect(),
+        };
         let mut states = self
             .store
             .entity_states_as_of(tenant, &named, as_of)
@@ -284,6 +298,18 @@ impl ValidationService {
                 return Ok(out);
             }
         }
+    }
+}
+
+/// Whether a tenant keeps a generated chapter with an ERROR issue as a draft
+/// (`validation.failMode` of its settings: `CLOSED`; anything else is `OPEN`).
+pub fn fail_mode(settings: &serde_json::Value) -> ValidationFailMode {
+    match settings
+        .pointer("/validation/failMode")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some("CLOSED") => ValidationFailMode::Closed,
+        _ => ValidationFailMode::Open,
     }
 }
 

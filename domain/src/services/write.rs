@@ -5,6 +5,7 @@
 use super::now;
 use super::prompt::{self, PromptContext};
 use super::runner::{JobRunner, RunOutcome, StopReason};
+use super::validate::Checker;
 use crate::ids::{NovelId, TenantId};
 use crate::model::*;
 use crate::page::PageRequest;
@@ -13,7 +14,9 @@ use crate::text::count_words;
 use crate::{Error, StoreError};
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
+use std::collections::HashSet;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 /// What streaming produced.
@@ -37,6 +40,64 @@ enum StreamEnd {
     Stopped(StopReason),
     Failed(LlmError),
     Store(Error),
+}
+
+/// The continuity rules over the text as it streams: at every sentence end the text so
+/// far is checked against the story as of the chapter before (the story is read and the
+/// rules prepared once per job), and each issue not yet published goes into the job's
+/// stream. Issues without a span (length) are about the whole chapter: only the report
+/// has them. A story that cannot be read or a rule that panics turns the checks off and
+/// makes the report incomplete; the chapter is written all the same.
+struct Live<'a> {
+    checker: Option<&'a Checker<'a>>,
+    /// The chapter's content before the generated text (a continuation's), in code
+    /// points: spans are offsets in the chapter, and issues in it are not published.
+    base: String,
+    base_chars: i32,
+    /// Bytes of the generated text checked so far (up to its last sentence end).
+    checked: usize,
+    /// Ids of the issues published (by this attempt or an earlier one).
+    published: HashSet<String>,
+}
+
+impl Live<'_> {
+    /// Every issue of the chapter's content `base + text` (`None` when the rules
+    /// cannot run).
+    fn check(&mut self, text: &str) -> Option<Vec<ValidationIssue>> {
+        let checker = self.checker?;
+        let full = format!("{}{text}", self.base);
+        match catch_unwind(AssertUnwindSafe(|| checker.check(&full))) {
+            Ok(issues) => Some(issues),
+            Err(_) => {
+                tracing::error!("a continuity rule panicked; checks are off for this job");
+                self.checker = None;
+                None
+            }
+        }
+    }
+
+    /// The issues to publish now that the generated text is `text`: none unless it has
+    /// a sentence end past the last check; only new issues with a span in the generated
+    /// part.
+    fn new_issues(&mut self, text: &str) -> Vec<ValidationIssue> {
+        if self.checker.is_none() {
+            return Vec::new();
+        }
+        let Some(end) = last_sentence_end(&text[self.checked..]).map(|e| e + self.checked) else {
+            return Vec::new();
+        };
+        self.checked = end;
+        let issues = self.check(&text[..end]).unwrap_or_default();
+        self.unpublished(issues)
+    }
+
+    fn unpublished(&mut self, issues: Vec<ValidationIssue>) -> Vec<ValidationIssue> {
+        issues
+            .into_iter()
+            .filter(|i| i.span.as_ref().is_some_and(|s| s.start >= self.base_chars))
+            .filter(|i| self.published.insert(i.id()))
+            .collect()
+    }
 }
 
 impl JobRunner {
@@ -91,13 +152,14 @@ impl JobRunner {
             .or(chapter.target_word_count)
             .unwrap_or(super::generation::DEFAULT_TARGET_WORDS);
         let memory = self.memory_for(&chapter, job).await?;
+        let instructions = with_fixes(&job.input.instructions, &job.input.fix);
         let ctx = PromptContext {
             novel: &novel,
             volume: volume.as_ref(),
             chapter: &chapter,
             previous,
             kind: job.kind,
-            instructions: &job.input.instructions,
+            instructions: &instructions,
             target_words: target,
             recalled: memory.recalled,
             entities: memory.entities,
@@ -282,6 +344,26 @@ impl JobRunner {
             },
             round_start: true,
         };
+        let story = super::ValidationService::new(self.store.clone())
+            .story_before(&chapter, target)
+            .await;
+        if let Err(e) = &story {
+            tracing::warn!(job = %job.id, error = %e, "no continuity checks: the story cannot be read");
+        }
+        let checker = story.as_ref().ok().map(Checker::new);
+        let mut live = Live {
+            checker: checker.as_ref(),
+            base_chars: out.follows.chars().count() as i32,
+            base: out.follows.clone(),
+            checked: 0,
+            published: earlier
+                .iter()
+                .filter_map(|e| match e {
+                    StreamEvent::Issue { issue, .. } => Some(issue.id()),
+                    _ => None,
+                })
+                .collect(),
+        };
         futures_util::pin_mut!(stop);
         let mut end = StreamEnd::Done;
         for _ in 0..self.config.max_rounds {
@@ -307,7 +389,7 @@ impl JobRunner {
             let before = out.text.len();
             out.round_start = true;
             end = self
-                .stream_round(&job, request, target, &mut out, stop.as_mut())
+                .stream_round(&job, request, target, &mut out, &mut live, stop.as_mut())
                 .await;
             if !matches!(end, StreamEnd::Done) || out.text.len() == before {
                 break;
@@ -343,7 +425,26 @@ impl JobRunner {
             }
             StreamEnd::Done => {
                 let by = job.created_by;
-                let outcome = self.complete(job, chapter, out).await;
+                // The whole chapter checked once more: the stored report, and the issues
+                // of a last sentence with no end mark yet are published now.
+                let report = match live.check(&out.text) {
+                    Some(issues) => {
+                        for issue in live.unpublished(issues.clone()) {
+                            if let Err(e) = self.publish(&job, &mut out, issue).await {
+                                return RunOutcome::Retry(e.to_string());
+                            }
+                        }
+                        ValidationReport {
+                            issues,
+                            complete: true,
+                        }
+                    }
+                    None => ValidationReport {
+                        issues: Vec::new(),
+                        complete: false,
+                    },
+                };
+                let outcome = self.complete(job, chapter, out, report).await;
                 if outcome == RunOutcome::Succeeded {
                     self.remember_written(chapter_id, tenant, by).await;
                 }
@@ -358,6 +459,7 @@ impl JobRunner {
         request: CompletionRequest,
         target: i64,
         out: &mut Streamed,
+        live: &mut Live<'_>,
         mut stop: std::pin::Pin<&mut (impl Future<Output = StopReason> + Send)>,
     ) -> StreamEnd {
         // Usage the provider reports; estimated when it does not (or when the stream is
@@ -370,7 +472,15 @@ impl JobRunner {
         let round_start = out.text.len();
         let mut reported = false;
         let end = self
-            .stream_events(job, request, target, out, stop.as_mut(), &mut reported)
+            .stream_events(
+                job,
+                request,
+                target,
+                out,
+                live,
+                stop.as_mut(),
+                &mut reported,
+            )
             .await;
         if !reported {
             out.usage.prompt_tokens += prompt_estimate as i64;
@@ -379,12 +489,14 @@ impl JobRunner {
         end
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn stream_events(
         &self,
         job: &GenerationJob,
         request: CompletionRequest,
         target: i64,
         out: &mut Streamed,
+        live: &mut Live<'_>,
         mut stop: std::pin::Pin<&mut (impl Future<Output = StopReason> + Send)>,
         reported: &mut bool,
     ) -> StreamEnd {
@@ -471,6 +583,11 @@ impl JobRunner {
                                 let _ = jobs.mark_first_token(tenant, id, at).await;
                             }));
                         }
+                        for issue in live.new_issues(&out.text) {
+                            if let Err(e) = self.publish(job, out, issue).await {
+                                return StreamEnd::Store(e);
+                            }
+                        }
                     }
                     if last {
                         return StreamEnd::Done;
@@ -478,6 +595,22 @@ impl JobRunner {
                 }
             }
         }
+    }
+
+    /// Appends a continuity issue to the job's stream, at the next seq.
+    async fn publish(
+        &self,
+        job: &GenerationJob,
+        out: &mut Streamed,
+        issue: ValidationIssue,
+    ) -> Result<(), Error> {
+        let event = StreamEvent::Issue {
+            seq: out.seq + 1,
+            issue: Box::new(issue),
+        };
+        self.streams.append(job.tenant_id, job.id, &event).await?;
+        out.seq += 1;
+        Ok(())
     }
 
     /// Queues the memory job of the version just written (best effort: the memory
@@ -508,8 +641,16 @@ impl JobRunner {
         mut job: GenerationJob,
         chapter: Chapter,
         out: Streamed,
+        report: ValidationReport,
     ) -> RunOutcome {
         let t = now();
+        // A tenant that fails closed keeps a chapter with an ERROR issue as a draft.
+        let closed = match self.store.get_tenant(job.tenant_id).await {
+            Ok(tenant) => {
+                super::validation::fail_mode(&tenant.settings) == ValidationFailMode::Closed
+            }
+            Err(e) => return RunOutcome::Retry(e.to_string()),
+        };
         job.status = JobStatus::Succeeded;
         job.finished_at = Some(t);
         let mut updated = chapter.clone();
@@ -520,7 +661,11 @@ impl JobRunner {
         };
         updated.word_count = count_words(&updated.content);
         updated.version = chapter.version + 1;
-        updated.status = ChapterStatus::Review;
+        updated.status = if closed && !report.passed() {
+            ChapterStatus::Draft
+        } else {
+            ChapterStatus::Review
+        };
         updated.updated_at = t;
         let revision = ChapterRevision {
             id: crate::ids::RevisionId::new(),
@@ -545,6 +690,18 @@ impl JobRunner {
             .await
         {
             Ok(()) => {
+                let v = ChapterValidation {
+                    id: uuid::Uuid::now_v7(),
+                    tenant_id: job.tenant_id,
+                    chapter_id: chapter.id,
+                    chapter_version: updated.version,
+                    report,
+                    created_at: t,
+                };
+                if let Err(e) = self.store.save_validation(&v).await {
+                    // Best effort: the validation job of the new version stores it again.
+                    tracing::warn!(chapter = %chapter.id, error = %e, "report not stored");
+                }
                 self.end_stream(&job, out.seq + 1, JobStatus::Succeeded, None)
                     .await;
                 RunOutcome::Succeeded
@@ -570,6 +727,31 @@ fn nf(e: StoreError, resource: &'static str) -> Error {
         StoreError::NotFound => Error::NotFound { resource },
         other => other.into(),
     }
+}
+
+/// The writer's instructions, with the continuity issues a rewrite is to fix.
+fn with_fixes(instructions: &str, fix: &[String]) -> String {
+    if fix.is_empty() {
+        return instructions.to_owned();
+    }
+    let mut out = instructions.trim().to_owned();
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str("Fix these continuity issues of the current text:");
+    for f in fix {
+        out.push_str("\n- ");
+        out.push_str(f);
+    }
+    out
+}
+
+/// Byte index just past the last sentence end in `text`, if any.
+fn last_sentence_end(text: &str) -> Option<usize> {
+    text.char_indices()
+        .rev()
+        .find(|(_, c)| matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '…' | '\n'))
+        .map(|(i, c)| i + c.len_utf8())
 }
 
 /// Byte index just past the first sentence end in `text`, if any.

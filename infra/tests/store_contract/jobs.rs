@@ -95,6 +95,7 @@ pub async fn jobs_round_trip(ctx: &Ctx) {
             chapter_version: None,
             export: None,
             batch: None,
+            fix: vec!["“Lord Stark”: he is dead".into()],
         },
         idempotency_key: Some("key-1".into()),
         provider: Some("local".into()),

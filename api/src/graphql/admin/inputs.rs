@@ -90,3 +90,18 @@ pub struct UpdateQuotaPayload {
     /// The tenant with its new quota.
     pub tenant: Tenant,
 }
+
+/// Input of `updateValidationPolicy`.
+#[derive(InputObject)]
+pub struct UpdateValidationPolicyInput {
+    /// What happens to a generated chapter with an ERROR issue: `OPEN` stores it for
+    /// review with its report, `CLOSED` keeps it as a draft. Unchanged when omitted.
+    pub fail_mode: Option<super::types::ValidationFailMode>,
+}
+
+/// Result of `updateValidationPolicy`.
+#[derive(SimpleObject)]
+pub struct UpdateValidationPolicyPayload {
+    /// The tenant with its new policy.
+    pub tenant: Tenant,
+}

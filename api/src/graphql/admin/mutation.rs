@@ -107,4 +107,27 @@ impl AdminMutation {
             tenant: Tenant(tenant),
         })
     }
+
+    /// Changes the tenant's validation policy: whether a generated chapter with a
+    /// continuity issue of severity ERROR is kept as a draft (`CLOSED`) or stored for
+    /// review with its report (`OPEN`, the default). Needs ADMIN.
+    #[tracing::instrument(skip_all, name = "updateValidationPolicy")]
+    async fn update_validation_policy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The policy to change.")] input: UpdateValidationPolicyInput,
+    ) -> async_graphql::Result<UpdateValidationPolicyPayload> {
+        let (s, actor) = call(ctx)?;
+        let change = svc::UpdateValidationPolicy {
+            fail_mode: input.fail_mode.map(Into::into),
+        };
+        let tenant = s
+            .admin
+            .update_validation_policy(&actor, change)
+            .await
+            .gql()?;
+        Ok(UpdateValidationPolicyPayload {
+            tenant: Tenant(tenant),
+        })
+    }
 }

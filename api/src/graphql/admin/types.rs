@@ -133,6 +133,11 @@ impl Tenant {
             max_tokens_per_day: q.max_tokens_per_day,
         }
     }
+    /// What happens to a generated chapter with a continuity issue of severity ERROR
+    /// (`OPEN` unless `updateValidationPolicy` set it).
+    async fn validation_fail_mode(&self) -> ValidationFailMode {
+        znovel_domain::services::fail_mode(&self.0.settings).into()
+    }
     /// Tenant settings (model choice, validation policy, feature flags), a JSON object.
     async fn settings(&self) -> Json {
         Json::from(self.0.settings.clone())
@@ -294,3 +299,14 @@ connection!(
     "A page of the audit log.",
     "An entry in a page of the audit log."
 );
+
+/// What a tenant does with a generated chapter that has a continuity issue of severity
+/// ERROR.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "znovel_domain::model::ValidationFailMode")]
+pub enum ValidationFailMode {
+    /// Fail open: store it for review with its report; the author decides.
+    Open,
+    /// Fail closed: keep it as a draft until the author fixes or accepts it.
+    Closed,
+}

@@ -233,6 +233,9 @@ pub struct GenerateChapterInput {
     pub target_words: Option<i64>,
     /// Makes the request idempotent: the same key returns the same job.
     pub idempotency_key: Option<String>,
+    /// REWRITE only: ids of issues of the chapter's current `validation` report
+    /// (`ValidationIssue.id`) that the rewrite is to fix; the model is given each issue.
+    pub fix_issues: Option<Vec<ID>>,
 }
 
 /// Result of `generateChapter`.
@@ -364,6 +367,12 @@ impl GenerationMutation {
             instructions: input.instructions,
             target_words: input.target_words,
             idempotency_key: input.idempotency_key,
+            fix_issues: input
+                .fix_issues
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
         };
         let job = generation(s)?
             .generate_chapter(&actor, request)

@@ -1,5 +1,5 @@
 //! Live generation: the `chapterStream` subscription (the chapter as it is written —
-//! ordered chunks, then a final `ChapterCompleted` or `ChapterFailed`; `after` resumes
+//! ordered chunks with the continuity issues found as sentences end, then a final `ChapterCompleted` or `ChapterFailed`; `after` resumes
 //! from any server process) and `jobEvents` (a novel's job status changes). Following a
 //! job is the domain's [`GenerationService::follow`]; this module only maps types.
 
@@ -9,6 +9,7 @@ use crate::graphql::call;
 use crate::graphql::context::SubscriptionGuard;
 use crate::graphql::errors::{ResultExt, to_gql};
 use crate::graphql::ids::decode;
+use crate::graphql::validation::ValidationIssue;
 use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, ID, SimpleObject, Subscription, Union};
 use znovel_domain::services::{ChapterStreamItem, GenerationService, Services};
@@ -24,6 +25,16 @@ pub struct ChapterChunk {
     pub seq: i64,
     /// The text; the chunks concatenated are the generated text.
     pub text: String,
+}
+
+/// A continuity issue in the text streamed so far, right after the chunk that ended the
+/// sentence causing it; the chapter's stored report (`Chapter.validation`) has it too.
+#[derive(SimpleObject)]
+pub struct ChapterIssue {
+    /// Position, in the same numbering as the chunks (`after` resumes past it too).
+    pub seq: i64,
+    /// The issue; its span is in code points of the chapter's content.
+    pub issue: ValidationIssue,
 }
 
 /// The job succeeded: the chapter is stored.
@@ -55,6 +66,8 @@ pub struct ChapterFailed {
 pub enum ChapterStreamEvent {
     /// The next chunk.
     Chunk(ChapterChunk),
+    /// A continuity issue of the text so far.
+    Issue(Box<ChapterIssue>),
     /// The end: stored.
     Completed(Box<ChapterCompleted>),
     /// The end: failed or cancelled.
@@ -69,6 +82,10 @@ impl ChapterStreamEvent {
                 seq: seq as i64,
                 text,
             }),
+            ChapterStreamItem::Issue { seq, issue } => Self::Issue(Box::new(ChapterIssue {
+                seq: seq as i64,
+                issue: ValidationIssue::from(*issue),
+            })),
             ChapterStreamItem::Completed { seq, job, chapter } => {
                 Self::Completed(Box::new(ChapterCompleted {
                     seq: seq as i64,
@@ -95,17 +112,20 @@ pub struct GenerationSubscription;
 /// Live generation.
 #[Subscription]
 impl GenerationSubscription {
-    /// The chapter as it is written: `ChapterChunk`s in order (seq from 1), then one
-    /// `ChapterCompleted` or `ChapterFailed`, then the subscription completes. `after`
-    /// resumes after that chunk seq (0 = from the start). Needs read access to the job's
+    /// The chapter as it is written: `ChapterChunk`s in order (seq from 1), with a
+    /// `ChapterIssue` (in the same seq numbering) after the chunk that ends a sentence
+    /// contradicting the story so far, then one `ChapterCompleted` or `ChapterFailed`,
+    /// then the subscription completes. `after` resumes after that seq (0 = from the
+    /// start). Needs read access to the job's
     /// novel; another tenant's job is NOT_FOUND.
     async fn chapter_stream(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The job.")] job_id: ID,
-        #[graphql(desc = "Resume after this chunk seq; default 0 (from the start).")] after: Option<
-            i64,
-        >,
+        #[graphql(
+            desc = "Resume after this seq (of a chunk or an issue); default 0 (from the start)."
+        )]
+        after: Option<i64>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ChapterStreamEvent>> + use<>>
     {
         let guard = SubscriptionGuard::acquire(ctx, "chapterStream")?;

@@ -81,6 +81,10 @@ macro_rules! validation_types {
         #[derive(SimpleObject)]
         #[graphql(name = "ValidationIssue", shareable)]
         pub struct $issue {
+            /// A stable id of the finding (from its kind, span and message): the same in
+            /// the stream, the stored report and a later check of the same text;
+            /// `generateChapter(kind: REWRITE, fixIssues: [...])` names issues by it.
+            pub id: ID,
             /// What it is about.
             pub kind: IssueKind,
             /// How serious it is.
@@ -102,6 +106,7 @@ macro_rules! validation_types {
         impl From<m::ValidationIssue> for $issue {
             fn from(i: m::ValidationIssue) -> Self {
                 Self {
+                    id: ID(i.id()),
                     kind: i.kind.into(),
                     severity: i.severity.into(),
                     message: i.message,
