@@ -8,15 +8,16 @@
 //! The parent job has the chapters' kind (DRAFT, …), no chapter, and `input.batch`; its
 //! tokens are the sum of its children's.
 
-use super::generation::{GenerationService, MAX_IDEMPOTENCY_KEY, announce};
+use super::generation::{
+    GenerationService, MAX_IDEMPOTENCY_KEY, announce, enqueue_or_fail, queued_job,
+};
 use super::runner::{JobRunner, RunOutcome, StopReason};
 use super::{audit, now};
 use crate::StoreError;
 use crate::auth::Actor;
 use crate::error::{Error, StoreResultExt};
-use crate::ids::{JobId, NovelId};
+use crate::ids::NovelId;
 use crate::model::*;
-use crate::ports::JobMessage;
 use crate::text;
 use std::future::Future;
 
@@ -136,34 +137,19 @@ impl GenerationService {
                 tenant.quota.max_tokens_per_day
             )));
         }
-        let job = GenerationJob {
-            id: JobId::new(),
-            tenant_id: actor.tenant_id,
-            novel_id: novel.id,
-            chapter_id: None,
-            kind: spec.kind,
-            status: JobStatus::Queued,
-            priority: 0,
-            input: JobInput {
+        let job = queued_job(
+            actor.tenant_id,
+            novel.id,
+            None,
+            spec.kind,
+            JobInput {
                 target_words: target,
                 batch: Some(spec),
                 ..JobInput::default()
             },
-            idempotency_key: key.clone(),
-            provider: None,
-            model: None,
-            fallback_used: false,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            queued_at: now(),
-            started_at: None,
-            first_token_at: None,
-            finished_at: None,
-            attempts: 0,
-            error: None,
-            created_by: Some(actor.user_id),
-            context: Vec::new(),
-        };
+            key.clone(),
+            Some(actor.user_id),
+        );
         match self.jobs.insert_job(&job).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) if key.is_some() => {
@@ -179,18 +165,7 @@ impl GenerationService {
             }
             Err(e) => return Err(e.into()),
         }
-        let message = JobMessage {
-            tenant_id: job.tenant_id,
-            job_id: job.id,
-        };
-        if let Err(e) = self.queue.enqueue(&message).await {
-            let mut failed = job.clone();
-            failed.status = JobStatus::Failed;
-            failed.error = Some(format!("could not be queued: {e}"));
-            failed.finished_at = Some(now());
-            let _ = self.jobs.finish_job(&failed).await;
-            return Err(e.into());
-        }
+        enqueue_or_fail(&*self.jobs, &*self.queue, &job).await?;
         announce(&*self.events, &job, JobStatus::Queued).await;
         audit(&*self.store, actor, "job.batch", "GenerationJob", job.id).await;
         Ok(job)
@@ -322,34 +297,22 @@ impl JobRunner {
             Err(e) => return Err(e),
         }
         let job = GenerationJob {
-            id: JobId::new(),
-            tenant_id: parent.tenant_id,
-            novel_id: parent.novel_id,
-            chapter_id: Some(chapter.id),
-            kind: spec.kind,
-            status: JobStatus::Queued,
             priority: parent.priority,
-            input: JobInput {
-                target_words: spec
-                    .target_words
-                    .or(chapter.target_word_count)
-                    .or(Some(super::generation::DEFAULT_TARGET_WORDS)),
-                ..JobInput::default()
-            },
-            idempotency_key: Some(key.clone()),
-            provider: None,
-            model: None,
-            fallback_used: false,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            queued_at: now(),
-            started_at: None,
-            first_token_at: None,
-            finished_at: None,
-            attempts: 0,
-            error: None,
-            created_by: parent.created_by,
-            context: Vec::new(),
+            ..queued_job(
+                parent.tenant_id,
+                parent.novel_id,
+                Some(chapter.id),
+                spec.kind,
+                JobInput {
+                    target_words: spec
+                        .target_words
+                        .or(chapter.target_word_count)
+                        .or(Some(super::generation::DEFAULT_TARGET_WORDS)),
+                    ..JobInput::default()
+                },
+                Some(key.clone()),
+                parent.created_by,
+            )
         };
         match self.jobs.insert_job(&job).await {
             Ok(()) => {

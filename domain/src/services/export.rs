@@ -2,17 +2,17 @@
 //! its chapters) as EPUB, Markdown or TXT and stores the book as a file tied to the job,
 //! which `GenerationJob.file` then returns with its download link.
 
-use super::generation::{GenerationService, announce};
+use super::generation::{GenerationService, announce, enqueue_or_fail, queued_job};
 use super::runner::{JobRunner, RunOutcome};
 use super::{FileService, audit, now};
 use crate::StoreError;
 use crate::auth::Actor;
 use crate::book::{self, Book, BookChapter};
 use crate::error::{Error, StoreResultExt};
-use crate::ids::{FileId, JobId, NovelId};
+use crate::ids::{FileId, NovelId};
 use crate::model::*;
 use crate::page::PageRequest;
-use crate::ports::{ChapterFilter, JobMessage};
+use crate::ports::ChapterFilter;
 
 /// Input of [`GenerationService::export_novel`].
 #[derive(Debug, Clone)]
@@ -47,46 +47,20 @@ impl GenerationService {
             .get_novel(actor.tenant_id, input.novel_id)
             .await
             .or_not_found("novel")?;
-        let job = GenerationJob {
-            id: JobId::new(),
-            tenant_id: actor.tenant_id,
-            novel_id: novel.id,
-            chapter_id: None,
-            kind: JobKind::Export,
-            status: JobStatus::Queued,
-            priority: 0,
-            input: JobInput {
+        let job = queued_job(
+            actor.tenant_id,
+            novel.id,
+            None,
+            JobKind::Export,
+            JobInput {
                 export: Some(input.spec),
                 ..JobInput::default()
             },
-            idempotency_key: None,
-            provider: None,
-            model: None,
-            fallback_used: false,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            queued_at: now(),
-            started_at: None,
-            first_token_at: None,
-            finished_at: None,
-            attempts: 0,
-            error: None,
-            created_by: Some(actor.user_id),
-            context: Vec::new(),
-        };
+            None,
+            Some(actor.user_id),
+        );
         self.jobs.insert_job(&job).await?;
-        let message = JobMessage {
-            tenant_id: job.tenant_id,
-            job_id: job.id,
-        };
-        if let Err(e) = self.queue.enqueue(&message).await {
-            let mut failed = job.clone();
-            failed.status = JobStatus::Failed;
-            failed.error = Some(format!("could not be queued: {e}"));
-            failed.finished_at = Some(now());
-            let _ = self.jobs.finish_job(&failed).await;
-            return Err(e.into());
-        }
+        enqueue_or_fail(&*self.jobs, &*self.queue, &job).await?;
         announce(&*self.events, &job, JobStatus::Queued).await;
         audit(&*self.store, actor, "novel.export", "GenerationJob", job.id).await;
         Ok(job)

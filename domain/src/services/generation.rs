@@ -5,7 +5,7 @@ use super::{audit, now};
 use crate::StoreError;
 use crate::auth::Actor;
 use crate::error::{Error, StoreResultExt};
-use crate::ids::{ChapterId, JobId, NovelId};
+use crate::ids::{ChapterId, JobId, NovelId, TenantId, UserId};
 use crate::model::{Chapter, GenerationJob, JobInput, JobKind, JobStatus};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
@@ -221,37 +221,20 @@ impl GenerationService {
             )
             .await?;
         }
-        let job = GenerationJob {
-            id: JobId::new(),
-            tenant_id: actor.tenant_id,
-            novel_id: chapter.novel_id,
-            chapter_id: Some(chapter.id),
-            kind: input.kind,
-            status: JobStatus::Queued,
-            priority: 0,
-            input: JobInput {
+        let job = queued_job(
+            actor.tenant_id,
+            chapter.novel_id,
+            Some(chapter.id),
+            input.kind,
+            JobInput {
                 instructions,
                 target_words: target.or(chapter.target_word_count),
-                chapter_version: None,
-                export: None,
-                batch: None,
                 fix,
+                ..JobInput::default()
             },
-            idempotency_key: key.clone(),
-            provider: None,
-            model: None,
-            fallback_used: false,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            queued_at: now(),
-            started_at: None,
-            first_token_at: None,
-            finished_at: None,
-            attempts: 0,
-            error: None,
-            created_by: Some(actor.user_id),
-            context: Vec::new(),
-        };
+            key.clone(),
+            Some(actor.user_id),
+        );
         match self.jobs.insert_job(&job).await {
             Ok(()) => {}
             // Two requests with the same key raced: the other one's job is the answer.
@@ -268,19 +251,7 @@ impl GenerationService {
             }
             Err(e) => return Err(e.into()),
         }
-        let message = JobMessage {
-            tenant_id: job.tenant_id,
-            job_id: job.id,
-        };
-        if let Err(e) = self.queue.enqueue(&message).await {
-            // Never leave a job that no worker will ever see.
-            let mut failed = job.clone();
-            failed.status = JobStatus::Failed;
-            failed.error = Some(format!("could not be queued: {e}"));
-            failed.finished_at = Some(now());
-            let _ = self.jobs.finish_job(&failed).await;
-            return Err(e.into());
-        }
+        enqueue_or_fail(&*self.jobs, &*self.queue, &job).await?;
         announce(&*self.events, &job, JobStatus::Queued).await;
         audit(&*self.store, actor, "job.create", "GenerationJob", job.id).await;
         Ok(job)
@@ -371,6 +342,65 @@ impl GenerationService {
     pub(super) fn store(&self) -> &dyn Store {
         &*self.store
     }
+}
+
+/// A new job, QUEUED now, that no worker has touched yet.
+pub(crate) fn queued_job(
+    tenant_id: TenantId,
+    novel_id: NovelId,
+    chapter_id: Option<ChapterId>,
+    kind: JobKind,
+    input: JobInput,
+    idempotency_key: Option<String>,
+    created_by: Option<UserId>,
+) -> GenerationJob {
+    GenerationJob {
+        id: JobId::new(),
+        tenant_id,
+        novel_id,
+        chapter_id,
+        kind,
+        status: JobStatus::Queued,
+        priority: 0,
+        input,
+        idempotency_key,
+        provider: None,
+        model: None,
+        fallback_used: false,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        queued_at: now(),
+        started_at: None,
+        first_token_at: None,
+        finished_at: None,
+        attempts: 0,
+        error: None,
+        created_by,
+        context: Vec::new(),
+    }
+}
+
+/// Hands a stored job to the queue. If the queue refuses it, the job is failed ("could
+/// not be queued") so that no job is left that no worker will ever see, and the queue's
+/// error is returned.
+pub(crate) async fn enqueue_or_fail(
+    jobs: &dyn JobRepository,
+    queue: &dyn JobQueue,
+    job: &GenerationJob,
+) -> Result<(), QueueError> {
+    let message = JobMessage {
+        tenant_id: job.tenant_id,
+        job_id: job.id,
+    };
+    let Err(e) = queue.enqueue(&message).await else {
+        return Ok(());
+    };
+    let mut failed = job.clone();
+    failed.status = JobStatus::Failed;
+    failed.error = Some(format!("could not be queued: {e}"));
+    failed.finished_at = Some(now());
+    let _ = jobs.finish_job(&failed).await;
+    Err(e)
 }
 
 /// Announces a status change; best effort (the job row is the record).

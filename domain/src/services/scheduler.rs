@@ -3,13 +3,12 @@
 //! an idempotency key naming the chapter version, so the same version is never queued
 //! twice, then enqueued and announced in `jobEvents`.
 
-use super::generation::announce;
-use super::now;
+use super::generation::{announce, enqueue_or_fail, queued_job};
 use crate::StoreError;
 use crate::error::{Error, StoreResultExt};
-use crate::ids::{JobId, NovelId, TenantId, UserId};
+use crate::ids::{NovelId, TenantId, UserId};
 use crate::model::*;
-use crate::ports::{JobEvents, JobMessage, JobQueue, JobRepository, Store};
+use crate::ports::{JobEvents, JobQueue, JobRepository, Store};
 use std::sync::Arc;
 
 /// Records and queues internal jobs.
@@ -71,33 +70,18 @@ impl Scheduler {
         key: String,
         by: Option<UserId>,
     ) -> Result<GenerationJob, Error> {
-        let job = GenerationJob {
-            id: JobId::new(),
-            tenant_id: tenant,
-            novel_id: novel,
-            chapter_id: chapter.map(|c| c.id),
+        let job = queued_job(
+            tenant,
+            novel,
+            chapter.map(|c| c.id),
             kind,
-            status: JobStatus::Queued,
-            priority: 0,
-            input: JobInput {
+            JobInput {
                 chapter_version: chapter.map(|c| c.version),
                 ..JobInput::default()
             },
-            idempotency_key: Some(key.clone()),
-            provider: None,
-            model: None,
-            fallback_used: false,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            queued_at: now(),
-            started_at: None,
-            first_token_at: None,
-            finished_at: None,
-            attempts: 0,
-            error: None,
-            created_by: by,
-            context: Vec::new(),
-        };
+            Some(key.clone()),
+            by,
+        );
         match self.jobs.insert_job(&job).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
@@ -109,18 +93,8 @@ impl Scheduler {
             }
             Err(e) => return Err(e.into()),
         }
-        let message = JobMessage {
-            tenant_id: tenant,
-            job_id: job.id,
-        };
-        if let Err(e) = self.queue.enqueue(&message).await {
-            // Never leave a job no worker will see: fail it, and say so in the chapter's
-            // memory state (its next change queues a new job).
-            let mut failed = job.clone();
-            failed.status = JobStatus::Failed;
-            failed.error = Some(format!("could not be queued: {e}"));
-            failed.finished_at = Some(now());
-            let _ = self.jobs.finish_job(&failed).await;
+        if let Err(e) = enqueue_or_fail(&*self.jobs, &*self.queue, &job).await {
+            // The chapter's memory state says so too (its next change queues a new job).
             if let (Some(c), JobKind::ExtractMemory) = (chapter, kind) {
                 let _ = self
                     .store
