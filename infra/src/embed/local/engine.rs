@@ -32,9 +32,11 @@ pub(super) struct Engine {
     free: FreeFn,
     token_count: TokenCountFn,
     embed_batch: EmbedBatchFn,
-    /// Keeps the library mapped while the function pointers above are used; dropped after
-    /// `Drop::drop` freed the model.
-    _library: Library,
+    /// Keeps the library mapped while the function pointers above are used. It is never
+    /// unloaded: the engine's OpenMP worker threads (libgomp) outlive the model, and
+    /// `dlclose` under them crashes the process (a SIGSEGV seen when a test dropped its
+    /// embedder). The mapping stays until the process exits.
+    _library: std::mem::ManuallyDrop<Library>,
 }
 
 // SAFETY: the handle is owned by this value alone (never copied out), the engine keeps no
@@ -80,7 +82,7 @@ impl Engine {
             free,
             token_count,
             embed_batch,
-            _library: lib,
+            _library: std::mem::ManuallyDrop::new(lib),
         };
         if engine.dim == 0 {
             // Dropping `engine` frees the model.
