@@ -1,10 +1,13 @@
 //! The memory index adapters (the `MemoryIndex` port): in the relational database
-//! ([`SqlMemoryIndex`], the embedded default) or in Qdrant ([`QdrantMemoryIndex`]), with
-//! the word segmentation they share ([`segment`], [`sparse`]) and reciprocal-rank fusion
+//! ([`SqlMemoryIndex`], the embedded default, searching in process over each novel's
+//! [`keywords`] and [`vectors`]) or in Qdrant ([`QdrantMemoryIndex`]), with the word
+//! segmentation they share ([`segment`], [`sparse`]) and reciprocal-rank fusion
 //! ([`fuse`]).
 
+pub mod keywords;
 mod mirror;
 mod qdrant;
+mod resident;
 pub mod segment;
 pub mod sparse;
 mod sql;

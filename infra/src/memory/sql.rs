@@ -1,14 +1,17 @@
 //! The memory index in the relational database itself (the embedded default, and
 //! PostgreSQL without Qdrant): records in `memory_records` under the tenant's row-level
-//! security, keyword search over the segmented words (SQLite FTS5 `bm25()`, PostgreSQL
-//! full-text search), exact dense search over the novel's vectors cached in process
-//! ([`super::vectors`]), both fused by reciprocal rank for HYBRID.
+//! security; searched in process over what each novel's records hold, loaded from the
+//! database and reloaded when the novel's memory version moves ([`super::resident`]):
+//! BM25 over the segmented words ([`super::keywords`]) and exact dense search over the
+//! vectors ([`super::vectors`]), both fused by reciprocal rank for HYBRID.
 
+use super::keywords::NovelKeywords;
+use super::resident::ResidentCache;
 use super::segment;
-use super::vectors::{NovelVectors, VectorCache, from_bytes, to_bytes};
+use super::vectors::{NovelVectors, from_bytes, to_bytes};
 use super::{RRF_K, candidates, fuse};
 use crate::sql::SqlStore;
-use crate::sql::repos::records::{RecordMeta, RecordRow, kinds_filter};
+use crate::sql::repos::records::{RecordMeta, RecordRow};
 use crate::sql::types::{DbTime, DbUuid, ToDb};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -27,7 +30,8 @@ const MAX_QUERY_WORDS: usize = 64;
 #[derive(Clone)]
 pub struct SqlMemoryIndex {
     store: SqlStore,
-    cache: Arc<VectorCache>,
+    vectors: Arc<ResidentCache<NovelVectors>>,
+    keywords: Arc<ResidentCache<NovelKeywords>>,
 }
 
 impl std::fmt::Debug for SqlMemoryIndex {
@@ -67,12 +71,15 @@ pub(crate) fn to_record(m: RecordMeta) -> Result<MemoryRecord, IndexError> {
 }
 
 impl SqlMemoryIndex {
-    /// The index over `store`'s database, caching at most `cache_bytes` of vectors.
+    /// The index over `store`'s database, holding at most `cache_bytes` of vectors and
+    /// as much again of keyword postings in process (the least recently searched novels
+    /// are dropped first; one novel is always held).
     pub fn new(store: SqlStore, cache_bytes: usize) -> Self {
         segment::warm_up();
         Self {
             store,
-            cache: Arc::new(VectorCache::new(cache_bytes)),
+            vectors: Arc::new(ResidentCache::new(cache_bytes)),
+            keywords: Arc::new(ResidentCache::new(cache_bytes)),
         }
     }
 
@@ -96,18 +103,22 @@ impl SqlMemoryIndex {
             .collect()
     }
 
+    /// The novel's memory version (one read per search: what is held is valid at it).
+    async fn version(&self, tenant: TenantId, novel: NovelId) -> Result<i64, IndexError> {
+        self.store
+            .records_version(tenant, novel)
+            .await
+            .map_err(index_err)
+    }
+
     async fn vectors(
         &self,
         tenant: TenantId,
         novel: NovelId,
         model: &str,
+        version: i64,
     ) -> Result<Arc<NovelVectors>, IndexError> {
-        let version = self
-            .store
-            .records_version(tenant, novel)
-            .await
-            .map_err(index_err)?;
-        if let Some(v) = self.cache.get(tenant, novel, model, version) {
+        if let Some(v) = self.vectors.get(tenant, novel, model, version) {
             return Ok(v);
         }
         let (version, rows) = self
@@ -122,15 +133,45 @@ impl SqlMemoryIndex {
             })
             .collect();
         Ok(self
-            .cache
+            .vectors
             .put(tenant, novel, model, NovelVectors::new(version, rows)))
     }
 
-    async fn dense(&self, q: &IndexQuery, n: usize) -> Result<Vec<(Uuid, f64)>, IndexError> {
+    async fn keywords(
+        &self,
+        tenant: TenantId,
+        novel: NovelId,
+        version: i64,
+    ) -> Result<Arc<NovelKeywords>, IndexError> {
+        if let Some(k) = self.keywords.get(tenant, novel, "", version) {
+            return Ok(k);
+        }
+        let (version, rows) = self
+            .store
+            .records_keywords(tenant, novel)
+            .await
+            .map_err(index_err)?;
+        let rows = rows
+            .into_iter()
+            .filter_map(|(id, kind, seq, words)| {
+                Some((id.0, MemoryKind::parse(&kind)?, seq, words))
+            })
+            .collect();
+        Ok(self
+            .keywords
+            .put(tenant, novel, "", NovelKeywords::new(version, rows)))
+    }
+
+    async fn dense(
+        &self,
+        q: &IndexQuery,
+        version: i64,
+        n: usize,
+    ) -> Result<Vec<(Uuid, f64)>, IndexError> {
         let (Some(vector), Some(model)) = (&q.vector, &q.model) else {
             return Ok(Vec::new());
         };
-        let vectors = self.vectors(q.tenant, q.novel, model).await?;
+        let vectors = self.vectors(q.tenant, q.novel, model, version).await?;
         Ok(vectors
             .search(vector, q.before_seq, &q.kinds, n)
             .into_iter()
@@ -141,18 +182,36 @@ impl SqlMemoryIndex {
     async fn keyword(
         &self,
         q: &IndexQuery,
+        version: i64,
         n: usize,
-    ) -> Result<Vec<(RecordMeta, f64)>, IndexError> {
+    ) -> Result<Vec<(Uuid, f64)>, IndexError> {
         let mut words = segment::distinct_words(&q.text);
         words.truncate(MAX_QUERY_WORDS);
-        let kinds: Vec<&str> = q.kinds.iter().map(|k| k.as_str()).collect();
-        let kinds = kinds_filter(&kinds);
-        let hits = self
-            .store
-            .records_keyword(q.tenant, q.novel, &words, q.before_seq, &kinds, n as i64)
-            .await
-            .map_err(index_err)?;
-        Ok(hits.into_iter().map(|h| (h.record, h.score)).collect())
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keywords = self.keywords(q.tenant, q.novel, version).await?;
+        Ok(keywords.search(&words, q.before_seq, &q.kinds, n))
+    }
+
+    /// The hits for ranked ids: their records read back, in rank order.
+    async fn hits(
+        &self,
+        tenant: TenantId,
+        ranked: Vec<(Uuid, f64)>,
+    ) -> Result<Vec<IndexHit>, IndexError> {
+        let ids: Vec<Uuid> = ranked.iter().map(|r| r.0).collect();
+        let mut metas = self.metas(tenant, &ids).await?;
+        ranked
+            .into_iter()
+            .filter_map(|(id, score)| metas.remove(&id).map(|m| (m, score)))
+            .map(|(m, score)| {
+                Ok(IndexHit {
+                    record: to_record(m)?,
+                    score,
+                })
+            })
+            .collect()
     }
 
     async fn metas(
@@ -251,64 +310,24 @@ impl MemoryIndex for SqlMemoryIndex {
 
     #[tracing::instrument(skip_all, fields(tenant = %q.tenant, novel = %q.novel, mode = %q.mode))]
     async fn search(&self, q: &IndexQuery) -> Result<Vec<IndexHit>, IndexError> {
-        let n = candidates(q.limit);
-        match q.mode {
-            RecallMode::Keyword => self
-                .keyword(q, q.limit)
-                .await?
-                .into_iter()
-                .map(|(m, score)| {
-                    Ok(IndexHit {
-                        record: to_record(m)?,
-                        score,
-                    })
-                })
-                .collect(),
-            RecallMode::Dense => {
-                if q.vector.is_none() {
-                    return Err(IndexError::Invalid(
-                        "a DENSE search needs a query vector".into(),
-                    ));
-                }
-                let dense = self.dense(q, q.limit).await?;
-                let ids: Vec<Uuid> = dense.iter().map(|d| d.0).collect();
-                let mut metas = self.metas(q.tenant, &ids).await?;
-                dense
-                    .into_iter()
-                    .filter_map(|(id, score)| metas.remove(&id).map(|m| (m, score)))
-                    .map(|(m, score)| {
-                        Ok(IndexHit {
-                            record: to_record(m)?,
-                            score,
-                        })
-                    })
-                    .collect()
-            }
-            RecallMode::Hybrid => {
-                let dense = self.dense(q, n).await?;
-                let keyword = self.keyword(q, n).await?;
-                let keyword_ids: Vec<Uuid> = keyword.iter().map(|(m, _)| m.id.0).collect();
-                let dense_ids: Vec<Uuid> = dense.iter().map(|d| d.0).collect();
-                let fused = fuse(&[&dense_ids, &keyword_ids], RRF_K, q.limit);
-                let mut metas: HashMap<Uuid, RecordMeta> =
-                    keyword.into_iter().map(|(m, _)| (m.id.0, m)).collect();
-                let missing: Vec<Uuid> = fused
-                    .iter()
-                    .map(|f| f.0)
-                    .filter(|id| !metas.contains_key(id))
-                    .collect();
-                metas.extend(self.metas(q.tenant, &missing).await?);
-                fused
-                    .into_iter()
-                    .filter_map(|(id, score)| metas.remove(&id).map(|m| (m, score)))
-                    .map(|(m, score)| {
-                        Ok(IndexHit {
-                            record: to_record(m)?,
-                            score,
-                        })
-                    })
-                    .collect()
-            }
+        if q.mode == RecallMode::Dense && q.vector.is_none() {
+            return Err(IndexError::Invalid(
+                "a DENSE search needs a query vector".into(),
+            ));
         }
+        let version = self.version(q.tenant, q.novel).await?;
+        let ranked = match q.mode {
+            RecallMode::Keyword => self.keyword(q, version, q.limit).await?,
+            RecallMode::Dense => self.dense(q, version, q.limit).await?,
+            RecallMode::Hybrid => {
+                let n = candidates(q.limit);
+                let dense = self.dense(q, version, n).await?;
+                let keyword = self.keyword(q, version, n).await?;
+                let dense_ids: Vec<Uuid> = dense.iter().map(|d| d.0).collect();
+                let keyword_ids: Vec<Uuid> = keyword.iter().map(|k| k.0).collect();
+                fuse(&[&dense_ids, &keyword_ids], RRF_K, q.limit)
+            }
+        };
+        self.hits(q.tenant, ranked).await
     }
 }

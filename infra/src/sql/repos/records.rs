@@ -1,14 +1,13 @@
 //! The remembered records (`memory_records`): the queries of the SQL memory index
 //! ([`crate::memory::SqlMemoryIndex`]). Every write bumps the novel's row of
-//! `memory_versions` in the same transaction, so a process caching the novel's vectors
-//! knows to reload them.
+//! `memory_versions` in the same transaction, so a process holding the novel's vectors
+//! and keyword postings knows to reload them.
 
 use crate::sql::SqlStore;
 use crate::sql::error::db_err;
 use crate::sql::schema::{memory_records, memory_versions};
-use crate::sql::types::{DbTime, DbUuid, SqlUuid, ToDb};
+use crate::sql::types::{DbTime, DbUuid, ToDb};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Integer, Text};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -38,7 +37,7 @@ pub(crate) struct RecordRow {
 }
 
 /// A record as read back for a hit (no vector, no keywords).
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = memory_records, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub(crate) struct RecordMeta {
     pub id: DbUuid,
@@ -56,71 +55,11 @@ pub(crate) struct RecordMeta {
     pub model: Option<String>,
 }
 
-/// A keyword hit: the record and its score.
-#[derive(Debug, Clone, QueryableByName)]
-pub(crate) struct KeywordHit {
-    #[diesel(embed)]
-    pub record: RecordMeta,
-    #[diesel(sql_type = Double)]
-    pub score: f64,
-}
-
 /// One cached vector: (record id, kind, chapter seq, vector bytes).
 pub(crate) type VectorRow = (DbUuid, String, Option<i32>, Option<Vec<u8>>);
 
-/// The columns of [`RecordMeta`], for the hand-written keyword queries.
-const META: &str = "r.id, r.tenant_id, r.novel_id, r.kind, r.source_id, r.ordinal, \
-     r.chapter_id, r.chapter_seq, r.chapter_version, r.text, r.start_offset, r.end_offset, \
-     r.model";
-
-/// SQLite: FTS5 with `bm25()` (higher is better once negated), the novel matched inside
-/// the index through its `scope` token.
-const SQLITE_KEYWORD: &str = "SELECT {META}, -bm25(memory_fts, 0.0, 1.0) AS score \
-     FROM memory_fts JOIN memory_records r ON r.rowid = memory_fts.rowid \
-     WHERE memory_fts MATCH ? AND r.tenant_id = ? AND r.novel_id = ? \
-     AND (r.chapter_seq IS NULL OR r.chapter_seq < ?) \
-     AND (? = '' OR instr(?, ',' || r.kind || ',') > 0) \
-     ORDER BY bm25(memory_fts, 0.0, 1.0) LIMIT ?";
-
-/// PostgreSQL: full-text search over the same words (`simple` configuration: no
-/// stemming), ranked by cover density normalised by length.
-const PG_KEYWORD: &str = "SELECT {META}, ts_rank_cd(r.keywords_tsv, q, 1)::float8 AS score \
-     FROM memory_records r, to_tsquery('simple', $1) q \
-     WHERE r.keywords_tsv @@ q AND r.tenant_id = $2 AND r.novel_id = $3 \
-     AND (r.chapter_seq IS NULL OR r.chapter_seq < $4) \
-     AND ($5 = '' OR position(',' || r.kind || ',' in $6) > 0) \
-     ORDER BY score DESC, r.id LIMIT $7";
-
-/// `,KIND,KIND,` (empty: every kind).
-pub(crate) fn kinds_filter(kinds: &[&str]) -> String {
-    if kinds.is_empty() {
-        String::new()
-    } else {
-        format!(",{},", kinds.join(","))
-    }
-}
-
-/// The FTS5 query: the novel's scope token AND any of the words (each quoted).
-pub(crate) fn fts5_query(novel: NovelId, words: &[String]) -> String {
-    let any: Vec<String> = words
-        .iter()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect();
-    format!(
-        "scope:n{} AND keywords:({})",
-        novel.as_uuid().simple(),
-        any.join(" OR ")
-    )
-}
-
-/// The PostgreSQL tsquery: any of the words (each quoted as a lexeme).
-pub(crate) fn tsquery(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
+/// One record's words: (record id, kind, chapter seq, keywords).
+pub(crate) type KeywordRow = (DbUuid, String, Option<i32>, String);
 
 per_backend! {
     /// Bumps the novel's memory version (inside the caller's transaction).
@@ -279,33 +218,35 @@ per_backend! {
         })
     }
 
-    pub(crate) async fn keyword(
+    /// The novel's version and every record's words.
+    pub(crate) async fn keywords(
         conn: &mut Conn,
         tenant: TenantId,
         novel: NovelId,
-        words: &[String],
-        before: Option<i32>,
-        kinds: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<KeywordHit>> {
-        if words.is_empty() {
-            return Ok(Vec::new());
-        }
-        let before = before.unwrap_or(i32::MAX);
+    ) -> StoreResult<(i64, Vec<KeywordRow>)> {
         tx!(conn, Some(tenant), Read, {
-            let sql = if PG { PG_KEYWORD } else { SQLITE_KEYWORD }.replace("{META}", META);
-            let query = if PG { tsquery(words) } else { fts5_query(novel, words) };
-            diesel::sql_query(sql)
-                .bind::<Text, _>(query)
-                .bind::<SqlUuid, _>(tenant.db())
-                .bind::<SqlUuid, _>(novel.db())
-                .bind::<Integer, _>(before)
-                .bind::<Text, _>(kinds)
-                .bind::<Text, _>(kinds)
-                .bind::<BigInt, _>(limit)
+            let version = memory_versions::table
+                .filter(memory_versions::tenant_id.eq(tenant.db()))
+                .filter(memory_versions::novel_id.eq(novel.db()))
+                .select(memory_versions::version)
+                .first::<i64>(conn)
+                .await
+                .optional()
+                .map_err(db_err)?
+                .unwrap_or(0);
+            let rows: Vec<KeywordRow> = memory_records::table
+                .filter(memory_records::tenant_id.eq(tenant.db()))
+                .filter(memory_records::novel_id.eq(novel.db()))
+                .select((
+                    memory_records::id,
+                    memory_records::kind,
+                    memory_records::chapter_seq,
+                    memory_records::keywords,
+                ))
                 .load(conn)
                 .await
-                .map_err(db_err)
+                .map_err(db_err)?;
+            Ok((version, rows))
         })
     }
 }
@@ -337,16 +278,12 @@ impl SqlStore {
         dispatch!(self, vectors(tenant, novel, model))
     }
 
-    pub(crate) async fn records_keyword(
+    pub(crate) async fn records_keywords(
         &self,
         tenant: TenantId,
         novel: NovelId,
-        words: &[String],
-        before: Option<i32>,
-        kinds: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<KeywordHit>> {
-        dispatch!(self, keyword(tenant, novel, words, before, kinds, limit))
+    ) -> StoreResult<(i64, Vec<KeywordRow>)> {
+        dispatch!(self, keywords(tenant, novel))
     }
 
     pub(crate) async fn records_by_ids(
