@@ -2,7 +2,8 @@
 //!
 //! `StoryQuery`/`StoryMutation` are merged into the gateway's root types; built alone
 //! (see [`SubgraphQuery`]) the subgraph also resolves `Novel` and `Chapter` references
-//! for a federation router.
+//! for a federation router. Continuity checking (`checkDraft`, `validateChapter`,
+//! `Chapter.validation`) is the validator subgraph's, not this one's.
 
 mod chapter;
 mod files;
@@ -33,7 +34,6 @@ use async_graphql::{ID, Interface, MergedObject};
 pub struct SubgraphQuery(
     StoryQuery,
     GenerationQuery,
-    crate::graphql::validation::ValidationQuery,
     FileQuery,
     StoryEntities,
 );
@@ -45,7 +45,6 @@ pub struct SubgraphQuery(
 pub struct SubgraphMutation(
     StoryMutation,
     GenerationMutation,
-    crate::graphql::validation::ValidationMutation,
     FileMutation,
 );
 
