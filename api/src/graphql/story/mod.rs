@@ -31,22 +31,13 @@ use async_graphql::{ID, Interface, MergedObject};
 /// Every read the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct SubgraphQuery(
-    StoryQuery,
-    GenerationQuery,
-    FileQuery,
-    StoryEntities,
-);
+pub struct SubgraphQuery(StoryQuery, GenerationQuery, FileQuery, StoryEntities);
 
 // Root mutation type of the story subgraph built alone.
 /// Every change the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct SubgraphMutation(
-    StoryMutation,
-    GenerationMutation,
-    FileMutation,
-);
+pub struct SubgraphMutation(StoryMutation, GenerationMutation, FileMutation);
 
 // The story subgraph's share of the `Node` interface.
 /// An object with a global ID, which `node(id)` fetches again.

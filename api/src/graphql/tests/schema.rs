@@ -209,10 +209,21 @@ fn type_body<'a>(sdl: &'a str, name: &str) -> &'a str {
 fn continuity_checking_is_the_validator_subgraphs() {
     let validator = subgraph_sdl("validator").unwrap();
     let chapter = type_body(&validator, "Chapter");
-    assert!(chapter.starts_with("type Chapter @key(fields: \"id\")"), "{chapter}");
-    assert!(chapter.contains("validation: ValidationReport"), "{chapter}");
+    assert!(
+        chapter.starts_with("type Chapter @key(fields: \"id\")"),
+        "{chapter}"
+    );
+    assert!(
+        chapter.contains("validation: ValidationReport"),
+        "{chapter}"
+    );
     assert!(validator.contains("checkDraft(") && validator.contains("validateChapter("));
-    for shared in ["ValidationReport", "ValidationIssue", "IssueSpan", "RecallHit"] {
+    for shared in [
+        "ValidationReport",
+        "ValidationIssue",
+        "IssueSpan",
+        "RecallHit",
+    ] {
         assert!(
             type_body(&validator, shared).contains("@shareable"),
             "{shared} is shareable in the validator"
