@@ -62,7 +62,8 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
     PrintSchema {
-        /// Print this subgraph's federation SDL instead (story-gen, memory, admin).
+        /// Print this subgraph's federation SDL instead (story-gen, memory, admin,
+        /// rag-retrieval, validator).
         #[arg(long, conflicts_with = "list_subgraphs")]
         subgraph: Option<String>,
         /// Print the name of every subgraph instead, one per line (also the
@@ -116,7 +117,7 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Run one service of the distributed deployment instead of all of them: story-gen,
-    /// memory, admin (a federation subgraph each), rag-retrieval, validator, file (no
+    /// memory, admin, rag-retrieval, validator (a federation subgraph each), file (no
     /// GraphQL API yet), job-worker.
     #[arg(long, value_name = "ROLE")]
     pub role: Option<Role>,

@@ -8,7 +8,8 @@
 //! | `memory` | the memory subgraph | no |
 //! | `admin` | the admin subgraph (also `node`/`nodes`) | no |
 //! | `rag-retrieval` | the rag-retrieval subgraph (`recall`) | no |
-//! | `validator`, `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` (export, `files` and `deleteFile` are served by story-gen, with `GET /files/{id}` downloads) | no |
+//! | `validator` | the validator subgraph (`checkDraft`, `validateChapter`, `Chapter.validation`) | no |
+//! | `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` (export, `files` and `deleteFile` are served by story-gen, with `GET /files/{id}` downloads) | no |
 //! | `job-worker` | `/health`, `/ready`, `/metrics` (same as `znovel worker`) | yes |
 //!
 //! Every role serves `/health` and `/ready` on `ZNOVEL_LISTEN` and `/metrics` on
@@ -31,7 +32,8 @@ pub enum Role {
     Admin,
     /// The rag-retrieval subgraph: `recall`.
     RagRetrieval,
-    /// Validation (no GraphQL API yet).
+    /// The validator subgraph: continuity checking (`checkDraft`, `validateChapter`,
+    /// `Chapter.validation`).
     Validator,
     /// Import and export (no GraphQL API yet).
     File,
@@ -58,7 +60,7 @@ impl Role {
             Role::Memory => graphql::MEMORY,
             Role::Admin => graphql::ADMIN,
             Role::RagRetrieval => graphql::RAG_RETRIEVAL,
-            Role::Validator => "validator",
+            Role::Validator => graphql::VALIDATOR,
             Role::File => "file",
             Role::JobWorker => "job-worker",
         }

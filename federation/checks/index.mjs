@@ -14,8 +14,9 @@ import memory from './memory.mjs';
 import ragRetrieval from './rag-retrieval.mjs';
 import storyGen from './story-gen.mjs';
 import transports from './transports.mjs';
+import validator from './validator.mjs';
 
-export const CHECKS = [storyGen, memory, ragRetrieval, admin, auth, transports];
+export const CHECKS = [storyGen, memory, ragRetrieval, validator, admin, auth, transports];
 
 /** The subgraphs of `subgraphs` that no check covers. */
 export function uncovered(subgraphs) {

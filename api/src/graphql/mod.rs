@@ -1,5 +1,6 @@
 //! The GraphQL layer: one module per domain service, each an Apollo Federation v2
-//! subgraph ([`story`] served as `story-gen`, [`memory`], [`admin`]), merged here into the
+//! subgraph ([`story`] served as `story-gen`, [`memory`], [`admin`], [`retrieval`] served
+//! as `rag-retrieval`, [`validation`] served as `validator`), merged here into the
 //! gateway schema.
 //!
 //! - [`build_schema`] builds the gateway schema the server serves (every subgraph merged,
@@ -30,7 +31,7 @@ pub mod validation;
 
 pub use subgraph::{
     ADMIN, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
-    build_subgraph, subgraph_sdl,
+    VALIDATOR, build_subgraph, subgraph_sdl,
 };
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};

@@ -2,23 +2,29 @@
 //! federation router (Hive Router / Hive Gateway) in the distributed deployment.
 //!
 //! The subgraphs are named after the services (Kubernetes Deployments) that serve them:
-//! `story-gen` (the [`story`] module), `memory`, `admin` and `rag-retrieval` (the
-//! [`retrieval`] module) — also their `znovel serve --role` names.
+//! `story-gen` (the [`story`] module), `memory`, `admin`, `rag-retrieval` (the
+//! [`retrieval`] module) and `validator` (the [`validation`] module) — also their
+//! `znovel serve --role` names.
 //!
 //! A subgraph's root types are named `Query`/`Mutation`/`Subscription` and described like
 //! the gateway's; story-gen and memory add entity resolvers (`@key(fields: "id")` on every type with a
 //! lookup by id: `Novel`, `Volume`, `Chapter`, `ChapterRevision`, `Entity`, `Relation`,
 //! `Event`, `Foreshadowing`); each registers its share of the `Node` interface; the
 //! admin subgraph also serves `node`/`nodes` (returning references to other subgraphs'
-//! objects). So the composed supergraph's API schema equals the gateway's [`sdl`](super::sdl).
+//! objects). The validator contributes `Chapter.validation` to story-gen's `Chapter`
+//! entity, so story-gen's schema leaves that field out ([`WithoutValidatorFields`]). So
+//! the composed supergraph's API schema equals the gateway's [`sdl`](super::sdl).
 
-use super::{SchemaLimits, admin, limited, memory, retrieval, story};
+use super::{SchemaLimits, admin, limited, memory, retrieval, story, validation};
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::registry::SDLExportOptions;
+use async_graphql::parser::types::Field;
+use async_graphql::registry::{MetaType, Registry, SDLExportOptions};
 use async_graphql::{
-    Data, EmptyMutation, EmptySubscription, Executor, InterfaceType, MergedSubscription,
-    ObjectType, Request, Response, Schema, SchemaBuilder, SubscriptionType,
+    ContextSelectionSet, Data, EmptyMutation, EmptySubscription, Executor, InterfaceType,
+    MergedSubscription, ObjectType, OutputType, Positioned, Request, Response, Schema,
+    SchemaBuilder, ServerError, ServerResult, SubscriptionType, Value,
 };
+use std::borrow::Cow;
 use std::sync::Arc;
 use znovel_domain::services::Services;
 
@@ -30,9 +36,11 @@ pub const MEMORY: &str = "memory";
 pub const ADMIN: &str = "admin";
 /// The rag-retrieval subgraph's name.
 pub const RAG_RETRIEVAL: &str = "rag-retrieval";
+/// The validator subgraph's name.
+pub const VALIDATOR: &str = "validator";
 
 /// The subgraphs, by name (also the `--role` names of the services that serve them).
-pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN, RAG_RETRIEVAL];
+pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN, RAG_RETRIEVAL, VALIDATOR];
 
 // Root subscription type of the story-gen subgraph built alone (named and described like
 // the gateway's, so the composed supergraph equals it).
@@ -45,6 +53,7 @@ type Story = Schema<story::SubgraphQuery, story::SubgraphMutation, StorySubscrip
 type Memory = Schema<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubscription>;
 type Admin = Schema<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription>;
 type Retrieval = Schema<retrieval::SubgraphQuery, EmptyMutation, EmptySubscription>;
+type Validator = Schema<validation::SubgraphQuery, validation::SubgraphMutation, EmptySubscription>;
 
 /// A federation subgraph schema builder with its share of `Node`.
 fn builder<Q, M, S, N>(query: Q, mutation: M, subscription: S) -> SchemaBuilder<Q, M, S>
@@ -54,19 +63,74 @@ where
     S: SubscriptionType + 'static,
     N: InterfaceType,
 {
-    Schema::build(query, mutation, subscription)
+    federated::<_, _, _, N>(Schema::build(query, mutation, subscription))
+}
+
+/// `builder` made federated, with its share of `Node`.
+fn federated<Q, M, S, N>(builder: SchemaBuilder<Q, M, S>) -> SchemaBuilder<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+    N: InterfaceType,
+{
+    builder
         .enable_federation()
         .enable_subscription_in_federation()
         .register_output_type::<N>()
 }
 
+/// The fields of story types that the gateway serves with the story but that another
+/// subgraph owns in the federation, by type: `Chapter.validation` is the validator's
+/// (an entity field of `Chapter` there).
+const FIELDS_OWNED_ELSEWHERE: &[(&str, &str)] = &[("Chapter", "validation")];
+
+/// Registered into the story-gen subgraph's schema, it takes [`FIELDS_OWNED_ELSEWHERE`]
+/// out of it, and the types only they used (`ValidationReport`): the story's `Chapter`
+/// type has them for the gateway, and story-gen must neither declare nor serve them (a
+/// router would otherwise see two subgraphs resolve `Chapter.validation`). It registers
+/// no type of its own; the fields' resolvers stay in the code but no query can select
+/// them, since a query is validated against the schema.
+pub(crate) struct WithoutValidatorFields;
+
+impl OutputType for WithoutValidatorFields {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed("WithoutValidatorFields")
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        for (ty, field) in FIELDS_OWNED_ELSEWHERE {
+            if let Some(MetaType::Object { fields, .. }) = registry.types.get_mut(*ty) {
+                fields.shift_remove(*field);
+            }
+        }
+        registry.remove_unused_types();
+        Self::qualified_type_name()
+    }
+
+    async fn resolve(
+        &self,
+        _ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        Err(ServerError::new(
+            "not a GraphQL type: nothing resolves to it",
+            Some(field.pos),
+        ))
+    }
+}
+
 pub(crate) fn story_builder()
 -> SchemaBuilder<story::SubgraphQuery, story::SubgraphMutation, StorySubscription> {
-    builder::<_, _, _, story::SubgraphNode>(
-        Default::default(),
-        Default::default(),
-        Default::default(),
+    // Fields are taken out before `Node` is registered: taking out the types nothing
+    // uses any more keeps those registered on purpose only when they come after.
+    let builder = Schema::build(
+        story::SubgraphQuery::default(),
+        story::SubgraphMutation::default(),
+        StorySubscription::default(),
     )
+    .register_output_type::<WithoutValidatorFields>();
+    federated::<_, _, _, story::SubgraphNode>(builder)
 }
 
 pub(crate) fn memory_builder()
@@ -92,6 +156,11 @@ pub(crate) fn retrieval_builder()
     Schema::build(Default::default(), EmptyMutation, EmptySubscription).enable_federation()
 }
 
+pub(crate) fn validator_builder()
+-> SchemaBuilder<validation::SubgraphQuery, validation::SubgraphMutation, EmptySubscription> {
+    Schema::build(Default::default(), Default::default(), EmptySubscription).enable_federation()
+}
+
 /// One subgraph's executable schema (each has its own root types, hence the enum).
 #[derive(Clone)]
 pub enum SubgraphSchema {
@@ -103,6 +172,8 @@ pub enum SubgraphSchema {
     Admin(Admin),
     /// The rag-retrieval subgraph.
     Retrieval(Retrieval),
+    /// The validator subgraph.
+    Validator(Validator),
 }
 
 impl SubgraphSchema {
@@ -114,6 +185,7 @@ impl SubgraphSchema {
             Self::Memory(s) => s.sdl_with_options(opts),
             Self::Admin(s) => s.sdl_with_options(opts),
             Self::Retrieval(s) => s.sdl_with_options(opts),
+            Self::Validator(s) => s.sdl_with_options(opts),
         }
     }
 }
@@ -125,6 +197,7 @@ impl Executor for SubgraphSchema {
             Self::Memory(s) => s.execute(request).await,
             Self::Admin(s) => s.execute(request).await,
             Self::Retrieval(s) => s.execute(request).await,
+            Self::Validator(s) => s.execute(request).await,
         }
     }
 
@@ -138,6 +211,7 @@ impl Executor for SubgraphSchema {
             Self::Memory(s) => Executor::execute_stream(s, request, session_data),
             Self::Admin(s) => Executor::execute_stream(s, request, session_data),
             Self::Retrieval(s) => Executor::execute_stream(s, request, session_data),
+            Self::Validator(s) => Executor::execute_stream(s, request, session_data),
         }
     }
 }
@@ -158,6 +232,9 @@ pub fn build_subgraph(
         RAG_RETRIEVAL => {
             SubgraphSchema::Retrieval(limited(retrieval_builder(), limits).data(services).finish())
         }
+        VALIDATOR => {
+            SubgraphSchema::Validator(limited(validator_builder(), limits).data(services).finish())
+        }
         _ => return None,
     })
 }
@@ -170,6 +247,7 @@ pub fn subgraph_sdl(name: &str) -> Option<String> {
         MEMORY => SubgraphSchema::Memory(memory_builder().finish()),
         ADMIN => SubgraphSchema::Admin(admin_builder().finish()),
         RAG_RETRIEVAL => SubgraphSchema::Retrieval(retrieval_builder().finish()),
+        VALIDATOR => SubgraphSchema::Validator(validator_builder().finish()),
         _ => return None,
     };
     Some(schema.sdl())

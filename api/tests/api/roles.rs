@@ -231,7 +231,7 @@ async fn who_runs_the_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_without_a_graphql_api_serve_only_the_probes() {
-    for r in [Role::JobWorker, Role::Validator, Role::File] {
+    for r in [Role::JobWorker, Role::File] {
         let role = RoleApp::build(Some(r), |_| {}).await.serve().await;
         assert_eq!(role.get("/health").await.0, 200, "{r}");
         assert_eq!(role.get("/ready").await.0, 200, "{r}");

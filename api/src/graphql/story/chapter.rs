@@ -48,19 +48,16 @@ impl Chapter {
             .gql()
             .map(|v| Some(Volume(v)))
     }
+    // The gateway's only: the story-gen subgraph leaves this field out of its schema (the
+    // validator subgraph serves it; see `graphql::subgraph`).
     /// The latest continuity report of the current version (checked after its memory
     /// is updated, or by `validateChapter`); null until it is checked.
     async fn validation(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<crate::graphql::validation::ValidationReport>> {
-        let (s, actor) = call(ctx)?;
-        let v = s
-            .validation
-            .chapter_validation(&actor, &self.0)
-            .await
-            .gql()?;
-        Ok(v.map(|v| v.report.into()))
+        let report = crate::graphql::validation::chapter_validation(ctx, &self.0).await?;
+        Ok(report.map(Into::into))
     }
     /// Position in the novel, unique per novel (whatever the volume), from 1.
     async fn seq(&self) -> i32 {

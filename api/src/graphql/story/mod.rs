@@ -2,7 +2,8 @@
 //!
 //! `StoryQuery`/`StoryMutation` are merged into the gateway's root types; built alone
 //! (see [`SubgraphQuery`]) the subgraph also resolves `Novel` and `Chapter` references
-//! for a federation router.
+//! for a federation router. Continuity checking (`checkDraft`, `validateChapter`,
+//! `Chapter.validation`) is the validator subgraph's, not this one's.
 
 mod chapter;
 mod files;
@@ -30,24 +31,13 @@ use async_graphql::{ID, Interface, MergedObject};
 /// Every read the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct SubgraphQuery(
-    StoryQuery,
-    GenerationQuery,
-    crate::graphql::validation::ValidationQuery,
-    FileQuery,
-    StoryEntities,
-);
+pub struct SubgraphQuery(StoryQuery, GenerationQuery, FileQuery, StoryEntities);
 
 // Root mutation type of the story subgraph built alone.
 /// Every change the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct SubgraphMutation(
-    StoryMutation,
-    GenerationMutation,
-    crate::graphql::validation::ValidationMutation,
-    FileMutation,
-);
+pub struct SubgraphMutation(StoryMutation, GenerationMutation, FileMutation);
 
 // The story subgraph's share of the `Node` interface.
 /// An object with a global ID, which `node(id)` fetches again.

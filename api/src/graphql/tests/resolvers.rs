@@ -366,3 +366,71 @@ async fn the_admin_subgraph_answers_node_with_references() {
         Some(&"NOT_FOUND".into())
     );
 }
+
+#[tokio::test]
+async fn the_validator_subgraph_serves_chapter_validation_as_an_entity_field() {
+    let (schema, services) = harness();
+    let me = new_tenant(&services, "fedval").await;
+    let novel = create_novel(&schema, &me, "Checked").await;
+    let q = "mutation($n: ID!) { createChapter(input: {novelId: $n, seq: 1, title: \"One\", content: \"Rain fell on the roofs.\"}) { chapter { id } } }";
+    let chapter =
+        ok(run(&schema, Some(&me), q, json!({"n": novel})).await)["createChapter"]["chapter"]["id"]
+            .clone();
+    let exec = |subgraph: &crate::graphql::SubgraphSchema, q: &str, vars: Value| {
+        let req = Request::new(q)
+            .variables(Variables::from_json(vars))
+            .data(RequestCtx {
+                actor: Some(me.clone()),
+                request_id: "r".into(),
+            });
+        let subgraph = subgraph.clone();
+        async move { subgraph.execute(req).await }
+    };
+    let validator =
+        build_subgraph("validator", services.clone(), &SchemaLimits::default()).unwrap();
+
+    // validateChapter returns the chapter as the `Chapter` entity (a router completes it
+    // from story-gen) with the report.
+    let q = "mutation($c: ID!) { validateChapter(input: {chapterId: $c}) { chapter { __typename id } report { complete issues { kind } } } }";
+    let v = ok(exec(&validator, q, json!({"c": chapter})).await)["validateChapter"].clone();
+    assert_eq!(
+        v["chapter"],
+        json!({"__typename": "Chapter", "id": chapter})
+    );
+    assert_eq!(v["report"]["complete"], true, "{v}");
+
+    // What a router asks the validator for a chapter story-gen found: its validation.
+    let q = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Chapter { id validation { complete issues { kind } } } } }";
+    let e = ok(exec(
+        &validator,
+        q,
+        json!({"r": [{"__typename": "Chapter", "id": chapter}]}),
+    )
+    .await);
+    assert_eq!(e["_entities"][0]["id"], chapter);
+    assert_eq!(e["_entities"][0]["validation"], v["report"]);
+    let bad = exec(
+        &validator,
+        q,
+        json!({"r": [{"__typename": "Chapter", "id": "nope"}]}),
+    )
+    .await;
+    assert_eq!(
+        bad.errors[0].extensions.as_ref().unwrap().get("code"),
+        Some(&"BAD_USER_INPUT".into())
+    );
+
+    // Story-gen serves none of it any more.
+    let story = build_subgraph("story-gen", services, &SchemaLimits::default()).unwrap();
+    let resp = exec(
+        &story,
+        "query($c: ID!) { chapter(id: $c) { title validation { complete } } }",
+        json!({"c": chapter}),
+    )
+    .await;
+    assert!(
+        resp.errors[0].message.contains("validation"),
+        "{:?}",
+        resp.errors
+    );
+}

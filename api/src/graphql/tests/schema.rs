@@ -196,6 +196,56 @@ fn subgraphs_are_federation_v2_with_entity_keys() {
     assert_eq!(subgraph_sdl("nope"), None);
 }
 
+/// The body of `type <name> …` in an SDL (its lines up to the closing brace).
+fn type_body<'a>(sdl: &'a str, name: &str) -> &'a str {
+    let start = sdl
+        .find(&format!("type {name} "))
+        .unwrap_or_else(|| panic!("no type {name} in:\n{sdl}"));
+    let end = sdl[start..].find("\n}").map_or(sdl.len(), |e| start + e);
+    &sdl[start..end]
+}
+
+#[test]
+fn continuity_checking_is_the_validator_subgraphs() {
+    let validator = subgraph_sdl("validator").unwrap();
+    let chapter = type_body(&validator, "Chapter");
+    assert!(
+        chapter.starts_with("type Chapter @key(fields: \"id\")"),
+        "{chapter}"
+    );
+    assert!(
+        chapter.contains("validation: ValidationReport"),
+        "{chapter}"
+    );
+    assert!(validator.contains("checkDraft(") && validator.contains("validateChapter("));
+    for shared in [
+        "ValidationReport",
+        "ValidationIssue",
+        "IssueSpan",
+        "RecallHit",
+    ] {
+        assert!(
+            type_body(&validator, shared).contains("@shareable"),
+            "{shared} is shareable in the validator"
+        );
+    }
+    assert!(
+        !validator.contains("type Novel "),
+        "story types leak into the validator"
+    );
+
+    // Story-gen no longer serves them, but still returns the shared issue type
+    // (`ChapterIssue.issue`).
+    let story = subgraph_sdl("story-gen").unwrap();
+    assert!(!type_body(&story, "Chapter").contains("validation"));
+    assert!(!story.contains("checkDraft") && !story.contains("validateChapter"));
+    assert!(!story.contains("type ValidationReport "));
+    assert!(type_body(&story, "ValidationIssue").contains("@shareable"));
+    // The gateway keeps every field.
+    let gateway = sdl();
+    assert!(type_body(&gateway, "Chapter").contains("validation: ValidationReport"));
+}
+
 /// Name → (description, field descriptions) of every type of a schema, by introspection.
 async fn descriptions<Q, M, S>(
     schema: &Schema<Q, M, S>,
@@ -224,6 +274,8 @@ async fn types_shared_by_subgraphs_are_described_like_the_gateways() {
         descriptions(&crate::graphql::subgraph::story_builder().finish()).await,
         descriptions(&crate::graphql::subgraph::memory_builder().finish()).await,
         descriptions(&crate::graphql::subgraph::admin_builder().finish()).await,
+        descriptions(&crate::graphql::subgraph::retrieval_builder().finish()).await,
+        descriptions(&crate::graphql::subgraph::validator_builder().finish()).await,
     ];
     for types in &subgraphs {
         for (name, ty) in types {

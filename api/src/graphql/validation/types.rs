@@ -1,7 +1,11 @@
 //! Validation's types: `ValidationReport`, `ValidationIssue`, `IssueSpan` and the enums,
-//! with evidence as the story's `RecallHit`.
+//! with evidence as the story's `RecallHit` — and their twins for the validator subgraph
+//! built alone, whose evidence refers to chapters by reference (`ValidatorChapter`, the
+//! validator's share of the `Chapter` entity).
 
-use crate::graphql::retrieval::RecallHit;
+use super::ValidatorChapter;
+use crate::graphql::ids::to_id;
+use crate::graphql::retrieval::{RecallHit, recall_hit};
 use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use znovel_domain::model as m;
 
@@ -142,6 +146,19 @@ macro_rules! validation_types {
 }
 
 validation_types!(ValidationReport, ValidationIssue, RecallHit);
+
+// The validator subgraph's `RecallHit`: its `chapter` is the validator's `Chapter` entity
+// (only its id; a federation router completes the rest from story-gen).
+recall_hit!(ValidatorRecallHit, ValidatorChapter, |ctx, h| {
+    let _ = ctx;
+    Ok(h.chapter_id.map(|c| ValidatorChapter { id: to_id(c) }))
+});
+
+validation_types!(
+    ValidatorValidationReport,
+    ValidatorValidationIssue,
+    ValidatorRecallHit
+);
 
 /// Input of `checkDraft`.
 #[derive(InputObject)]
