@@ -149,7 +149,7 @@ impl FileLinks {
 /// Stored files.
 #[derive(Clone)]
 pub struct FileService {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     links: FileLinks,
     max_bytes: i64,
 }
