@@ -165,15 +165,35 @@ struct BodyLimits {
     upload: usize,
 }
 
-/// Applies the body limit that fits the request (413 past it).
+/// Applies the body limit that fits the request (413 past it), with tower-http's layer.
 async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
     use tower::{Layer, Service};
     let upload = req.method() == axum::http::Method::POST && http::is_multipart(req.headers());
     let limit = if upload { limits.upload } else { limits.plain };
-    let mut limited = RequestBodyLimitLayer::new(limit).layer(next);
+    let mut limited = RequestBodyLimitLayer::new(limit).layer(IntoBody(next));
     match limited.call(req).await {
         Ok(resp) => resp.map(axum::body::Body::new),
         Err(never) => match never {},
+    }
+}
+
+/// The rest of the middleware stack, taking the limited body back as a plain one.
+struct IntoBody(Next);
+
+impl tower::Service<Request<http_body_util::Limited<axum::body::Body>>> for IntoBody {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Next as tower::Service<Request>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<http_body_util::Limited<axum::body::Body>>) -> Self::Future {
+        self.0.call(req.map(axum::body::Body::new))
     }
 }
 

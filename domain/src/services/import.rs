@@ -428,19 +428,26 @@ impl JobRunner {
             };
             // Each chapter races the stop signal (a cancel, or the worker shutting down):
             // a chapter interrupted half-way is found (or created) by the next attempt.
-            let step = std::pin::pin!(self.import_step(&job, i, c, volume, &file.name, progress));
-            match futures_util::future::select(stop.as_mut(), step).await {
-                Either::Left((StopReason::Cancelled, _)) => {
+            let outcome = {
+                let step =
+                    std::pin::pin!(self.import_step(&job, i, c, volume, &file.name, progress));
+                match futures_util::future::select(stop.as_mut(), step).await {
+                    Either::Left((reason, _)) => Err(Ok(reason)),
+                    Either::Right((result, _)) => result.map_err(Err),
+                }
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(Ok(StopReason::Cancelled)) => {
                     self.end_stream(&job, 1, JobStatus::Cancelled, Some("cancelled".into()))
                         .await;
                     return RunOutcome::Cancelled;
                 }
-                Either::Left((StopReason::Shutdown, _)) => {
+                Err(Ok(StopReason::Shutdown)) => {
                     return RunOutcome::Retry("worker shutting down".into());
                 }
-                Either::Right((Ok(()), _)) => {}
-                Either::Right((Err(Step::Fail(why)), _)) => return self.fail(job, 0, why).await,
-                Either::Right((Err(Step::Retry(why)), _)) => return RunOutcome::Retry(why),
+                Err(Err(Step::Fail(why))) => return self.fail(job, 0, why).await,
+                Err(Err(Step::Retry(why))) => return RunOutcome::Retry(why),
             }
             job.progress = Some(progress);
             announce(&*self.events, &job, JobStatus::Running).await;
