@@ -11,8 +11,9 @@
 //!   One", "Part II", "第一卷". Text before the first heading: its first line is the
 //!   title, the rest the description. No heading at all: one chapter, with a warning.
 //! - **Markdown** is split at `#` headings: a single top-level heading first is the
-//!   book's title; of the levels below, the deepest two are volumes and chapters (one
-//!   level: chapters).
+//!   book's title; of the levels below, the first two are volumes and chapters when
+//!   the second is the more numerous, else the first is chapters (deeper headings are
+//!   part of the text).
 //! - **EPUB** is read in spine order; chapters are the documents the table of contents
 //!   (navigation document, else NCX) names, titled as it names them; a document it does
 //!   not name continues the chapter before it. Without a table of contents each document
@@ -559,9 +560,12 @@ fn markdown(text: &str, encoding: &str, stem: &str) -> Manuscript {
     } else {
         levels.clone()
     };
+    let count = |level: usize| headings.iter().filter(|h| h.1 == level).count();
+    // Two levels below the title: volumes and chapters, when the deeper one is the more
+    // numerous (else the deeper headings are sections within chapters).
     let (volume_level, chapter_level) = match rest.as_slice() {
-        [only] => (None, *only),
-        [v, c, ..] => (Some(*v), *c),
+        [v, c, ..] if count(*c) > count(*v) => (Some(*v), *c),
+        [c, ..] => (None, *c),
         [] => (None, top),
     };
     let mut m = Manuscript {

@@ -24,7 +24,9 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use znovel_domain::StoreError;
 use znovel_domain::ids::{JobId, NovelId, TenantId};
-use znovel_domain::model::{Chapter, ChapterRevision, GenerationJob, JobStatus, RecallHit};
+use znovel_domain::model::{
+    Chapter, ChapterRevision, GenerationJob, JobProgress, JobStatus, RecallHit,
+};
 use znovel_domain::page::{Page, PageRequest};
 use znovel_domain::ports::TenantRepository;
 use znovel_domain::ports::{JobRepository, StoreResult};
