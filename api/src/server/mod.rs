@@ -180,7 +180,7 @@ async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) 
 /// The rest of the middleware stack, taking the limited body back as a plain one.
 struct IntoBody(Next);
 
-impl tower::Service<Request<http_body_util::Limited<axum::body::Body>>> for IntoBody {
+impl tower::Service<Request<tower_http::body::Limited<axum::body::Body>>> for IntoBody {
     type Response = Response;
     type Error = std::convert::Infallible;
     type Future = <Next as tower::Service<Request>>::Future;
@@ -192,7 +192,7 @@ impl tower::Service<Request<http_body_util::Limited<axum::body::Body>>> for Into
         self.0.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<http_body_util::Limited<axum::body::Body>>) -> Self::Future {
+    fn call(&mut self, req: Request<tower_http::body::Limited<axum::body::Body>>) -> Self::Future {
         self.0.call(req.map(axum::body::Body::new))
     }
 }
