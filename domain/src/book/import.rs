@@ -60,7 +60,9 @@ pub enum ImportError {
     #[error("the EPUB names a path outside the book: {0:?}")]
     UnsafePath(String),
     /// More chapters than one import may create.
-    #[error("the manuscript has {0} chapters; at most {MAX_IMPORT_CHAPTERS} can be imported at once")]
+    #[error(
+        "the manuscript has {0} chapters; at most {MAX_IMPORT_CHAPTERS} can be imported at once"
+    )]
     TooManyChapters(usize),
 }
 
@@ -291,7 +293,9 @@ fn chinese_heading(l: &str) -> Option<Heading> {
     }
     for special in ["序章", "楔子", "引子", "尾声", "终章", "后记", "番外"] {
         if let Some(rest) = l.strip_prefix(special)
-            && (rest.is_empty() || rest.starts_with(char::is_whitespace) || rest.starts_with(['：', ':', '、', '·', '-', '—']))
+            && (rest.is_empty()
+                || rest.starts_with(char::is_whitespace)
+                || rest.starts_with(['：', ':', '、', '·', '-', '—']))
         {
             return Some(Heading::Chapter);
         }
@@ -724,7 +728,9 @@ fn attr(attrs: &str, want: &str) -> Option<String> {
         let (start, end) = match b.get(i) {
             Some(q @ (b'"' | b'\'')) => {
                 let start = i + 1;
-                let end = attrs[start..].find(char::from(*q)).map_or(b.len(), |e| start + e);
+                let end = attrs[start..]
+                    .find(char::from(*q))
+                    .map_or(b.len(), |e| start + e);
                 i = end + 1;
                 (start, end)
             }
@@ -763,9 +769,9 @@ fn entities(s: &str) -> String {
                 "quot" => Some('"'),
                 "apos" => Some('\''),
                 "nbsp" => Some(' '),
-                n if n.starts_with("#x") || n.starts_with("#X") => {
-                    u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32)
-                }
+                n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32),
                 n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
                 _ => None,
             };
@@ -944,7 +950,8 @@ fn xhtml_blocks(doc: &str) -> (Vec<Block>, bool) {
                 if !closing
                     && (attr(attrs, "epub:type").is_some_and(|v| v.contains("cover"))
                         || (n == "section" || n == "body" || n == "div")
-                            && attr(attrs, "class").is_some_and(|v| v.split_whitespace().any(|c| c == "cover")))
+                            && attr(attrs, "class")
+                                .is_some_and(|v| v.split_whitespace().any(|c| c == "cover")))
                 {
                     cover = true;
                 }
@@ -1100,9 +1107,9 @@ fn epub(bytes: &[u8], limits: EpubLimits) -> Result<Manuscript, ImportError> {
         })
         .ok_or_else(|| ImportError::NotEpub("the container names no package document".into()))?;
     let opf_path = resolve("", &opf_path)?;
-    let opf = ar
-        .text(&opf_path)?
-        .ok_or_else(|| ImportError::NotEpub(format!("the package document {opf_path} is missing")))?;
+    let opf = ar.text(&opf_path)?.ok_or_else(|| {
+        ImportError::NotEpub(format!("the package document {opf_path} is missing"))
+    })?;
     let dir = dir_of(&opf_path).to_owned();
     let toks = tokens(&opf);
     let mut items = Vec::new();
@@ -1145,17 +1152,23 @@ fn epub(bytes: &[u8], limits: EpubLimits) -> Result<Manuscript, ImportError> {
         }
     }
     if spine.is_empty() {
-        return Err(ImportError::NotEpub("the package document has no spine".into()));
+        return Err(ImportError::NotEpub(
+            "the package document has no spine".into(),
+        ));
     }
     // The table of contents: the navigation document, else the NCX.
     let mut toc = Vec::new();
-    if let Some(nav) = items.iter().find(|i| i.properties.split_whitespace().any(|p| p == "nav"))
+    if let Some(nav) = items
+        .iter()
+        .find(|i| i.properties.split_whitespace().any(|p| p == "nav"))
         && let Some(doc) = ar.text(&nav.path)?
     {
         toc = nav_toc(&doc, dir_of(&nav.path))?;
     }
     if toc.is_empty()
-        && let Some(ncx) = items.iter().find(|i| i.media_type == "application/x-dtbncx+xml")
+        && let Some(ncx) = items
+            .iter()
+            .find(|i| i.media_type == "application/x-dtbncx+xml")
         && let Some(doc) = ar.text(&ncx.path)?
     {
         toc = ncx_toc(&doc, dir_of(&ncx.path))?;
@@ -1296,7 +1309,13 @@ mod tests {
         ] {
             assert_eq!(heading(h), Some(Heading::Chapter), "{h}");
         }
-        for h in ["第一卷", "第二卷 风起", "Volume 2", "Book One", "Part II: War"] {
+        for h in [
+            "第一卷",
+            "第二卷 风起",
+            "Volume 2",
+            "Book One",
+            "Part II: War",
+        ] {
             assert_eq!(heading(h), Some(Heading::Volume), "{h}");
         }
         for h in [
@@ -1332,8 +1351,8 @@ mod tests {
 
     #[test]
     fn text_without_headings_is_one_chapter_with_a_warning() {
-        let m = parse_manuscript(b"Just some words.\nAnd more.", "notes.txt", None)
-            .unwrap_or_default();
+        let m =
+            parse_manuscript(b"Just some words.\nAnd more.", "notes.txt", None).unwrap_or_default();
         assert_eq!(titles(&m), ["notes"]);
         assert_eq!(m.chapters[0].content, "Just some words.\n\nAnd more.");
         assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
@@ -1399,7 +1418,11 @@ mod tests {
     #[test]
     fn exported_books_read_back() {
         let b = book();
-        for format in [ExportFormat::Txt, ExportFormat::Markdown, ExportFormat::Epub] {
+        for format in [
+            ExportFormat::Txt,
+            ExportFormat::Markdown,
+            ExportFormat::Epub,
+        ] {
             let bytes = render(&b, format);
             let name = format!("book.{}", format.extension());
             let m = parse_manuscript(&bytes, &name, None).unwrap_or_default();
@@ -1440,7 +1463,10 @@ mod tests {
             parse_manuscript(&z, "x.epub", None),
             Err(ImportError::UnsafePath(_))
         ));
-        let z = zip_of(&[("../evil.xhtml", b"x"), ("META-INF/container.xml", CONTAINER)]);
+        let z = zip_of(&[
+            ("../evil.xhtml", b"x"),
+            ("META-INF/container.xml", CONTAINER),
+        ]);
         assert!(matches!(
             parse_manuscript(&z, "x.epub", None),
             Err(ImportError::UnsafePath(_))
@@ -1505,8 +1531,14 @@ mod tests {
     fn formats_are_detected() {
         assert_eq!(detect_format("a.EPUB", b""), ManuscriptFormat::Epub);
         assert_eq!(detect_format("a.md", b""), ManuscriptFormat::Markdown);
-        assert_eq!(detect_format("upload", b"PK\x03\x04"), ManuscriptFormat::Epub);
-        assert_eq!(detect_format("upload", b"# T\n## A"), ManuscriptFormat::Markdown);
+        assert_eq!(
+            detect_format("upload", b"PK\x03\x04"),
+            ManuscriptFormat::Epub
+        );
+        assert_eq!(
+            detect_format("upload", b"# T\n## A"),
+            ManuscriptFormat::Markdown
+        );
         assert_eq!(detect_format("upload", b"Chapter 1"), ManuscriptFormat::Txt);
     }
 }

@@ -26,8 +26,8 @@ use crate::ids::{ChapterId, FileId, JobId, NovelId, RevisionId, VolumeId};
 use crate::model::*;
 use crate::page::PageRequest;
 use crate::text::{self, MAX_CONTENT, MAX_TEXT, MAX_TITLE, count_words};
-use sha2::{Digest, Sha256};
 use futures_util::future::Either;
+use sha2::{Digest, Sha256};
 use std::future::Future;
 
 /// Characters of a chapter's text a preview shows.

@@ -6,8 +6,8 @@ use crate::graphql::errors::{ErrorCode, to_gql};
 use crate::graphql::story::{GenerationJob, Novel};
 use async_graphql::{Context, Enum, ID, InputObject, SimpleObject, Upload};
 use std::io::Read;
-use znovel_domain::model as m;
 use znovel_domain::Error;
+use znovel_domain::model as m;
 use znovel_domain::services as s;
 
 /// The format of an uploaded manuscript.
@@ -145,7 +145,12 @@ pub async fn request(
     })
     .await
     .map_err(|e| ErrorCode::Internal.error(format!("reading the upload: {e}")))?
-    .map_err(|e| to_gql(Error::invalid("file", format!("cannot read the upload: {e}"))))?;
+    .map_err(|e| {
+        to_gql(Error::invalid(
+            "file",
+            format!("cannot read the upload: {e}"),
+        ))
+    })?;
     Ok(s::ImportManuscript {
         file_name,
         bytes,

@@ -107,7 +107,8 @@ impl TryFrom<JobRow> for GenerationJob {
             progress: match r.result {
                 Some(DbJson(v)) => match v.get("progress") {
                     Some(p) if !p.is_null() => Some(
-                        serde_json::from_value(p.clone()).map_err(|e| corrupt("job progress", e))?,
+                        serde_json::from_value(p.clone())
+                            .map_err(|e| corrupt("job progress", e))?,
                     ),
                     _ => None,
                 },
