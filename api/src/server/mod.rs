@@ -107,6 +107,7 @@ pub fn router(state: AppState, limits: &LimitSettings) -> Router {
         .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/files", axum::routing::post(files::upload))
         .route("/files/{id}", get(files::download))
         .route("/", get(index))
         .with_state(state)
@@ -157,7 +158,7 @@ pub fn upload_limit(max_file_bytes: i64, max_body_bytes: usize) -> usize {
         .saturating_add(max_body_bytes)
 }
 
-/// Body limits: uploads (a multipart `POST /graphql`) get [`upload_limit`], every other
+/// Body limits: uploads (a multipart `POST /graphql`, `POST /files`) get [`upload_limit`], every other
 /// request the ordinary limit.
 #[derive(Debug, Clone, Copy)]
 struct BodyLimits {
@@ -168,7 +169,8 @@ struct BodyLimits {
 /// Applies the body limit that fits the request (413 past it), with tower-http's layer.
 async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
     use tower::{Layer, Service};
-    let upload = req.method() == axum::http::Method::POST && http::is_multipart(req.headers());
+    let upload = req.method() == axum::http::Method::POST
+        && (http::is_multipart(req.headers()) || req.uri().path() == "/files");
     let limit = if upload { limits.upload } else { limits.plain };
     let mut limited = RequestBodyLimitLayer::new(limit).layer(IntoBody(next));
     match limited.call(req).await {

@@ -757,6 +757,59 @@ async fn cancel_stops_an_import(backend: Backend) {
     assert!(created < 2_000, "{created}");
 }
 
+/// `POST /files`: the body stored as a file of the novel, answered as JSON; the same
+/// credential, tenancy and size limit as the GraphQL API.
+async fn plain_upload(backend: Backend) {
+    let (app, _fake) = app(backend, Some(64 * 1024)).await;
+    let novel = app.novel("Uploads").await;
+    let post = |key: Option<String>, query: String, body: Vec<u8>| {
+        let mut req = app
+            .client
+            .post(app.url(&format!("/files{query}")))
+            .header("content-type", "text/plain")
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let key = Some(app.admin_key.clone());
+    let q = format!("?novelId={novel}&name=notes.txt");
+    let (status, body) = post(key.clone(), q.clone(), b"hello".to_vec()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "notes.txt");
+    assert_eq!(body["size"], 5);
+    assert_eq!(body["contentType"], "text/plain");
+    let url = body["downloadUrl"].as_str().unwrap();
+    let got = app.client.get(app.url(url)).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"hello");
+    let d = app
+        .ok(
+            "query($n: ID!) { files(novelId: $n) { edges { node { id name } } } }",
+            json!({ "n": novel }),
+        )
+        .await;
+    assert_eq!(d["files"]["edges"][0]["node"]["id"], body["id"]);
+
+    let (status, _) = post(None, q.clone(), b"x".to_vec()).await;
+    assert_eq!(status, 401);
+    let other = app.new_tenant("other-upload").await;
+    let (status, body) = post(Some(other), q.clone(), b"x".to_vec()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let (status, body) = post(key.clone(), q.clone(), vec![b'a'; 100 * 1024]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let (status, _) = post(key.clone(), "?name=a.txt".into(), b"x".to_vec()).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(key, format!("?novelId={novel}"), b"x".to_vec()).await;
+    assert_eq!(status, 400, "a name is needed");
+}
+
 macro_rules! on_both {
     ($name:ident) => {
         mod $name {
@@ -779,3 +832,4 @@ on_both!(append_and_no_headings);
 on_both!(bad_inputs);
 on_both!(resume_without_duplicates);
 on_both!(cancel_stops_an_import);
+on_both!(plain_upload);

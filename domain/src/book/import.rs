@@ -114,12 +114,6 @@ pub struct ManuscriptChapter {
     pub volume: Option<usize>,
 }
 
-impl Default for ManuscriptFormat {
-    fn default() -> Self {
-        Self::Txt
-    }
-}
-
 /// The format of a file named `name` with these bytes: by extension, else by content
 /// (a ZIP archive is an EPUB; text with `#` headings Markdown; anything else TXT).
 pub fn detect_format(name: &str, bytes: &[u8]) -> ManuscriptFormat {
@@ -412,9 +406,8 @@ fn english_heading(l: &str) -> Option<Heading> {
         let first = words.next()?;
         let core = first.trim_end_matches(SEPARATORS);
         let mut separated = core.len() != first.len();
-        let numbered = if core.chars().all(|c| c.is_ascii_digit()) && !core.is_empty() {
-            true
-        } else if is_roman(core) {
+        let digits = !core.is_empty() && core.chars().all(|c| c.is_ascii_digit());
+        let numbered = if digits || is_roman(core) {
             true
         } else if is_number_word(core) {
             // "Twenty One", "One Hundred and Two"

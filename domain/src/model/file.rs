@@ -65,9 +65,11 @@ impl ExportFormat {
 
 str_enum! {
     /// The format of an uploaded manuscript.
+    #[derive(Default)]
     ManuscriptFormat {
         /// Plain text (UTF-8, UTF-16 with a byte order mark, or GB18030/GBK), split at
         /// chapter headings ("Chapter 12", "第十二章", volumes "第一卷", …).
+        #[default]
         Txt = "TXT",
         /// Markdown, split at `#`/`##` headings.
         Markdown = "MARKDOWN",
