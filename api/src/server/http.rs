@@ -107,7 +107,10 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok())
 }
 
-pub(super) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, Error> {
+pub(super) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Actor>, Error> {
     match credential(headers) {
         None => Ok(None),
         Some(c) => state.auth.authenticate(c).await.map(Some),

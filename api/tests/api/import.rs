@@ -310,7 +310,7 @@ fn chinese_number(n: usize) -> String {
         20..=99 => format!(
             "{}十{}",
             D[n / 10],
-            if n % 10 == 0 { "" } else { D[n % 10] }
+            if n.is_multiple_of(10) { "" } else { D[n % 10] }
         ),
         _ => format!(
             "{}百{}",
@@ -490,7 +490,9 @@ async fn bad_inputs(backend: Backend) {
 
     let big = vec![b'a'; 100 * 1024];
     let binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0".repeat(20);
-    let cases: Vec<(&str, &str, Vec<u8>, Value, &str, &str)> = vec![
+    // (what, file name, bytes, input, code, message)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, Value, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "too large",
             "big.txt",
