@@ -2,17 +2,21 @@
 //! (a file's `downloadUrl`). The token is the credential: no API key or bearer token is
 //! read, so a browser can follow the link. A forged or expired token is 403, a file that
 //! is gone (or another tenant's) 404.
+//!
+//! `POST /files?novelId=<id>&name=<file name>`: stores the request body as a file of the
+//! novel (credential as on `/graphql`, MEMBER, at most `ZNOVEL_MAX_FILE_BYTES`); answers
+//! 201 with the stored file as JSON (`id name contentType size createdAt downloadUrl`).
 
 use super::AppState;
 use crate::graphql::errors::ErrorCode;
-use crate::graphql::ids::{GlobalId, parse};
+use crate::graphql::ids::{GlobalId, parse, to_id};
 use crate::server::http::error_body;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use znovel_domain::Error;
-use znovel_domain::ids::FileId;
+use znovel_domain::ids::{FileId, NovelId};
 
 /// The query string of a download.
 #[derive(Debug, serde::Deserialize)]
@@ -45,6 +49,96 @@ fn disposition(name: &str) -> String {
 
 fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     error_body(status, code, message, false)
+}
+
+/// The query string of an upload.
+#[derive(Debug, serde::Deserialize)]
+pub struct UploadQuery {
+    name: Option<String>,
+    #[serde(rename = "novelId")]
+    novel_id: Option<String>,
+}
+
+/// The HTTP status of a domain error.
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) | Error::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A domain error as a JSON error body with its code (and field).
+fn refuse_error(e: Error) -> Response {
+    let status = status_of(&e);
+    let err = crate::graphql::errors::to_gql(e);
+    let body = serde_json::json!({
+        "errors": [{ "message": err.message, "extensions": err.extensions }]
+    });
+    super::http::json_response(status, body.to_string(), false)
+}
+
+/// Stores an uploaded file.
+pub async fn upload(
+    State(state): State<AppState>,
+    Query(query): Query<UploadQuery>,
+    req: axum::extract::Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let actor = match super::http::authenticate(&state, &headers).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return refuse_error(Error::Unauthenticated),
+        Err(e) => return refuse_error(e),
+    };
+    if let Err(e) = state.limits.check(&actor).await {
+        return super::limits::refused(&state, e, false);
+    }
+    let Some(novel) = query
+        .novel_id
+        .as_deref()
+        .and_then(parse)
+        .filter(|(ty, _)| *ty == <NovelId as GlobalId>::TYPE)
+        .map(|(_, uuid)| NovelId::from_uuid(uuid))
+    else {
+        return refuse_error(Error::invalid("novelId", "a novel's ID is needed"));
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let limit = super::upload_limit(state.files.max_bytes(), state.max_message_bytes);
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), limit).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BadUserInput,
+            "the file is too large",
+        );
+    };
+    let name = query.name.unwrap_or_default();
+    match state
+        .files
+        .upload(&actor, novel, &name, &content_type, &bytes)
+        .await
+    {
+        Ok(file) => {
+            let token = state.files.download_token(&file);
+            let body = serde_json::json!({
+                "id": to_id(file.id).as_str(),
+                "name": file.name,
+                "contentType": file.content_type,
+                "size": file.size,
+                "createdAt": file.created_at,
+                "downloadUrl": crate::graphql::story::download_url(&file, &token),
+            });
+            super::http::json_response(StatusCode::CREATED, body.to_string(), false)
+        }
+        Err(e) => refuse_error(e),
+    }
 }
 
 /// Serves one file.

@@ -107,7 +107,10 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok())
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, Error> {
+pub(super) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Actor>, Error> {
     match credential(headers) {
         None => Ok(None),
         Some(c) => state.auth.authenticate(c).await.map(Some),
@@ -128,24 +131,57 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
     serve(state, req, Method::Get).await
 }
 
-/// `POST /graphql`: `Content-Type: application/json` only (anything else is 415: a
-/// form or `text/plain` POST from another site must not run an operation).
-pub async fn post(State(state): State<AppState>, req: Request) -> Response {
-    let json = req
-        .headers()
+/// The media type of a request, lower-cased, without parameters.
+fn media_type(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Whether a request is a GraphQL multipart request (a file upload).
+pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
+    media_type(headers) == "multipart/form-data"
+}
+
+/// `POST /graphql`: `Content-Type: application/json`, or `multipart/form-data` for the
+/// GraphQL multipart request spec (file uploads: `previewImport`, `importManuscript`).
+/// Anything else is 415: a `text/plain` or url-encoded form POST from another site
+/// must not run an operation. A multipart form can be sent by another site too, but not
+/// with a credential header, and the public endpoint refuses a request without one
+/// before reading its body (credentials are never cookies).
+pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+    let media = media_type(req.headers());
+    if media != "application/json" && media != "multipart/form-data" {
         return error_body(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::BadUserInput,
-            "POST /graphql needs Content-Type: application/json",
+            "POST /graphql needs Content-Type: application/json (or multipart/form-data for an upload)",
             wants_graphql_media(req.headers()),
         );
     }
     serve(state, req, Method::Post).await
+}
+
+/// Reads a GraphQL multipart request: one file, at most the upload limit (the file
+/// limit plus the ordinary body limit, so a file somewhat over the file limit gets the
+/// clear `BAD_USER_INPUT` of the file check, and a far larger one 413).
+async fn multipart(state: &AppState, req: Request) -> Result<async_graphql::Request, Rejection> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = super::upload_limit(state.files.max_bytes(), state.max_message_bytes);
+    let body = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ParseRequestError::PayloadTooLarge)?;
+    let options = async_graphql::http::MultipartOptions::default()
+        .max_file_size(limit)
+        .max_num_files(1);
+    Ok(async_graphql::http::receive_body(content_type, &body[..], options).await?)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,8 +207,15 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
     {
         return super::limits::refused(&state, e, graphql_media);
     }
-    let mut gql = match GraphQLRequest::<Rejection>::from_request(req, &state).await {
-        Ok(r) => r.into_inner(),
+    let parsed = if method == Method::Post && is_multipart(&headers) {
+        multipart(&state, req).await
+    } else {
+        GraphQLRequest::<Rejection>::from_request(req, &state)
+            .await
+            .map(GraphQLRequest::into_inner)
+    };
+    let mut gql = match parsed {
+        Ok(r) => r,
         Err(rejection) => return rejection.into_response(),
     };
     if method == Method::Get {

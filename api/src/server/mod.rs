@@ -98,11 +98,16 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `/health`, `/ready`, `/`, and the web playground when on. A request body must arrive within the body deadline (else 408).
 pub fn router(state: AppState, limits: &LimitSettings) -> Router {
     let metrics = state.metrics.clone();
+    let body_limits = BodyLimits {
+        plain: limits.max_body_bytes,
+        upload: upload_limit(state.files.max_bytes(), limits.max_body_bytes),
+    };
     let serve_playground = state.playground;
     let mut routes = Router::new()
         .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/files", axum::routing::post(files::upload))
         .route("/files/{id}", get(files::download))
         .route("/", get(index))
         .with_state(state)
@@ -112,7 +117,7 @@ pub fn router(state: AppState, limits: &LimitSettings) -> Router {
     if serve_playground {
         routes = playground::mount(routes);
     }
-    with_layers(routes, metrics, limits.max_body_bytes)
+    with_layers(routes, metrics, body_limits)
 }
 
 /// The router of a process without a GraphQL API (`role`: its name): `/health`, `/ready`,
@@ -135,15 +140,71 @@ pub fn probe_router(probes: Probes, role: &'static str) -> Router {
             }),
         )
         .with_state(probes);
-    with_layers(routes, metrics, 64 * 1024)
+    with_layers(
+        routes,
+        metrics,
+        BodyLimits {
+            plain: 64 * 1024,
+            upload: 64 * 1024,
+        },
+    )
+}
+
+/// The largest upload request: a file of `max_file_bytes` plus the ordinary body limit
+/// for the rest of the request.
+pub fn upload_limit(max_file_bytes: i64, max_body_bytes: usize) -> usize {
+    usize::try_from(max_file_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(max_body_bytes)
+}
+
+/// Body limits: uploads (a multipart `POST /graphql`, `POST /files`) get [`upload_limit`], every other
+/// request the ordinary limit.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    plain: usize,
+    upload: usize,
+}
+
+/// Applies the body limit that fits the request (413 past it), with tower-http's layer.
+async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+    use tower::{Layer, Service};
+    let upload = req.method() == axum::http::Method::POST
+        && (http::is_multipart(req.headers()) || req.uri().path() == "/files");
+    let limit = if upload { limits.upload } else { limits.plain };
+    let mut limited = RequestBodyLimitLayer::new(limit).layer(IntoBody(next));
+    match limited.call(req).await {
+        Ok(resp) => resp.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
+}
+
+/// The rest of the middleware stack, taking the limited body back as a plain one.
+struct IntoBody(Next);
+
+impl tower::Service<Request<tower_http::body::Limited<axum::body::Body>>> for IntoBody {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Next as tower::Service<Request>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<tower_http::body::Limited<axum::body::Body>>) -> Self::Future {
+        self.0.call(req.map(axum::body::Body::new))
+    }
 }
 
 /// The middleware every public route gets: metrics, body limit, panic catching, tracing
 /// with the request id.
-fn with_layers(routes: Router, metrics: Metrics, max_body_bytes: usize) -> Router {
+fn with_layers(routes: Router, metrics: Metrics, body_limits: BodyLimits) -> Router {
     routes
         .layer(middleware::from_fn_with_state(metrics, track_http))
-        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(middleware::from_fn_with_state(body_limits, limit_body))
         .layer(middleware::map_response(close_unread_bodies))
         .layer(CatchPanicLayer::new())
         .layer(

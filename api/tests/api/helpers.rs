@@ -42,6 +42,8 @@ pub struct TestApp {
     pub admin_key: String,
     pub client: reqwest::Client,
     pub services: znovel_domain::services::Services,
+    /// The database's URL (for tests that open a store of their own on it).
+    pub database_url: String,
     _db: TestDatabase,
     _dir: tempdir::Dir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -112,6 +114,7 @@ impl TestApp {
             admin_key,
             client: reqwest::Client::new(),
             services,
+            database_url: db.url.clone(),
             _db: db,
             _dir: dir,
             shutdown: Some(tx),

@@ -15,6 +15,7 @@ mod files;
 mod fuzz;
 mod generation;
 mod hardening;
+mod import;
 mod live_credentials;
 mod memory;
 mod operations;

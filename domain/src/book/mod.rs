@@ -1,11 +1,14 @@
-//! Books out of novels: a novel (or a range of its chapters) rendered as Markdown, plain
-//! text or EPUB 3. Pure functions over text; the EXPORT job (see
-//! [`runner`](crate::services::runner)) reads the chapters and stores the result.
+//! Books in and out. Out: a novel (or a range of its chapters) rendered as Markdown, plain
+//! text or EPUB 3; in: a manuscript split into volumes and chapters ([`parse_manuscript`]).
+//! Pure functions; the EXPORT and IMPORT jobs (see [`runner`](crate::services::runner))
+//! read and store.
 
 mod epub;
+mod import;
 mod zip;
 
-pub use zip::{ZipEntry, read_stored_zip};
+pub use self::zip::{ZipEntry, read_stored_zip, write_stored_zip};
+pub use import::*;
 
 use crate::model::ExportFormat;
 

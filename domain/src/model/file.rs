@@ -63,6 +63,42 @@ impl ExportFormat {
     }
 }
 
+str_enum! {
+    /// The format of an uploaded manuscript.
+    #[derive(Default)]
+    ManuscriptFormat {
+        /// Plain text (UTF-8, UTF-16 with a byte order mark, or GB18030/GBK), split at
+        /// chapter headings ("Chapter 12", "第十二章", volumes "第一卷", …).
+        #[default]
+        Txt = "TXT",
+        /// Markdown, split at `#`/`##` headings.
+        Markdown = "MARKDOWN",
+        /// EPUB (2 or 3): chapters in spine order, titled from the table of contents.
+        Epub = "EPUB",
+    }
+}
+
+impl ManuscriptFormat {
+    /// The media type a manuscript of this format is stored with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Epub => "application/epub+zip",
+            Self::Markdown => "text/markdown",
+            Self::Txt => "text/plain",
+        }
+    }
+}
+
+/// What an IMPORT job imports: the manuscript is the job's file; the worker parses it
+/// again (parsing is deterministic) and creates its chapters in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportSpec {
+    /// The format the manuscript is read as.
+    pub format: ManuscriptFormat,
+    /// How many chapters it holds (the job's progress total).
+    pub chapters: i32,
+}
+
 /// What an EXPORT job exports: a format and an optional range of chapter seqs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExportSpec {

@@ -64,12 +64,24 @@ pub struct JobInput {
     /// For EXPORT jobs: what to export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<super::ExportSpec>,
+    /// For IMPORT jobs: how the manuscript is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<super::ImportSpec>,
     /// For a batch (the parent job of `generateChapters`): what to write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchSpec>,
     /// For a rewrite: the continuity issues to fix, as the prompt gives them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fix: Vec<String>,
+}
+
+/// How far a job that works through many items (an IMPORT's chapters) has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct JobProgress {
+    /// Items done.
+    pub done: i32,
+    /// Items in all.
+    pub total: i32,
 }
 
 /// What a batch writes: one child job per chapter from `from_seq` to `to_seq`, in order.
@@ -136,4 +148,6 @@ pub struct GenerationJob {
     /// What the model was given from the story's memory (generation jobs), so an author
     /// sees why it wrote what it wrote.
     pub context: Vec<super::RecallHit>,
+    /// How far it has come, for jobs that report it (IMPORT: chapters created of all).
+    pub progress: Option<JobProgress>,
 }

@@ -432,6 +432,13 @@ pub trait JobRepository: Send + Sync + 'static {
         id: JobId,
         context: &[RecallHit],
     ) -> StoreResult<()>;
+    /// Records how far a running job has come (`GenerationJob::progress`).
+    async fn set_job_progress(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        progress: JobProgress,
+    ) -> StoreResult<()>;
     /// Jobs of any tenant that are QUEUED or RUNNING, oldest first, at most `limit`
     /// (after a restart of a process whose queue lived in memory, they are queued again).
     async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<(TenantId, JobId)>>;

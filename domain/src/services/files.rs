@@ -149,7 +149,7 @@ impl FileLinks {
 /// Stored files.
 #[derive(Clone)]
 pub struct FileService {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     links: FileLinks,
     max_bytes: i64,
 }
@@ -204,6 +204,45 @@ impl FileService {
             .insert_file(file, bytes)
             .await
             .or_not_found("novel")
+    }
+
+    /// Stores an uploaded file of a novel (`POST /files`). Needs MEMBER; refuses a file
+    /// over the size limit, a missing name, another tenant's novel.
+    pub async fn upload(
+        &self,
+        actor: &Actor,
+        novel: NovelId,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<StoredFile, Error> {
+        actor.require_write()?;
+        self.check_size("file", bytes.len())?;
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        let name = crate::text::required("name", base, crate::text::MAX_TITLE)?;
+        let content_type = crate::text::bounded("contentType", content_type.trim(), 200)?;
+        self.store
+            .get_novel(actor.tenant_id, novel)
+            .await
+            .or_not_found("novel")?;
+        let file = StoredFile {
+            id: FileId::new(),
+            tenant_id: actor.tenant_id,
+            novel_id: novel,
+            job_id: None,
+            name,
+            content_type: if content_type.is_empty() {
+                "application/octet-stream".into()
+            } else {
+                content_type
+            },
+            size: bytes.len() as i64,
+            created_by: Some(actor.user_id),
+            created_at: now(),
+        };
+        self.save(&file, bytes).await?;
+        audit(&*self.store, actor, "file.upload", "StoredFile", file.id).await;
+        Ok(file)
     }
 
     /// Reads a file's metadata.

@@ -377,6 +377,7 @@ pub(crate) fn queued_job(
         error: None,
         created_by,
         context: Vec::new(),
+        progress: None,
     }
 }
 

@@ -165,6 +165,7 @@ impl JobRunner {
             JobKind::ExtractMemory => self.remember(job, stop).await,
             JobKind::Validate => self.validate(job).await,
             JobKind::Export => self.export(job).await,
+            JobKind::Import => self.import(job, stop).await,
             other => {
                 self.fail(job, 0, format!("{other} jobs are not run by this worker"))
                     .await

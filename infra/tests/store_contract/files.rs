@@ -105,6 +105,7 @@ pub async fn files_of_jobs_isolation_and_cascade(ctx: &Ctx) {
         error: None,
         created_by: None,
         context: Vec::new(),
+        progress: None,
     };
     s.insert_job(&job).await.unwrap();
     assert_eq!(s.get_job(t.id, job.id).await.unwrap().input, job.input);

@@ -34,6 +34,7 @@ fn job(n: &Novel, c: Option<&Chapter>) -> GenerationJob {
         error: None,
         created_by: None,
         context: Vec::new(),
+        progress: None,
     }
 }
 
@@ -94,6 +95,7 @@ pub async fn jobs_round_trip(ctx: &Ctx) {
             target_words: Some(2_500),
             chapter_version: None,
             export: None,
+            import: None,
             batch: None,
             fix: vec!["“Lord Stark”: he is dead".into()],
         },

@@ -6,7 +6,9 @@ use crate::graphql::call;
 use crate::graphql::connection::{connection, cost, page_request};
 use crate::graphql::errors::{ResultExt, to_gql};
 use crate::graphql::ids::{decode, to_id};
-use crate::graphql::story::GenerationJob;
+use crate::graphql::story::{
+    GenerationJob, ImportManuscriptInput, ImportManuscriptPayload, ImportPreview,
+};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use znovel_domain::model as m;
@@ -129,6 +131,25 @@ impl FileQuery {
         let page = s.files.files(&actor, novel, req).await.gql()?;
         Ok(StoredFileConnection::new(page, &req))
     }
+
+    /// Splits a manuscript into volumes and chapters and says what importing it would
+    /// create — the format and encoding found, each chapter with the seq it would get,
+    /// its title, length and first characters, and warnings (such as no chapter heading
+    /// found: the whole text one chapter). Writes nothing.
+    #[tracing::instrument(skip_all, name = "previewImport")]
+    async fn preview_import(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The manuscript and where it would go.")] input: ImportManuscriptInput,
+    ) -> async_graphql::Result<ImportPreview> {
+        let (s, actor) = call(ctx)?;
+        let request = super::import::request(ctx, input, &s.files).await?;
+        s.files
+            .preview_import(&actor, &request)
+            .await
+            .gql()
+            .map(ImportPreview::from)
+    }
 }
 
 /// File mutations.
@@ -163,6 +184,32 @@ impl FileMutation {
             .gql()?;
         Ok(ExportNovelPayload {
             job: GenerationJob(job),
+        })
+    }
+
+    /// Imports a manuscript: stores the file, creates the novel (or takes `novelId`, the
+    /// chapters going after its last one) and queues an IMPORT job that creates the
+    /// volumes and chapters in order (each remembered by the story memory); returns the
+    /// job and the novel at once. The job's `progress` counts the chapters created; it
+    /// resumes after a crash without duplicating a chapter, and `cancelGeneration` stops
+    /// it (the chapters already created stay). A bad file is refused before anything is
+    /// written.
+    #[tracing::instrument(skip_all, name = "importManuscript")]
+    async fn import_manuscript(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The manuscript and where it goes.")] input: ImportManuscriptInput,
+    ) -> async_graphql::Result<ImportManuscriptPayload> {
+        let (s, actor) = call(ctx)?;
+        let generation = s.generation().map_err(to_gql)?;
+        let request = super::import::request(ctx, input, &s.files).await?;
+        let (job, novel) = generation
+            .import_manuscript(&actor, &s.files, request)
+            .await
+            .gql()?;
+        Ok(ImportManuscriptPayload {
+            job: GenerationJob(job),
+            novel: crate::graphql::story::Novel(novel),
         })
     }
 

@@ -181,6 +181,15 @@ impl GenerationJob {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// How far the job has come, for jobs that report it: an IMPORT counts the chapters
+    /// it created of all the manuscript's (updated after each chapter, announced in
+    /// `jobEvents` as RUNNING); null for other jobs.
+    async fn progress(&self) -> Option<super::JobProgress> {
+        self.0.progress.map(|p| super::JobProgress {
+            done: p.done,
+            total: p.total,
+        })
+    }
     /// The file of the job: the book an EXPORT produced, or the manuscript an IMPORT
     /// reads; null for other jobs and until an export has finished.
     async fn file(

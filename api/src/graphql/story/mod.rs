@@ -8,6 +8,7 @@
 mod chapter;
 mod files;
 mod generation;
+mod import;
 mod inputs;
 mod live;
 mod mutation;
@@ -17,6 +18,7 @@ mod types;
 pub use chapter::*;
 pub use files::*;
 pub use generation::*;
+pub use import::*;
 pub use inputs::*;
 pub use live::*;
 pub use mutation::StoryMutation;

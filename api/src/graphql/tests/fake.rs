@@ -448,6 +448,17 @@ impl JobRepository for FakeStore {
             Ok(())
         })
     }
+    async fn set_job_progress(&self, t: TenantId, id: JobId, progress: JobProgress) -> R<()> {
+        self.with(|s| {
+            let job = s
+                .jobs
+                .iter_mut()
+                .find(|j| j.tenant_id == t && j.id == id)
+                .ok_or(StoreError::NotFound)?;
+            job.progress = Some(progress);
+            Ok(())
+        })
+    }
     async fn unfinished_jobs(&self, limit: i64) -> R<Vec<(TenantId, JobId)>> {
         Ok(self.with(|s| {
             s.jobs

@@ -24,7 +24,9 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use znovel_domain::StoreError;
 use znovel_domain::ids::{JobId, NovelId, TenantId};
-use znovel_domain::model::{Chapter, ChapterRevision, GenerationJob, JobStatus, RecallHit};
+use znovel_domain::model::{
+    Chapter, ChapterRevision, GenerationJob, JobProgress, JobStatus, RecallHit,
+};
 use znovel_domain::page::{Page, PageRequest};
 use znovel_domain::ports::TenantRepository;
 use znovel_domain::ports::{JobRepository, StoreResult};
@@ -370,6 +372,27 @@ per_backend! {
         })
     }
 
+    pub(crate) async fn set_progress(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+        progress: JobProgress,
+    ) -> StoreResult<()> {
+        let value = crate::sql::rows::progress_json(Some(progress))?;
+        tx!(conn, Some(tenant), Write, {
+            let rows = diesel::update(
+                generation_jobs::table
+                    .filter(generation_jobs::id.eq(id.db()))
+                    .filter(generation_jobs::tenant_id.eq(tenant.db())),
+            )
+            .set(generation_jobs::result.eq(value))
+            .execute(conn)
+            .await
+            .map_err(db_err)?;
+            crate::sql::repos::touched(rows)
+        })
+    }
+
     /// The unfinished jobs of one tenant, oldest first.
     pub(crate) async fn unfinished(
         conn: &mut Conn,
@@ -484,6 +507,15 @@ impl JobRepository for SqlStore {
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
+    async fn set_job_progress(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+        progress: JobProgress,
+    ) -> StoreResult<()> {
+        dispatch!(self, set_progress(tenant, id, progress))
+    }
+
     async fn set_job_context(
         &self,
         tenant: TenantId,

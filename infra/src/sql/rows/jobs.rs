@@ -10,8 +10,8 @@ use znovel_domain::StoreError;
 use znovel_domain::ids::*;
 use znovel_domain::model::*;
 
-/// A row of `generation_jobs` (every column but `result`, which no port uses: it stays
-/// NULL).
+/// A row of `generation_jobs`. `result` holds `{"progress": {"done", "total"}}` for jobs
+/// that report progress (IMPORT), else NULL.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(
     table_name = generation_jobs,
@@ -38,6 +38,7 @@ pub struct JobRow {
     pub finished_at: Option<DbTime>,
     pub attempts: i32,
     pub error: Option<String>,
+    pub result: Option<DbJson>,
     pub created_by: Option<DbUuid>,
     pub context: DbJson,
 }
@@ -70,6 +71,7 @@ impl TryFrom<&GenerationJob> for JobRow {
             finished_at: j.finished_at.map(DbTime),
             attempts: j.attempts,
             error: j.error.clone(),
+            result: progress_json(j.progress)?,
             created_by: opt_db(j.created_by),
             context: DbJson(context),
         })
@@ -102,6 +104,16 @@ impl TryFrom<JobRow> for GenerationJob {
             error: r.error,
             created_by: r.created_by.map(|u| UserId::from_uuid(u.0)),
             context: serde_json::from_value(r.context.0).map_err(|e| corrupt("job context", e))?,
+            progress: match r.result {
+                Some(DbJson(v)) => match v.get("progress") {
+                    Some(p) if !p.is_null() => Some(
+                        serde_json::from_value(p.clone())
+                            .map_err(|e| corrupt("job progress", e))?,
+                    ),
+                    _ => None,
+                },
+                None => None,
+            },
         })
     }
 }
@@ -120,4 +132,15 @@ pub struct UsageRow {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub updated_at: DbTime,
+}
+
+/// The `result` column of a job with `progress`.
+pub fn progress_json(progress: Option<JobProgress>) -> Result<Option<DbJson>, StoreError> {
+    progress
+        .map(|p| {
+            serde_json::to_value(p)
+                .map(|v| DbJson(serde_json::json!({ "progress": v })))
+                .map_err(|e| StoreError::Internal(format!("serializing a job progress: {e}")))
+        })
+        .transpose()
 }

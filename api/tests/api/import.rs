@@ -1,0 +1,837 @@
+//! Manuscripts in: `previewImport` splits an uploaded manuscript (GraphQL multipart
+//! request) and writes nothing; `importManuscript` stores it, creates or appends to a
+//! novel and queues an IMPORT job that creates the chapters (revision source IMPORT) with
+//! progress. Round trips export → import for EPUB, Markdown and TXT (English and
+//! Chinese); a GB18030 Chinese TXT of 100 chapters; bad files refused before anything is
+//! written; a worker stopped mid-import resumes without duplicating a chapter.
+
+use crate::helpers::{Backend, TestApp};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use znovel_domain::ids::{FileId, JobId, NovelId};
+use znovel_domain::model::*;
+use znovel_domain::ports::{
+    FileRepository, JobEvents, JobMessage, JobRepository, TenantRepository,
+};
+use znovel_domain::services::runner::{JobRunner, RunOutcome, RunnerConfig, StopReason};
+use znovel_infra::llm::testing::FakeOpenAi;
+use znovel_infra::llm::{OpenAiCompatible, OpenAiConfig};
+use znovel_infra::queue::events::MemoryJobEvents;
+use znovel_infra::queue::memory::MemoryTokenStreams;
+use znovel_infra::{SqlOptions, SqlStore};
+
+const PREVIEW: &str = "query($i: ImportManuscriptInput!) { previewImport(input: $i) { format encoding title newNovel volumes chapterCount wordCount warnings chapters { seq title volume wordCount excerpt } } }";
+const IMPORT: &str = "mutation($i: ImportManuscriptInput!) { importManuscript(input: $i) { novel { id title } job { id kind status progress { done total } file { name size } } } }";
+const JOB: &str = "query($j: ID!) { generationJob(id: $j) { status error progress { done total } file { name contentType size } } }";
+const CHAPTERS: &str = "query($n: ID!, $after: String) { novel(id: $n) { title description language chapters(first: 100, after: $after) { pageInfo { hasNextPage endCursor } edges { node { seq title content volume { title } } } } } }";
+const REVISIONS: &str = "query($n: ID!) { novel(id: $n) { chapters(first: 10) { edges { node { version revisions(first: 5) { edges { node { source note } } } } } } } }";
+const EXPORT: &str = "mutation($i: ExportNovelInput!) { exportNovel(input: $i) { job { id } } }";
+const EXPORT_JOB: &str =
+    "query($j: ID!) { generationJob(id: $j) { status error file { downloadUrl } } }";
+
+async fn app(backend: Backend, max_file_bytes: Option<i64>) -> (TestApp, FakeOpenAi) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        if let Some(max) = max_file_bytes {
+            s.max_file_bytes = max;
+        }
+    })
+    .await;
+    (app, fake)
+}
+
+/// Sends `query` with `input` (whose `file` is the upload) as a GraphQL multipart
+/// request; returns (HTTP status, body).
+async fn upload(
+    app: &TestApp,
+    key: &str,
+    query: &str,
+    input: Value,
+    name: &str,
+    bytes: &[u8],
+) -> (u16, Value) {
+    let boundary = format!("znovel-{}", uuid::Uuid::new_v4().simple());
+    let mut input = input;
+    input["file"] = Value::Null;
+    let operations = json!({ "query": query, "variables": { "i": input } });
+    let map = json!({ "0": ["variables.i.file"] });
+    let mut body = Vec::new();
+    for (field, value) in [
+        ("operations", operations.to_string()),
+        ("map", map.to_string()),
+    ] {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .header("authorization", format!("Bearer {key}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// An upload expected to succeed: its `data`.
+async fn upload_ok(app: &TestApp, query: &str, input: Value, name: &str, bytes: &[u8]) -> Value {
+    let (status, body) = upload(app, &app.admin_key, query, input, name, bytes).await;
+    assert!(
+        status == 200 && body.get("errors").is_none(),
+        "{status}: {body:#}"
+    );
+    body["data"].clone()
+}
+
+/// An upload expected to fail: the first error's code and message.
+async fn upload_err(
+    app: &TestApp,
+    key: &str,
+    query: &str,
+    input: Value,
+    name: &str,
+    bytes: &[u8],
+) -> (String, String) {
+    let (_, body) = upload(app, key, query, input, name, bytes).await;
+    let e = &body["errors"][0];
+    (
+        e["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error, got {body:#}"))
+            .to_owned(),
+        e["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Waits for a job to end; returns it.
+async fn wait(app: &TestApp, query: &str, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let d = app.ok(query, json!({ "j": id })).await;
+        let job = d["generationJob"].clone();
+        if matches!(
+            job["status"].as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+        ) {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job did not end: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Imports and waits: (novel id, the finished job).
+async fn import(app: &TestApp, input: Value, name: &str, bytes: &[u8]) -> (String, Value) {
+    let d = upload_ok(app, IMPORT, input, name, bytes).await;
+    let p = &d["importManuscript"];
+    assert_eq!(p["job"]["kind"], "IMPORT");
+    assert_eq!(p["job"]["file"]["name"], name);
+    assert_eq!(p["job"]["file"]["size"], bytes.len());
+    let novel = p["novel"]["id"].as_str().unwrap().to_owned();
+    let job = wait(app, JOB, p["job"]["id"].as_str().unwrap()).await;
+    (novel, job)
+}
+
+/// A novel's chapters: (seq, title, content, volume title).
+async fn chapters(app: &TestApp, novel: &str) -> Vec<(i64, String, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let d = app
+            .ok(CHAPTERS, json!({ "n": novel, "after": after }))
+            .await;
+        let c = &d["novel"]["chapters"];
+        for e in c["edges"].as_array().unwrap() {
+            let n = &e["node"];
+            out.push((
+                n["seq"].as_i64().unwrap(),
+                n["title"].as_str().unwrap().to_owned(),
+                n["content"].as_str().unwrap().to_owned(),
+                n["volume"]["title"].as_str().map(str::to_owned),
+            ));
+        }
+        if c["pageInfo"]["hasNextPage"] != true {
+            return out;
+        }
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// Paragraphs: non-blank lines, trimmed.
+fn paragraphs(s: &str) -> Vec<&str> {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+}
+
+const BOOK: [(&str, &str); 3] = [
+    (
+        "Chapter 1: Departure",
+        "Ned left at dawn.\n\nThe road was long & <narrow>.",
+    ),
+    ("第二章 山中", "山中无甲子。\n寒尽不知年。"),
+    ("Chapter Three", "He reached the sea at last."),
+];
+
+async fn round_trip(backend: Backend) {
+    let (app, _fake) = app(backend, None).await;
+    let d = app
+        .ok(
+            "mutation($i: CreateNovelInput!) { createNovel(input: $i) { novel { id } } }",
+            json!({ "i": { "title": "The Long Road 长路", "language": "zh-CN" } }),
+        )
+        .await;
+    let source = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
+    for (title, content) in BOOK {
+        app.ok(
+            "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
+            json!({ "i": { "novelId": source, "title": title, "content": content } }),
+        )
+        .await;
+    }
+    for (format, ext) in [("EPUB", "epub"), ("MARKDOWN", "md"), ("TXT", "txt")] {
+        let d = app
+            .ok(
+                EXPORT,
+                json!({ "i": { "novelId": source, "format": format } }),
+            )
+            .await;
+        let job = wait(
+            &app,
+            EXPORT_JOB,
+            d["exportNovel"]["job"]["id"].as_str().unwrap(),
+        )
+        .await;
+        assert_eq!(job["status"], "SUCCEEDED", "{job}");
+        let url = job["file"]["downloadUrl"].as_str().unwrap();
+        let bytes = app
+            .client
+            .get(app.url(url))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        let name = format!("book.{ext}");
+
+        // The preview says what would be created, and creates nothing.
+        let novels_before = app.novel_count().await;
+        let d = upload_ok(&app, PREVIEW, json!({}), &name, &bytes).await;
+        let p = &d["previewImport"];
+        assert_eq!(p["format"], format, "{p}");
+        assert_eq!(p["encoding"], "UTF-8");
+        assert_eq!(p["title"], "The Long Road 长路", "{format}");
+        assert_eq!(p["newNovel"], true);
+        assert_eq!(p["chapterCount"], 3);
+        assert_eq!(p["warnings"], json!([]), "{format}");
+        let seqs: Vec<i64> = p["chapters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(p["chapters"][1]["title"], "第二章 山中");
+        assert_eq!(p["chapters"][1]["wordCount"], 10);
+        assert_eq!(
+            p["chapters"][0]["excerpt"],
+            "Ned left at dawn.\n\nThe road was long & <narrow>."
+        );
+        assert_eq!(
+            app.novel_count().await,
+            novels_before,
+            "preview wrote nothing"
+        );
+
+        // The import creates the same chapters, titles and text.
+        let (novel, job) = import(&app, json!({}), &name, &bytes).await;
+        assert_eq!(job["status"], "SUCCEEDED", "{format}: {job}");
+        assert_eq!(job["progress"], json!({ "done": 3, "total": 3 }));
+        assert_eq!(job["file"]["name"], name);
+        assert_eq!(job["file"]["size"], bytes.len());
+        let got = chapters(&app, &novel).await;
+        assert_eq!(got.len(), 3, "{format}: {got:?}");
+        for ((seq, title, content, _), (i, (want_title, want_content))) in
+            got.iter().zip(BOOK.iter().enumerate())
+        {
+            assert_eq!(*seq, i as i64 + 1);
+            assert_eq!(title, want_title, "{format}");
+            assert_eq!(paragraphs(content), paragraphs(want_content), "{format}");
+        }
+        let d = app.ok(CHAPTERS, json!({ "n": novel })).await;
+        assert_eq!(d["novel"]["title"], "The Long Road 长路");
+        assert_eq!(d["novel"]["language"], "en", "mostly English text");
+        let d = app.ok(REVISIONS, json!({ "n": novel })).await;
+        for e in d["novel"]["chapters"]["edges"].as_array().unwrap() {
+            assert_eq!(e["node"]["version"], 1);
+            let revs = e["node"]["revisions"]["edges"].as_array().unwrap();
+            assert_eq!(revs.len(), 1);
+            assert_eq!(revs[0]["node"]["source"], "IMPORT");
+            assert_eq!(revs[0]["node"]["note"], format!("imported from {name}"));
+        }
+    }
+}
+
+/// `第N章` with N in Chinese numerals.
+fn chinese_number(n: usize) -> String {
+    const D: [&str; 10] = ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    match n {
+        0..=9 => D[n].to_owned(),
+        10..=19 => format!("十{}", if n == 10 { "" } else { D[n % 10] }),
+        20..=99 => format!(
+            "{}十{}",
+            D[n / 10],
+            if n.is_multiple_of(10) { "" } else { D[n % 10] }
+        ),
+        _ => format!(
+            "{}百{}",
+            D[n / 100],
+            match n % 100 {
+                0 => String::new(),
+                r @ 1..=9 => format!("零{}", D[r]),
+                r @ 10..=19 => format!("一{}", chinese_number(r)),
+                r => chinese_number(r),
+            }
+        ),
+    }
+}
+
+async fn gb18030_hundred_chapters(backend: Backend) {
+    let (app, _fake) = app(backend, None).await;
+    let mut text = String::from("《长夜》\n作者：测试\n\n第一卷 北境\n");
+    for i in 1..=100 {
+        if i == 51 {
+            text.push_str("第二卷 南疆\n");
+        }
+        text.push_str(&format!(
+            "第{}章 风雪{i}\n　　林远在第{i}天走进了雪原。\n　　他没有回头。\n\n",
+            chinese_number(i)
+        ));
+    }
+    let (bytes, _, lossy) = encoding_rs::GB18030.encode(&text);
+    assert!(!lossy);
+    assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
+
+    let d = upload_ok(&app, PREVIEW, json!({}), "changye.txt", &bytes).await;
+    let p = &d["previewImport"];
+    assert_eq!(p["format"], "TXT");
+    assert_eq!(p["encoding"], "GB18030");
+    assert_eq!(p["title"], "长夜");
+    assert_eq!(p["chapterCount"], 100);
+    assert_eq!(p["volumes"], json!(["第一卷 北境", "第二卷 南疆"]));
+    assert_eq!(p["chapters"][99]["title"], "第一百章 风雪100");
+    assert_eq!(p["chapters"][50]["volume"], "第二卷 南疆");
+    assert_eq!(p["warnings"], json!([]));
+
+    let (novel, job) = import(&app, json!({}), "changye.txt", &bytes).await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(job["progress"], json!({ "done": 100, "total": 100 }));
+    let got = chapters(&app, &novel).await;
+    assert_eq!(got.len(), 100);
+    for (i, (seq, title, content, volume)) in got.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(*seq, n as i64);
+        assert_eq!(*title, format!("第{}章 风雪{n}", chinese_number(n)));
+        assert_eq!(
+            *content,
+            format!("林远在第{n}天走进了雪原。\n\n他没有回头。")
+        );
+        let want = if n <= 50 {
+            "第一卷 北境"
+        } else {
+            "第二卷 南疆"
+        };
+        assert_eq!(volume.as_deref(), Some(want));
+    }
+    let d = app.ok(CHAPTERS, json!({ "n": novel })).await;
+    assert_eq!(d["novel"]["title"], "长夜");
+    assert_eq!(d["novel"]["language"], "zh-CN");
+    assert_eq!(d["novel"]["description"], "作者：测试");
+}
+
+async fn append_and_no_headings(backend: Backend) {
+    let (app, _fake) = app(backend, None).await;
+    let novel = app.novel("Existing").await;
+    app.chapter(&novel, 1, "One").await;
+    app.chapter(&novel, 2, "Two").await;
+    let text = "Chapter 3\nThree.\nChapter 4\nFour.\n";
+    let d = upload_ok(
+        &app,
+        PREVIEW,
+        json!({ "novelId": novel }),
+        "more.txt",
+        text.as_bytes(),
+    )
+    .await;
+    assert_eq!(d["previewImport"]["newNovel"], false);
+    assert_eq!(d["previewImport"]["title"], "Existing");
+    assert_eq!(d["previewImport"]["chapters"][0]["seq"], 3);
+    let (same, job) = import(
+        &app,
+        json!({ "novelId": novel }),
+        "more.txt",
+        text.as_bytes(),
+    )
+    .await;
+    assert_eq!(same, novel);
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    let got = chapters(&app, &novel).await;
+    let titles: Vec<(i64, &str)> = got.iter().map(|c| (c.0, c.1.as_str())).collect();
+    assert_eq!(
+        titles,
+        [(1, "One"), (2, "Two"), (3, "Chapter 3"), (4, "Chapter 4")]
+    );
+
+    // No heading at all: one chapter, and the preview says so.
+    let text = "Just a story with no chapters.\nIt goes on.";
+    let d = upload_ok(
+        &app,
+        PREVIEW,
+        json!({ "title": "Loose" }),
+        "loose.txt",
+        text.as_bytes(),
+    )
+    .await;
+    let p = &d["previewImport"];
+    assert_eq!(p["chapterCount"], 1);
+    assert_eq!(p["title"], "Loose");
+    assert!(
+        p["warnings"][0].as_str().unwrap().contains("one chapter"),
+        "{p}"
+    );
+    let (loose, job) = import(
+        &app,
+        json!({ "title": "Loose" }),
+        "loose.txt",
+        text.as_bytes(),
+    )
+    .await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    let got = chapters(&app, &loose).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, "loose");
+    assert_eq!(got[0].2, "Just a story with no chapters.\n\nIt goes on.");
+}
+
+/// A minimal EPUB whose package names `href` in its manifest.
+fn epub_naming(href: &str) -> Vec<u8> {
+    let container = "<?xml version=\"1.0\"?><container><rootfiles><rootfile full-path=\"OPS/p.opf\"/></rootfiles></container>";
+    let opf = format!(
+        "<package><manifest><item id=\"a\" href=\"{href}\" media-type=\"application/xhtml+xml\"/></manifest><spine><itemref idref=\"a\"/></spine></package>"
+    );
+    znovel_domain::book::write_stored_zip(&[
+        ("mimetype", b"application/epub+zip"),
+        ("META-INF/container.xml", container.as_bytes()),
+        ("OPS/p.opf", opf.as_bytes()),
+        (
+            "OPS/a.xhtml",
+            b"<html><body><h1>A</h1><p>a</p></body></html>",
+        ),
+    ])
+}
+
+/// A zip bomb: an EPUB whose central directory says an entry unpacks to 4 GB.
+fn zip_bomb() -> Vec<u8> {
+    let mut z = epub_naming("a.xhtml");
+    // The central directory's first entry: uncompressed size at offset 24.
+    let cd = z
+        .windows(4)
+        .position(|w| w == [0x50, 0x4b, 0x01, 0x02])
+        .unwrap();
+    z[cd + 24..cd + 28].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    z
+}
+
+async fn bad_inputs(backend: Backend) {
+    let (app, _fake) = app(backend, Some(64 * 1024)).await;
+    let key = app.admin_key.clone();
+    let other = app.new_tenant("other-import").await;
+    let theirs = {
+        let d = app
+            .ok_as(
+                &other,
+                "mutation { createNovel(input: {title: \"Theirs\"}) { novel { id } } }",
+                json!({}),
+            )
+            .await;
+        d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned()
+    };
+    let novels = app.novel_count().await;
+    let good = b"Chapter 1\nHello.\n".to_vec();
+
+    let big = vec![b'a'; 100 * 1024];
+    let binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0".repeat(20);
+    // (what, file name, bytes, input, code, message)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, Value, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "too large",
+            "big.txt",
+            big,
+            json!({}),
+            "BAD_USER_INPUT",
+            "largest file allowed",
+        ),
+        (
+            "binary",
+            "photo.txt",
+            binary,
+            json!({}),
+            "BAD_USER_INPUT",
+            "not text",
+        ),
+        (
+            "zip bomb",
+            "bomb.epub",
+            zip_bomb(),
+            json!({}),
+            "BAD_USER_INPUT",
+            "zip bomb",
+        ),
+        (
+            "path traversal",
+            "evil.epub",
+            epub_naming("../../etc/passwd"),
+            json!({}),
+            "BAD_USER_INPUT",
+            "outside the book",
+        ),
+        (
+            "absolute path",
+            "evil.epub",
+            epub_naming("/etc/passwd"),
+            json!({}),
+            "BAD_USER_INPUT",
+            "outside the book",
+        ),
+        (
+            "another tenant's novel",
+            "ok.txt",
+            good.clone(),
+            json!({ "novelId": theirs }),
+            "NOT_FOUND",
+            "novel",
+        ),
+        (
+            "empty",
+            "empty.txt",
+            b" \n".to_vec(),
+            json!({}),
+            "BAD_USER_INPUT",
+            "no text",
+        ),
+    ];
+    for (what, name, bytes, input, code, message) in cases {
+        for query in [PREVIEW, IMPORT] {
+            let (got, msg) = upload_err(&app, &key, query, input.clone(), name, &bytes).await;
+            assert_eq!(got, code, "{what}: {msg}");
+            assert!(msg.contains(message), "{what}: {msg}");
+        }
+    }
+    // A JSON request cannot carry the file.
+    let (code, _) = app
+        .err_as(Some(&key), IMPORT, json!({ "i": { "file": null } }))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    // A VIEWER may not import.
+    let viewer = app.user_key("viewer@import.test", "VIEWER").await;
+    let (code, _) = upload_err(&app, &viewer, IMPORT, json!({}), "ok.txt", &good).await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // Nothing was written: no novel, no file, no job.
+    assert_eq!(app.novel_count().await, novels);
+    let d = app
+        .ok_as(
+            &other,
+            "query($n: ID!) { files(novelId: $n) { edges { node { id } } } generationJobs(novelId: $n) { edges { node { id } } } novel(id: $n) { chapters { edges { node { id } } } } }",
+            json!({ "n": theirs }),
+        )
+        .await;
+    assert_eq!(d["files"]["edges"], json!([]));
+    assert_eq!(d["generationJobs"]["edges"], json!([]));
+    assert_eq!(d["novel"]["chapters"]["edges"], json!([]));
+}
+
+fn uuid_of(global_id: &str) -> uuid::Uuid {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(global_id)
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    uuid::Uuid::parse_str(raw.split_once(':').unwrap().1).unwrap()
+}
+
+/// A worker that stops in the middle of an import hands the job back; the next attempt
+/// creates the remaining chapters only, and progress continues from where it was.
+async fn resume_without_duplicates(backend: Backend) {
+    let (app, fake) = app(backend, None).await;
+    let novel = app.novel("Resumed").await;
+    let store = Arc::new(
+        SqlStore::connect(&app.database_url, SqlOptions::default())
+            .await
+            .unwrap(),
+    );
+    let tenant = store.find_tenant_by_slug("local").await.unwrap().id;
+    let novel_id = NovelId::from_uuid(uuid_of(&novel));
+    let text: String = (1..=6)
+        .map(|i| format!("Chapter {i}\nText of chapter {i}.\n"))
+        .collect();
+    // The job and its file as `importManuscript` records them, but on no queue: this
+    // test's runner plays the worker.
+    let job = GenerationJob {
+        id: JobId::new(),
+        tenant_id: tenant,
+        novel_id,
+        chapter_id: None,
+        kind: JobKind::Import,
+        status: JobStatus::Queued,
+        priority: 0,
+        input: JobInput {
+            import: Some(ImportSpec {
+                format: ManuscriptFormat::Txt,
+                chapters: 6,
+            }),
+            ..JobInput::default()
+        },
+        idempotency_key: None,
+        provider: None,
+        model: None,
+        fallback_used: false,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        queued_at: znovel_domain::services::now(),
+        started_at: None,
+        first_token_at: None,
+        finished_at: None,
+        attempts: 0,
+        error: None,
+        created_by: None,
+        context: Vec::new(),
+        progress: Some(JobProgress { done: 0, total: 6 }),
+    };
+    store.insert_job(&job).await.unwrap();
+    let file = StoredFile {
+        id: FileId::new(),
+        tenant_id: tenant,
+        novel_id,
+        job_id: Some(job.id),
+        name: "six.txt".into(),
+        content_type: "text/plain".into(),
+        size: text.len() as i64,
+        created_by: None,
+        created_at: znovel_domain::services::now(),
+    };
+    store.insert_file(&file, text.as_bytes()).await.unwrap();
+    let llm = OpenAiCompatible::new(OpenAiConfig::new(fake.base_url(), "primary")).unwrap();
+    let events = Arc::new(MemoryJobEvents::default());
+    let runner = JobRunner::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(llm),
+        Arc::new(MemoryTokenStreams::new(Default::default())),
+        events.clone(),
+        RunnerConfig::default(),
+    );
+    // Stops (as a worker shutting down) once three chapters are announced: RUNNING is
+    // announced when the job starts, then after each chapter.
+    let mut announced = events.subscribe(tenant, novel_id);
+    let stop_after_three = async move {
+        let mut running = 0;
+        while let Some(e) = announced.next().await {
+            if e.status == JobStatus::Running {
+                running += 1;
+                if running == 4 {
+                    break;
+                }
+            }
+        }
+        StopReason::Shutdown
+    };
+    let msg = JobMessage {
+        tenant_id: tenant,
+        job_id: job.id,
+    };
+    let job_gid = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("GenerationJob:{}", job.id.as_uuid()))
+    };
+
+    let outcome = runner.run(&msg, stop_after_three).await;
+    assert!(matches!(outcome, RunOutcome::Retry(_)), "{outcome:?}");
+    let d = app.ok(JOB, json!({ "j": job_gid })).await;
+    assert_eq!(d["generationJob"]["status"], "RUNNING");
+    assert_eq!(
+        d["generationJob"]["progress"],
+        json!({ "done": 3, "total": 6 })
+    );
+    assert_eq!(chapters(&app, &novel).await.len(), 3);
+
+    // The next attempt resumes; a third finds the job final and does nothing.
+    let outcome = runner.run(&msg, std::future::pending()).await;
+    assert_eq!(outcome, RunOutcome::Succeeded);
+    let outcome = runner.run(&msg, std::future::pending()).await;
+    assert_eq!(outcome, RunOutcome::Skipped);
+    let d = app.ok(JOB, json!({ "j": job_gid })).await;
+    assert_eq!(d["generationJob"]["status"], "SUCCEEDED");
+    assert_eq!(
+        d["generationJob"]["progress"],
+        json!({ "done": 6, "total": 6 })
+    );
+    let got = chapters(&app, &novel).await;
+    let titles: Vec<(i64, &str)> = got.iter().map(|c| (c.0, c.1.as_str())).collect();
+    assert_eq!(
+        titles,
+        (1..=6)
+            .map(|i| (
+                i,
+                [
+                    "",
+                    "Chapter 1",
+                    "Chapter 2",
+                    "Chapter 3",
+                    "Chapter 4",
+                    "Chapter 5",
+                    "Chapter 6"
+                ][i as usize]
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(got[5].2, "Text of chapter 6.");
+}
+
+/// Cancelling an import stops it; the job ends CANCELLED.
+async fn cancel_stops_an_import(backend: Backend) {
+    let (app, _fake) = app(backend, None).await;
+    let text: String = (1..=2_000)
+        .map(|i| format!("Chapter {i}\n{}\n", "Words and more words. ".repeat(20)))
+        .collect();
+    let d = upload_ok(&app, IMPORT, json!({}), "long.txt", text.as_bytes()).await;
+    let job = d["importManuscript"]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let novel = d["importManuscript"]["novel"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        "mutation($j: ID!) { cancelGeneration(input: {jobId: $j}) { job { status } } }",
+        json!({ "j": job }),
+    )
+    .await;
+    let done = wait(&app, JOB, &job).await;
+    assert_eq!(done["status"], "CANCELLED", "{done}");
+    // The worker notices within a second and stops between two chapters.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let created = chapters(&app, &novel).await.len();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(chapters(&app, &novel).await.len(), created, "stopped");
+    assert!(created < 2_000, "{created}");
+}
+
+/// `POST /files`: the body stored as a file of the novel, answered as JSON; the same
+/// credential, tenancy and size limit as the GraphQL API.
+async fn plain_upload(backend: Backend) {
+    let (app, _fake) = app(backend, Some(64 * 1024)).await;
+    let novel = app.novel("Uploads").await;
+    let post = |key: Option<String>, query: String, body: Vec<u8>| {
+        let mut req = app
+            .client
+            .post(app.url(&format!("/files{query}")))
+            .header("content-type", "text/plain")
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let key = Some(app.admin_key.clone());
+    let q = format!("?novelId={novel}&name=notes.txt");
+    let (status, body) = post(key.clone(), q.clone(), b"hello".to_vec()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "notes.txt");
+    assert_eq!(body["size"], 5);
+    assert_eq!(body["contentType"], "text/plain");
+    let url = body["downloadUrl"].as_str().unwrap();
+    let got = app.client.get(app.url(url)).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"hello");
+    let d = app
+        .ok(
+            "query($n: ID!) { files(novelId: $n) { edges { node { id name } } } }",
+            json!({ "n": novel }),
+        )
+        .await;
+    assert_eq!(d["files"]["edges"][0]["node"]["id"], body["id"]);
+
+    let (status, _) = post(None, q.clone(), b"x".to_vec()).await;
+    assert_eq!(status, 401);
+    let other = app.new_tenant("other-upload").await;
+    let (status, body) = post(Some(other), q.clone(), b"x".to_vec()).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let (status, body) = post(key.clone(), q.clone(), vec![b'a'; 100 * 1024]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let (status, _) = post(key.clone(), "?name=a.txt".into(), b"x".to_vec()).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(key, format!("?novelId={novel}"), b"x".to_vec()).await;
+    assert_eq!(status, 400, "a name is needed");
+}
+
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+on_both!(round_trip);
+on_both!(gb18030_hundred_chapters);
+on_both!(append_and_no_headings);
+on_both!(bad_inputs);
+on_both!(resume_without_duplicates);
+on_both!(cancel_stops_an_import);
+on_both!(plain_upload);
