@@ -7,7 +7,7 @@
 //! here, like the tests do; skipped loudly without the binary). Then the same
 //! `BENCH_QUERIES` (default 300) questions — three vocabulary words, a random vector,
 //! "as of" a random chapter, 8 hits — are asked of both in HYBRID, DENSE and KEYWORD,
-//! one at a time, after a warm-up round. Prints p50/p95/p99 per index and mode, then the
+//! one at a time, after a warm-up round (`BENCH_INDEX=sqlite`: the embedded index only). Prints p50/p95/p99 per index and mode, then the
 //! dense scan alone: 8-bit codes with rescoring against every vector in f32.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -235,7 +235,12 @@ async fn main() {
     let took = load(&sql, tenant, novel, &chapters).await;
     println!("SQLite: written in {:.1} s", took.as_secs_f64());
 
-    let server = TestQdrant::start().unwrap();
+    // BENCH_INDEX=sqlite skips Qdrant (=qdrant is not offered: the SQL index is the baseline).
+    let server = if std::env::var("BENCH_INDEX").is_ok_and(|v| v == "sqlite") {
+        None
+    } else {
+        TestQdrant::start().unwrap()
+    };
     let qdrant = match &server {
         Some(server) => {
             let config = QdrantConfig {

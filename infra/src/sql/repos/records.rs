@@ -183,6 +183,10 @@ per_backend! {
         })
     }
 
+    /// The records of `ids` that are the tenant's. Looked up by primary key alone and
+    /// the tenant checked on each row: with the tenant in the `WHERE` clause, SQLite's
+    /// planner (no statistics) picks the tenant's index from eight ids up and reads every
+    /// record of the tenant — 220 ms a search at 100,000 passages instead of 0.3 ms.
     pub(crate) async fn by_ids(
         conn: &mut Conn,
         tenant: TenantId,
@@ -190,13 +194,14 @@ per_backend! {
     ) -> StoreResult<Vec<RecordMeta>> {
         tx!(conn, Some(tenant), Read, {
             let keys: Vec<DbUuid> = ids.iter().map(|u| DbUuid(*u)).collect();
-            memory_records::table
-                .filter(memory_records::tenant_id.eq(tenant.db()))
+            let rows: Vec<RecordMeta> = memory_records::table
                 .filter(memory_records::id.eq_any(keys))
                 .select(RecordMeta::as_select())
                 .load(conn)
                 .await
-                .map_err(db_err)
+                .map_err(db_err)?;
+            let tenant = tenant.db();
+            Ok(rows.into_iter().filter(|r| r.tenant_id == tenant).collect())
         })
     }
 
