@@ -13,7 +13,7 @@
 //! chapter asked about — so what later chapters write never changes how an "as of chapter
 //! N" question ranks, and one tenant's text never weighs in another's.
 
-use super::resident::Resident;
+use super::resident::{Resident, visible};
 use std::collections::HashMap;
 use uuid::Uuid;
 use znovel_domain::model::MemoryKind;
@@ -93,12 +93,7 @@ impl NovelKeywords {
 
     /// Whether row `i` passes the story-time and kind filter.
     fn passes(&self, i: usize, before: Option<i32>, kinds: &[MemoryKind]) -> bool {
-        if let (Some(b), Some(s)) = (before, self.seqs[i])
-            && s >= b
-        {
-            return false;
-        }
-        kinds.is_empty() || kinds.contains(&self.kinds[i])
+        visible(self.seqs[i], self.kinds[i], before, kinds)
     }
 
     /// The `k` records best matching any of `words` by BM25 among those with

@@ -1,13 +1,31 @@
 //! What the SQL memory index holds in process per novel — its vectors
 //! ([`super::vectors::NovelVectors`]) and its keyword postings
 //! ([`super::keywords::NovelKeywords`]) — in one least-recently-used cache per kind,
-//! bounded in bytes. An entry is valid for the novel's memory version it was loaded at;
-//! any write to the novel's memory (in any process) bumps the version in the database, so
-//! the next search reloads it.
+//! bounded in bytes, and the story-time and kind filter both searches apply ([`visible`]).
+//! An entry is valid for the novel's memory version it was loaded at; any write to the
+//! novel's memory (in any process) bumps the version in the database, so the next search
+//! reloads it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use znovel_domain::ids::{NovelId, TenantId};
+use znovel_domain::model::MemoryKind;
+
+/// Whether a record established in chapter `seq` (none: timeless) of `kind` may answer a
+/// question about the story before chapter `before`, asking for `kinds` (empty: all).
+pub fn visible(
+    seq: Option<i32>,
+    kind: MemoryKind,
+    before: Option<i32>,
+    kinds: &[MemoryKind],
+) -> bool {
+    if let (Some(b), Some(s)) = (before, seq)
+        && s >= b
+    {
+        return false;
+    }
+    kinds.is_empty() || kinds.contains(&kind)
+}
 
 /// Something loaded for one novel at one memory version.
 pub trait Resident: Send + Sync {

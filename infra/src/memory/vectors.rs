@@ -11,7 +11,7 @@
 //! with their `f32` vector. At 100,000 passages of 384 dimensions that is 38 MB read per
 //! question instead of 154 MB.
 
-use super::resident::Resident;
+use super::resident::{Resident, visible};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use uuid::Uuid;
@@ -82,12 +82,7 @@ impl NovelVectors {
 
     /// Whether row `i` passes the story-time and kind filter.
     fn passes(&self, i: usize, before: Option<i32>, kinds: &[MemoryKind]) -> bool {
-        if let (Some(b), Some(s)) = (before, self.seqs[i])
-            && s >= b
-        {
-            return false;
-        }
-        kinds.is_empty() || kinds.contains(&self.kinds[i])
+        visible(self.seqs[i], self.kinds[i], before, kinds)
     }
 
     /// The `k` records most similar to `query` (cosine = dot product of unit vectors)
@@ -117,45 +112,29 @@ impl NovelVectors {
         // Rounding in the bound's own arithmetic: widen it a little.
         let slack = 1e-5;
         let mut rows: Vec<(f32, u32)> = Vec::new();
-        let mut lows: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        let mut lows = TopK::new(k);
         for (i, codes) in self.codes.chunks_exact(self.dims).enumerate() {
             if !self.passes(i, before, kinds) {
                 continue;
             }
             let approx = self.scales[i] * q_scale * dot_i8(codes, &q_codes) as f32;
             let bound = 0.5 * (self.scales[i] * q_l1 + q_scale * self.l1[i]) + slack;
-            let low = approx - bound;
-            if lows.len() < k {
-                lows.push(Scored(low, i));
-            } else if lows.peek().is_some_and(|w| low > w.0) {
-                lows.pop();
-                lows.push(Scored(low, i));
-            }
+            lows.offer(approx - bound, i);
             rows.push((approx + bound, i as u32));
         }
-        // Fewer than k rows: every one is kept.
-        let floor = if lows.len() < k {
-            f32::NEG_INFINITY
-        } else {
-            lows.peek().map_or(f32::NEG_INFINITY, |w| w.0)
-        };
-        let mut best: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        let floor = lows.floor();
+        let mut best = TopK::new(k);
         for &(high, i) in &rows {
             if high < floor {
                 continue;
             }
             let i = i as usize;
-            let score = dot(&self.data[i * self.dims..(i + 1) * self.dims], query);
-            if best.len() < k {
-                best.push(Scored(score, i));
-            } else if best.peek().is_some_and(|w| score > w.0) {
-                best.pop();
-                best.push(Scored(score, i));
-            }
+            best.offer(
+                dot(&self.data[i * self.dims..(i + 1) * self.dims], query),
+                i,
+            );
         }
-        let mut out: Vec<(Uuid, f32)> = best.into_iter().map(|s| (self.ids[s.1], s.0)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        best.into_ranked(&self.ids)
     }
 
     /// The same answer as [`Self::search`] by scoring every row in `f32` (the reference
@@ -170,22 +149,13 @@ impl NovelVectors {
         if query.len() != self.dims || self.dims == 0 || k == 0 {
             return Vec::new();
         }
-        let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        let mut best = TopK::new(k);
         for (i, row) in self.data.chunks_exact(self.dims).enumerate() {
-            if !self.passes(i, before, kinds) {
-                continue;
-            }
-            let score = dot(row, query);
-            if heap.len() < k {
-                heap.push(Scored(score, i));
-            } else if heap.peek().is_some_and(|w| score > w.0) {
-                heap.pop();
-                heap.push(Scored(score, i));
+            if self.passes(i, before, kinds) {
+                best.offer(dot(row, query), i);
             }
         }
-        let mut out: Vec<(Uuid, f32)> = heap.into_iter().map(|s| (self.ids[s.1], s.0)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        best.into_ranked(&self.ids)
     }
 }
 
@@ -196,6 +166,45 @@ impl Resident for NovelVectors {
 
     fn bytes(&self) -> usize {
         self.data.len() * 4 + self.codes.len() + self.ids.len() * (16 + 4 + 4 + 8 + 8)
+    }
+}
+
+/// The `k` best (score, row) offered: a min-heap with the worst kept score on top.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Scored>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    fn offer(&mut self, score: f32, row: usize) {
+        if self.heap.len() < self.k {
+            self.heap.push(Scored(score, row));
+        } else if self.heap.peek().is_some_and(|w| score > w.0) {
+            self.heap.pop();
+            self.heap.push(Scored(score, row));
+        }
+    }
+
+    /// The `k`-th best score offered (minus infinity while fewer than `k` were).
+    fn floor(&self) -> f32 {
+        if self.heap.len() < self.k {
+            return f32::NEG_INFINITY;
+        }
+        self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0)
+    }
+
+    /// The kept rows as (id, score), best first, ties by id.
+    fn into_ranked(self, ids: &[Uuid]) -> Vec<(Uuid, f32)> {
+        let mut out: Vec<(Uuid, f32)> = self.heap.into_iter().map(|s| (ids[s.1], s.0)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
     }
 }
 

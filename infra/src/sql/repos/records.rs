@@ -134,19 +134,22 @@ per_backend! {
         })
     }
 
+    /// The novel's memory version (0 before any record), inside the caller's transaction.
+    async fn read_version(conn: &mut Conn, tenant: TenantId, novel: NovelId) -> StoreResult<i64> {
+        Ok(memory_versions::table
+            .filter(memory_versions::tenant_id.eq(tenant.db()))
+            .filter(memory_versions::novel_id.eq(novel.db()))
+            .select(memory_versions::version)
+            .first::<i64>(conn)
+            .await
+            .optional()
+            .map_err(db_err)?
+            .unwrap_or(0))
+    }
+
     /// The novel's memory version (0 before any record).
     pub(crate) async fn version(conn: &mut Conn, tenant: TenantId, novel: NovelId) -> StoreResult<i64> {
-        tx!(conn, Some(tenant), Read, {
-            Ok(memory_versions::table
-                .filter(memory_versions::tenant_id.eq(tenant.db()))
-                .filter(memory_versions::novel_id.eq(novel.db()))
-                .select(memory_versions::version)
-                .first::<i64>(conn)
-                .await
-                .optional()
-                .map_err(db_err)?
-                .unwrap_or(0))
-        })
+        tx!(conn, Some(tenant), Read, { read_version(conn, tenant, novel).await })
     }
 
     /// The novel's version and its vectors of `model`.
@@ -157,15 +160,7 @@ per_backend! {
         model: &str,
     ) -> StoreResult<(i64, Vec<VectorRow>)> {
         tx!(conn, Some(tenant), Read, {
-            let version = memory_versions::table
-                .filter(memory_versions::tenant_id.eq(tenant.db()))
-                .filter(memory_versions::novel_id.eq(novel.db()))
-                .select(memory_versions::version)
-                .first::<i64>(conn)
-                .await
-                .optional()
-                .map_err(db_err)?
-                .unwrap_or(0);
+            let version = read_version(conn, tenant, novel).await?;
             let rows: Vec<VectorRow> = memory_records::table
                 .filter(memory_records::tenant_id.eq(tenant.db()))
                 .filter(memory_records::novel_id.eq(novel.db()))
@@ -230,15 +225,7 @@ per_backend! {
         novel: NovelId,
     ) -> StoreResult<(i64, Vec<KeywordRow>)> {
         tx!(conn, Some(tenant), Read, {
-            let version = memory_versions::table
-                .filter(memory_versions::tenant_id.eq(tenant.db()))
-                .filter(memory_versions::novel_id.eq(novel.db()))
-                .select(memory_versions::version)
-                .first::<i64>(conn)
-                .await
-                .optional()
-                .map_err(db_err)?
-                .unwrap_or(0);
+            let version = read_version(conn, tenant, novel).await?;
             let rows: Vec<KeywordRow> = memory_records::table
                 .filter(memory_records::tenant_id.eq(tenant.db()))
                 .filter(memory_records::novel_id.eq(novel.db()))
