@@ -137,7 +137,8 @@ impl Server {
             Some(base) => {
                 c.env("LLM_BASE_URL", base)
                     .env("LLM_API_KEY", "sk-bench")
-                    .env("LLM_MODEL", "bench");
+                    .env("LLM_MODEL", "bench")
+                    .env("VALIDATION_REVIEWER", "off");
             }
             None => {
                 c.env("ZNOVEL_MODEL_PATH", model_path());

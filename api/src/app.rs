@@ -135,6 +135,9 @@ impl App {
         }
         let mut services = Services::new(store.clone());
         services.files = files.clone();
+        if let Some(p) = &pipeline {
+            services.validation = p.validation(store.clone());
+        }
         if let Some(m) = &memory {
             services =
                 services.with_memory(m.indexer.clone(), m.scheduler.clone(), m.recall.clone());

@@ -22,6 +22,9 @@
 //! | `LLM_FALLBACK_ENABLED` | `false` | force the fallback chain |
 //! | `LLM_FIRST_TOKEN_TIMEOUT_SECS` | `60` | a provider that sends no token within this long after the request is given up on (the fallback chain takes over) |
 //! | `LLM_STALL_TIMEOUT_SECS` | `30` | a provider stream silent this long after its first token is stalled (the fallback chain continues the text) |
+//! | `VALIDATION_REVIEWER` | `auto` | the language-model reviewer of continuity checks (after the rules, on stored chapters, `validateChapter` and `checkDraft`): `on`, `off`, or `auto` = on with an OpenAI-compatible provider, off on the embedded model (too small to review: see docs/benchmarks.md) |
+//! | `VALIDATION_REVIEWER_MODEL` | `LLM_MODEL` | the provider's model the reviewer asks (the fallback chain follows it) |
+//! | `VALIDATION_REVIEWER_TIMEOUT_SECS` | `60` | a review not answered within this long is given up: the rules' report is stored, marked incomplete |
 //! | `LLM_FALLBACK_ENABLED_FILE` | unset | a file holding `true`/`false`, re-read every 2 s: flips the fallback switch without a restart (mount a ConfigMap key) |
 //! | `EMBEDDING_PROVIDER` | `openai` when `EMBEDDING_BASE_URL` is set, else `local` | `local` (the embedded multilingual-e5-small), `openai` (an OpenAI-compatible endpoint) or `none` (keyword recall only); an automatic `local` whose files are missing warns and runs keyword-only |
 //! | `EMBEDDING_BASE_URL`, `EMBEDDING_API_KEY`, `EMBEDDING_MODEL` | unset, unset, `text-embedding-3-small` | OpenAI-compatible embeddings endpoint (base URL ending in `/v1`) |
@@ -170,6 +173,48 @@ pub struct LlmSettings {
     /// Seconds without an event after the first token before the stream counts as
     /// stalled (the chain continues it); `None` = the client's default (30).
     pub stall_timeout_secs: Option<u64>,
+    /// Whether continuity checks ask the language-model reviewer after the rules.
+    pub reviewer: ReviewerMode,
+    /// The model the reviewer asks; `None` = the primary model.
+    pub reviewer_model: Option<String>,
+    /// Seconds a review may take; `None` = 60.
+    pub reviewer_timeout_secs: Option<u64>,
+}
+
+/// Whether continuity checks ask the language-model reviewer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewerMode {
+    /// On with an OpenAI-compatible provider, off on the embedded model.
+    #[default]
+    Auto,
+    /// Always (with the embedded model too).
+    On,
+    /// Never: rules only.
+    Off,
+}
+
+impl FromStr for ReviewerMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err("expected `auto`, `on` or `off`".into()),
+        }
+    }
+}
+
+impl LlmSettings {
+    /// Whether the reviewer runs: `on`, or `auto` with an OpenAI-compatible provider.
+    pub fn reviewer_enabled(&self) -> bool {
+        match self.reviewer {
+            ReviewerMode::On => true,
+            ReviewerMode::Off => false,
+            ReviewerMode::Auto => self.base_url.is_some(),
+        }
+    }
 }
 
 /// Which embedder dense recall uses.
@@ -421,6 +466,9 @@ pub const VARIABLES: &[&str] = &[
     "LLM_FALLBACK_ENABLED_FILE",
     "LLM_FIRST_TOKEN_TIMEOUT_SECS",
     "LLM_STALL_TIMEOUT_SECS",
+    "VALIDATION_REVIEWER",
+    "VALIDATION_REVIEWER_MODEL",
+    "VALIDATION_REVIEWER_TIMEOUT_SECS",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_BASE_URL",
     "EMBEDDING_API_KEY",
@@ -640,6 +688,12 @@ impl Settings {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some(v) = get("VALIDATION_REVIEWER") {
+            self.llm.reviewer = parse("VALIDATION_REVIEWER", &v)?;
+        }
+        if let Some(v) = get("VALIDATION_REVIEWER_MODEL") {
+            self.llm.reviewer_model = Some(v);
+        }
         if let Some(v) = get("LLM_FALLBACK_ENABLED") {
             self.llm.fallback_enabled = parse_bool("LLM_FALLBACK_ENABLED", &v)?;
         }
@@ -649,6 +703,10 @@ impl Settings {
                 &mut self.llm.first_token_timeout_secs,
             ),
             ("LLM_STALL_TIMEOUT_SECS", &mut self.llm.stall_timeout_secs),
+            (
+                "VALIDATION_REVIEWER_TIMEOUT_SECS",
+                &mut self.llm.reviewer_timeout_secs,
+            ),
         ] {
             if let Some(v) = get(name) {
                 let secs: u64 = parse(name, &v)?;
@@ -1025,6 +1083,42 @@ mod tests {
         ] {
             let err = Settings::load(&[(var, val)], None).unwrap_err().to_string();
             assert!(err.contains(var), "{err} should name {var}");
+        }
+    }
+
+    #[test]
+    fn the_reviewer_is_on_with_a_provider_unless_told_otherwise() {
+        let s = Settings::load(&[], None).unwrap();
+        assert!(!s.llm.reviewer_enabled(), "off on the embedded model");
+        let s = Settings::load(&[("LLM_BASE_URL", "http://llm/v1")], None).unwrap();
+        assert!(s.llm.reviewer_enabled(), "on with a provider");
+        let s = Settings::load(
+            &[
+                ("LLM_BASE_URL", "http://llm/v1"),
+                ("VALIDATION_REVIEWER", "off"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(!s.llm.reviewer_enabled());
+        let s = Settings::load(
+            &[
+                ("VALIDATION_REVIEWER", "on"),
+                ("VALIDATION_REVIEWER_MODEL", "judge"),
+                ("VALIDATION_REVIEWER_TIMEOUT_SECS", "5"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert!(s.llm.reviewer_enabled());
+        assert_eq!(s.llm.reviewer_model.as_deref(), Some("judge"));
+        assert_eq!(s.llm.reviewer_timeout_secs, Some(5));
+        for (var, val) in [
+            ("VALIDATION_REVIEWER", "sometimes"),
+            ("VALIDATION_REVIEWER_TIMEOUT_SECS", "0"),
+        ] {
+            let err = Settings::load(&[(var, val)], None).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={val}: {err}");
         }
     }
 

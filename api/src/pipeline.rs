@@ -2,7 +2,7 @@
 //! (in-process, or Redis Streams when `REDIS_URL` is set), the language model (an
 //! OpenAI-compatible provider with its fallback chain when `LLM_BASE_URL` is set, else
 //! the embedded local model when built in and its file is present), the generation
-//! service, and the job runner the workers use.
+//! service, the job runner the workers use, and the continuity reviewer's model.
 
 use crate::config::{Settings, read_switch_file};
 use crate::metrics::Metrics;
@@ -14,8 +14,8 @@ use znovel_domain::ports::{
     CredentialEvents, JobEvents, JobQueue, JobRepository, LanguageModel, Store, TokenStream,
 };
 use znovel_domain::ports::{LlmError, ServedBy};
-use znovel_domain::services::GenerationService;
 use znovel_domain::services::runner::{JobRunner, RunnerConfig};
+use znovel_domain::services::{GenerationService, Reviewer, ValidationService};
 use znovel_infra::llm::{FallbackChain, FallbackObserver, OpenAiConfig, build_chain};
 use znovel_infra::queue::credentials::{MemoryCredentialEvents, RedisCredentialEvents};
 use znovel_infra::queue::events::{MemoryJobEvents, RedisJobEvents};
@@ -43,6 +43,9 @@ pub struct Pipeline {
     pub force_fallback: Arc<AtomicBool>,
     /// Whether the model is the embedded one (a small context) rather than a provider.
     pub local_model: bool,
+    /// The continuity reviewer: `None` when switched off (`VALIDATION_REVIEWER`), else
+    /// its model or why this process has none.
+    pub reviewer: Option<Result<Reviewer, String>>,
 }
 
 /// What [`Pipeline::build`] connects: queue, streams, job events, credential changes and,
@@ -148,11 +151,35 @@ impl Pipeline {
         let (llm, llm_missing) = if !runs_jobs {
             (None, Some("this process runs no jobs".to_owned()))
         } else {
-            match build_model(settings, force_fallback.clone(), observer.clone()) {
+            match build_model(settings, None, force_fallback.clone(), observer.clone()) {
                 Ok(m) => (Some(m), None),
                 Err(why) => (None, Some(why)),
             }
         };
+        let reviewer = settings.llm.reviewer_enabled().then(|| {
+            let own_model = settings.llm.reviewer_model.is_some();
+            let model = match (&llm, settings.llm.base_url.is_some()) {
+                // The jobs' model, when the reviewer asks the same one.
+                (Some(m), _) if !own_model => Ok(m.clone()),
+                // A provider's client is cheap: any process that checks builds one.
+                (_, true) => build_model(
+                    settings,
+                    settings.llm.reviewer_model.clone(),
+                    force_fallback.clone(),
+                    observer.clone(),
+                ),
+                // The embedded model is loaded only where jobs run.
+                (Some(m), false) => Ok(m.clone()),
+                (None, false) => Err(llm_missing.clone().unwrap_or_default()),
+            };
+            model.map(|llm| {
+                let mut r = Reviewer::new(llm);
+                if let Some(secs) = settings.llm.reviewer_timeout_secs {
+                    r.timeout = Duration::from_secs(secs);
+                }
+                r
+            })
+        });
         Ok(Self {
             queue,
             streams,
@@ -163,7 +190,18 @@ impl Pipeline {
             llm_missing,
             force_fallback,
             local_model: settings.llm.base_url.is_none(),
+            reviewer,
         })
+    }
+
+    /// Continuity checks over `store`: the rules, then the reviewer when it is on.
+    pub fn validation(&self, store: Arc<dyn Store>) -> ValidationService {
+        let service = ValidationService::new(store);
+        match &self.reviewer {
+            None => service,
+            Some(Ok(r)) => service.with_reviewer(r.clone()),
+            Some(Err(why)) => service.with_reviewer_unavailable(why.clone()),
+        }
     }
 
     /// The generation service over `store`.
@@ -184,14 +222,17 @@ impl Pipeline {
     /// The job runner, when a model is available.
     pub fn runner(&self, store: Arc<dyn Store>, jobs: Arc<dyn JobRepository>) -> Option<JobRunner> {
         let llm = self.llm.clone()?;
-        Some(JobRunner::new(
-            store,
-            jobs,
-            llm,
-            self.streams.clone(),
-            self.events.clone(),
-            RunnerConfig::default(),
-        ))
+        Some(
+            JobRunner::new(
+                store.clone(),
+                jobs,
+                llm,
+                self.streams.clone(),
+                self.events.clone(),
+                RunnerConfig::default(),
+            )
+            .with_validation(self.validation(store)),
+        )
     }
 }
 
@@ -227,16 +268,17 @@ async fn watch_switch(
     }
 }
 
+/// The model: the provider's fallback chain from `primary` (default `LLM_MODEL`), or the
+/// embedded model.
 fn build_model(
     settings: &Settings,
+    primary: Option<String>,
     force: Arc<AtomicBool>,
     observer: Arc<LlmObserver>,
 ) -> Result<Arc<dyn LanguageModel>, String> {
     if let Some(base) = &settings.llm.base_url {
-        let model = settings
-            .llm
-            .model
-            .clone()
+        let model = primary
+            .or_else(|| settings.llm.model.clone())
             .unwrap_or_else(|| "gpt-4o-mini".into());
         let mut primary = OpenAiConfig::new(base.clone(), model);
         if let Some(key) = &settings.llm.api_key {

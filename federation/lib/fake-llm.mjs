@@ -30,18 +30,25 @@ export const EXTRACTION = JSON.stringify({
   resolved: [],
 });
 
+/**
+ * What a continuity review request (one whose `response_format` schema has `findings`)
+ * gets: a clean review, so every report is complete.
+ */
+export const REVIEW = JSON.stringify({ findings: [] });
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts the fake on 127.0.0.1 (a free port). Returns `{ baseUrl, requests, extractions, close }`;
+ * Starts the fake on 127.0.0.1 (a free port). Returns `{ baseUrl, requests, extractions, reviews, close }`;
  * `requests` counts the chapter completions served, `extractions` the memory extractions
- * (requests with a `response_format`, answered with [`EXTRACTION`] in one piece). For benchmarks: `stamped: n` streams `n` pieces
+ * (requests with a `response_format`, answered with [`EXTRACTION`] in one piece), `reviews`
+ * the continuity reviews (answered with [`REVIEW`]). For benchmarks: `stamped: n` streams `n` pieces
  * whose text is the instant each left the provider (`performance.now()` in whole µs, then a
  * space: one word, no sentence end) instead of [`TEXT`]; `gate()`, when given, is awaited
  * before the first piece.
  */
 export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, stamped = 0, gate } = {}) {
-  const state = { requests: 0, extractions: 0 };
+  const state = { requests: 0, extractions: 0, reviews: 0 };
   const server = createServer(async (req, res) => {
     if (req.method !== 'POST' || !req.url.endsWith('/chat/completions')) {
       res.writeHead(404, { 'content-type': 'application/json' });
@@ -59,7 +66,9 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, s
       return;
     }
     const extraction = request.response_format != null;
-    if (extraction) state.extractions += 1;
+    const review = request.response_format?.json_schema?.schema?.properties?.findings != null;
+    if (review) state.reviews += 1;
+    else if (extraction) state.extractions += 1;
     else state.requests += 1;
     const model = request.model ?? 'fake';
     const chunk = (choices, extra = {}) =>
@@ -71,7 +80,7 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, s
     const count = extraction ? 1 : stamped || PIECES.length;
     for (let i = 0; i < count; i++) {
       if (res.destroyed) return;
-      const piece = extraction ? EXTRACTION : stamped ? `${Math.round(performance.now() * 1000)} ` : PIECES[i];
+      const piece = review ? REVIEW : extraction ? EXTRACTION : stamped ? `${Math.round(performance.now() * 1000)} ` : PIECES[i];
       res.write(chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]));
       await sleep(intervalMs);
     }
@@ -93,6 +102,9 @@ export async function startFakeLlm({ firstTokenDelayMs = 400, intervalMs = 15, s
     },
     get extractions() {
       return state.extractions;
+    },
+    get reviews() {
+      return state.reviews;
     },
     close: () =>
       new Promise((resolve) => {

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use znovel::app::{self, App};
-use znovel::config::Settings;
+use znovel::config::{ReviewerMode, Settings};
 use znovel_infra::testing::TestDatabase;
 
 /// Which database a test runs on.
@@ -86,6 +86,9 @@ impl TestApp {
             database_max_connections: 8,
             ..Settings::default()
         };
+        // Scripted fakes answer prose to every request: tests of the continuity reviewer
+        // switch it on (and script its answers) themselves.
+        settings.llm.reviewer = ReviewerMode::Off;
         tweak(&mut settings);
         let app = App::build(&settings).await.unwrap();
         let admin_key = app.admin_key.as_ref().unwrap().key.clone();

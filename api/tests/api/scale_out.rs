@@ -100,7 +100,9 @@ impl Cluster {
         if model {
             c.env("LLM_BASE_URL", &self.llm)
                 .env("LLM_API_KEY", "sk-test")
-                .env("LLM_MODEL", "primary");
+                .env("LLM_MODEL", "primary")
+                // The scripted fake answers prose to every request.
+                .env("VALIDATION_REVIEWER", "off");
         } else {
             c.env("ZNOVEL_MODEL_PATH", data.join("no-model.gguf"));
         }

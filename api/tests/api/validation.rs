@@ -3,14 +3,16 @@
 //! record or passage as evidence) and passes near misses; `validateChapter` stores the
 //! report as the chapter version's `validation`; bad input and other tenants' chapters
 //! are refused; a chapter being generated is checked sentence by sentence, its issues
-//! streamed as `ChapterIssue`s before it completes and stored as its report.
+//! streamed as `ChapterIssue`s before it completes and stored as its report. The
+//! language-model reviewer adds what the rules cannot see, marked as its own with a
+//! confidence; when it fails (an error, a timeout) the rules' report stands, incomplete.
 
 use crate::generation::{app_with_fake, connected, start};
 use crate::helpers::{Backend, TestApp};
 use crate::websocket::next_json;
 use serde_json::{Value, json};
 use std::time::Duration;
-use znovel_infra::llm::testing::{FakeOpenAi, FakeStream};
+use znovel_infra::llm::testing::{FakeOpenAi, FakeReply, FakeStream};
 
 const CHECK: &str = "query($i: CheckDraftInput!) { checkDraft(input: $i) { complete \
     issues { kind severity message source suggestion span { start end text } \
@@ -45,6 +47,8 @@ on_both!(
     live_issues_stream_before_the_chapter_completes,
     failing_closed_keeps_a_chapter_with_an_error_as_a_draft,
     a_rewrite_is_given_the_issues_it_is_to_fix,
+    the_reviewer_adds_what_the_rules_cannot_see,
+    a_failing_reviewer_never_blocks_a_chapter,
 );
 
 /// A novel where Ned Stark (alias Lord Stark) dies in chapter 2; returns (novel, ids of
@@ -345,11 +349,13 @@ pub(crate) async fn generate(app: &TestApp, chapter: &str, text: &str, extra: Va
 }
 
 pub(crate) fn fake_writing(fake: &FakeOpenAi, text: &str) {
+    fake.script("primary", writing(text));
+}
+
+/// `text` streamed word by word, as a model writes it.
+fn writing(text: &str) -> FakeStream {
     let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
-    fake.script(
-        "primary",
-        FakeStream::new(pieces).interval(Duration::from_millis(20)),
-    );
+    FakeStream::new(pieces).interval(Duration::from_millis(20))
 }
 
 async fn live_issues_stream_before_the_chapter_completes(backend: Backend) {
@@ -535,5 +541,250 @@ async fn a_rewrite_is_given_the_issues_it_is_to_fix(backend: Backend) {
     assert!(
         prompt.contains(&format!("“Lord Stark”: {message}")),
         "{message} not in {prompt}"
+    );
+}
+
+/// What the fake's memory extraction answers (an empty but valid extraction), so the
+/// memory job of a generated chapter succeeds and its VALIDATE job runs.
+const EXTRACTION: &str = r#"{"summary": "Snow at the keep.", "characters": [], "items": [],
+    "events": [], "relations": [], "planted": [], "resolved": []}"#;
+
+/// A server whose fake provider writes with model `primary` and reviews with model
+/// `reviewer`, giving a review `timeout` seconds.
+async fn app_with_reviewer(backend: Backend, fake: &FakeOpenAi, timeout: u64) -> TestApp {
+    let base = fake.base_url();
+    TestApp::spawn_with(backend, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        s.llm.reviewer = znovel::config::ReviewerMode::On;
+        s.llm.reviewer_model = Some("reviewer".into());
+        s.llm.reviewer_timeout_secs = Some(timeout);
+    })
+    .await
+}
+
+/// The story, its chapters remembered (the fake extracts nothing from them) and checked
+/// (the reviewer has no script yet: their reports are incomplete); then nothing the test
+/// scripts next is taken by their background jobs.
+async fn settled_story(app: &TestApp, fake: &FakeOpenAi) -> String {
+    fake.script("primary", FakeStream::new([EXTRACTION]));
+    let (novel, one, two) = story(app).await;
+    let q = "query($n: ID!) { novel(id: $n) { memoryProgress { extractedChapters } } }";
+    for _ in 0..300 {
+        let p = app.ok(q, json!({ "n": novel })).await;
+        if p["novel"]["memoryProgress"]["extractedChapters"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for c in [one, two] {
+        report_when(app, &c, |v| !v.is_null()).await;
+    }
+    novel
+}
+
+fn reviewing(answer: Value) -> FakeStream {
+    let text = answer.to_string();
+    let (a, b) = text.split_at(text.len() / 2);
+    FakeStream::new([a.to_owned(), b.to_owned()])
+}
+
+/// The chapter's stored report once it satisfies `done` (the VALIDATE job after the
+/// memory job stores it).
+async fn report_when(app: &TestApp, chapter: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let q = "query($c: ID!) { chapter(id: $c) { content status validation { complete \
+        issues { kind severity source confidence message span { start end text } \
+        evidence { kind text chapterSeq } } } } }";
+    let mut c = Value::Null;
+    for _ in 0..300 {
+        c = app.ok(q, json!({ "c": chapter })).await["chapter"].clone();
+        if done(&c["validation"]) {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no such report: {c:#}");
+}
+
+async fn the_reviewer_adds_what_the_rules_cannot_see(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let app = app_with_reviewer(backend, &fake, 30).await;
+    let novel = settled_story(&app, &fake).await;
+    fake.rescript("primary", writing(GHOST));
+    fake.script("primary", FakeStream::new([EXTRACTION]));
+    let draft = "雪落了。“Winter is coming,” said Lord Stark. Arya lit every candle in the \
+        hall with a single word, though the maesters swore magic had died with the dragons.";
+    // One answer for every review: a finding about the draft, one about chapter 3, one a
+    // rule makes too, and a paraphrase. Only findings whose quote is in the checked text
+    // count, so each text keeps its own.
+    fake.script(
+        "reviewer",
+        reviewing(json!({ "findings": [
+            { "kind": "WORLD_RULE", "quote": "lit every candle in the hall with a single word",
+              "message": "Magic is gone from this world, yet Arya works a spell.",
+              "suggestion": "Have her light them with a taper.", "evidence": [1, 7],
+              "confidence": 0.85 },
+            { "kind": "DEAD_CHARACTER", "quote": "said Lord Stark", "message": "He is dead.",
+              "suggestion": "", "evidence": [1], "confidence": 0.99 },
+            { "kind": "LOCATION", "quote": "Arya was in two places", "message": "nowhere",
+              "suggestion": "", "evidence": [], "confidence": 0.9 },
+            { "kind": "RELATIONSHIP", "quote": "nobody laughed at her now",
+              "message": "The household mocked Old Nan until now with no reason to stop.",
+              "suggestion": "Show why they changed.", "evidence": [], "confidence": 0.6 },
+        ] })),
+    );
+
+    let r = app
+        .ok(
+            "query($i: CheckDraftInput!) { checkDraft(input: $i) { complete issues { kind \
+             severity source confidence message suggestion span { start end text } \
+             evidence { kind text chapterSeq } } } }",
+            json!({ "i": { "novelId": novel, "text": draft, "asOfChapter": 2 } }),
+        )
+        .await["checkDraft"]
+        .clone();
+    assert_eq!(r["complete"], true, "{r:#}");
+    let issues = r["issues"].as_array().unwrap();
+    assert_eq!(
+        issues.len(),
+        2,
+        "the rule's and one reviewer finding: {r:#}"
+    );
+    let (rule, found) = (&issues[0], &issues[1]);
+    assert_eq!(
+        (&rule["source"], &rule["kind"], &rule["severity"]),
+        (&json!("RULE"), &json!("DEAD_CHARACTER"), &json!("ERROR"))
+    );
+    assert!(rule["confidence"].is_null());
+    assert_eq!(found["source"], "REVIEWER", "{found:#}");
+    assert_eq!(found["kind"], "WORLD_RULE");
+    assert_eq!(found["severity"], "WARNING");
+    assert_eq!(found["confidence"], 0.85);
+    assert_eq!(found["suggestion"], "Have her light them with a taper.");
+    let quote = "lit every candle in the hall with a single word";
+    assert_eq!(found["span"]["text"], quote);
+    assert_eq!(
+        chars(draft, &found["span"]["start"], &found["span"]["end"]),
+        quote
+    );
+    // Evidence by the number the reviewer was given: Ned Stark's death (out-of-range
+    // numbers are ignored).
+    let ev = found["evidence"].as_array().unwrap();
+    assert_eq!(ev.len(), 1, "{found:#}");
+    assert_eq!(ev[0]["kind"], "ENTITY_STATE");
+    assert!(ev[0]["text"].as_str().unwrap().contains("dead"), "{ev:?}");
+
+    // What the reviewer was asked: the story's evidence, numbered; what the rules found;
+    // the draft; under the findings schema.
+    let asked = fake.requests_for("reviewer").pop().unwrap();
+    let prompt: String = asked
+        .messages()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        prompt.contains("[1] (chapter 2) Ned Stark: beheaded; dead"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("Already reported (do not repeat):"),
+        "{prompt}"
+    );
+    assert!(prompt.ends_with(draft), "{prompt}");
+    assert!(
+        asked.body["response_format"]["json_schema"]["schema"]["properties"]["findings"]
+            .is_object(),
+        "{}",
+        asked.body
+    );
+
+    // A generated chapter: its VALIDATE job (after its memory job) stores the rules' and
+    // the reviewer's issues together; a middling confidence is information only.
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    assert_eq!(
+        events(&app, &job, 0).await.pop().unwrap()["__typename"],
+        "ChapterCompleted"
+    );
+    let c = report_when(&app, &three, |v| {
+        v["issues"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["source"] == "REVIEWER"))
+    })
+    .await;
+    let report = &c["validation"];
+    assert_eq!(report["complete"], true, "{c:#}");
+    let kinds: Vec<(&str, &str, &str)> = report["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["source"].as_str().unwrap(),
+                i["kind"].as_str().unwrap(),
+                i["severity"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("RULE", "DEAD_CHARACTER", "ERROR"),
+            ("REVIEWER", "RELATIONSHIP", "INFO")
+        ],
+        "{report:#}"
+    );
+    assert_eq!(
+        report["issues"][1]["span"]["text"],
+        "nobody laughed at her now"
+    );
+}
+
+async fn a_failing_reviewer_never_blocks_a_chapter(backend: Backend) {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let app = app_with_reviewer(backend, &fake, 2).await;
+    let novel = settled_story(&app, &fake).await;
+    fake.rescript("primary", writing(GHOST));
+    fake.script("primary", FakeStream::new([EXTRACTION]));
+    // The reviewer's provider is down, then answers prose, then hangs.
+    fake.script("reviewer", FakeReply::openai_error(503, "overloaded"));
+    fake.script("reviewer", FakeStream::new(["Looks fine to me!"]));
+    fake.script(
+        "reviewer",
+        FakeStream::new(["{}"]).first_token_delay(Duration::from_secs(120)),
+    );
+    let draft = "“Winter is coming,” said Lord Stark.";
+    for why in ["provider down", "not the schema"] {
+        let r = check(&app, &novel, draft, 2).await;
+        assert_eq!(r["complete"], false, "{why}: {r:#}");
+        // The rules' issue stands.
+        assert_eq!(r["issues"][0]["kind"], "DEAD_CHARACTER", "{why}: {r:#}");
+        assert_eq!(r["issues"].as_array().unwrap().len(), 1, "{why}: {r:#}");
+    }
+
+    // A generated chapter while the reviewer hangs: written, stored, its report stored by
+    // the VALIDATE job once the review times out — incomplete, the rules' issue in it.
+    let three = app.chapter(&novel, 3, "Ghosts").await;
+    let job = generate(&app, &three, GHOST, json!({})).await;
+    let done = events(&app, &job, 0).await.pop().unwrap();
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done:#}");
+    // The live report (rules, while it streamed) is complete.
+    assert_eq!(done["chapter"]["validation"]["complete"], true, "{done:#}");
+    let c = report_when(&app, &three, |v| v["complete"] == false).await;
+    assert_eq!(
+        c["validation"]["issues"][0]["kind"], "DEAD_CHARACTER",
+        "{c:#}"
+    );
+    assert_eq!(
+        c["content"].as_str().unwrap().split_whitespace().count(),
+        GHOST.split_whitespace().count()
+    );
+    assert_eq!(c["status"], "REVIEW");
+    // The job's review was given up on (its request closed by the client).
+    assert!(
+        fake.wait_client_closed(1, Duration::from_secs(10)).await,
+        "the hanging review request is closed"
     );
 }

@@ -230,7 +230,7 @@ pub fn prompt(
 }
 
 /// The beginning of `text` that holds about `max_tokens` tokens (cut at a character).
-fn excerpt(text: &str, max_tokens: usize) -> &str {
+pub(crate) fn excerpt(text: &str, max_tokens: usize) -> &str {
     if super::prompt::estimate_tokens(text) <= max_tokens {
         return text;
     }

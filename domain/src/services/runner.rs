@@ -89,6 +89,7 @@ pub struct JobRunner {
     pub(super) config: RunnerConfig,
     pub(super) memory: Option<Memory>,
     pub(super) files: Option<super::FileService>,
+    pub(super) validation: super::ValidationService,
 }
 
 /// What a runner needs for memory: the memory jobs, recall for prompts, and the
@@ -114,6 +115,7 @@ impl JobRunner {
         config: RunnerConfig,
     ) -> Self {
         Self {
+            validation: super::ValidationService::new(store.clone()),
             store,
             jobs,
             llm,
@@ -123,6 +125,13 @@ impl JobRunner {
             memory: None,
             files: None,
         }
+    }
+
+    /// The same runner, checking chapters (VALIDATE jobs) with `validation` — rules
+    /// only without it.
+    pub fn with_validation(mut self, validation: super::ValidationService) -> Self {
+        self.validation = validation;
+        self
     }
 
     /// The same runner, remembering: it runs memory jobs, recalls for its prompts and
@@ -250,11 +259,10 @@ impl JobRunner {
             }
             Err(e) => return RunOutcome::Retry(e.to_string()),
         };
-        if job.input.chapter_version.is_none_or(|v| v == c.version) {
-            let service = super::ValidationService::new(self.store.clone());
-            if let Err(e) = service.validate_version(&c).await {
-                return RunOutcome::Retry(e.to_string());
-            }
+        if job.input.chapter_version.is_none_or(|v| v == c.version)
+            && let Err(e) = self.validation.validate_version(&c).await
+        {
+            return RunOutcome::Retry(e.to_string());
         }
         job.status = JobStatus::Succeeded;
         job.finished_at = Some(now());

@@ -7,21 +7,30 @@
 //! passages of the earlier chapters — then the rules of [`super::validate`] run over it.
 //! Only the named entities' records are read: the rules look at nothing else.
 //!
+//! After the rules, when the service has one, the language-model reviewer
+//! ([`super::validate::review`]) looks for what rules cannot see. A review that fails
+//! (model down, timeout, an answer off the schema) leaves the rules' report standing,
+//! marked incomplete: it never blocks or loses a chapter.
+//!
 //! The tenant's content policy is read from its settings:
 //! `{"contentPolicy": {"bannedTerms": ["..."]}}`, and what happens to a generated chapter
 //! with an ERROR issue: `{"validation": {"failMode": "OPEN" | "CLOSED"}}`.
 
-use super::validate::{Checker, EarlierPassage, Policy, Story};
+use super::validate::{Checker, EarlierPassage, Policy, Story, review};
 use crate::auth::Actor;
 use crate::chunk;
 use crate::error::{Error, StoreResultExt};
 use crate::ids::{ChapterId, EntityId, NovelId, TenantId};
 use crate::model::{Chapter, ChapterValidation, Entity, ValidationFailMode, ValidationReport};
 use crate::page::{MAX_PAGE_SIZE, PageRequest};
-use crate::ports::{ChapterFilter, EntityFilter, Store};
+use crate::ports::{
+    ChapterFilter, CompletionEvent, CompletionRequest, EntityFilter, LanguageModel, Store,
+};
 use crate::text::{self, MAX_CONTENT};
+use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Input of [`ValidationService::check_draft`].
 #[derive(Debug, Clone)]
@@ -34,10 +43,87 @@ pub struct CheckDraft {
     pub as_of_chapter: i64,
 }
 
+/// The language-model reviewer a [`ValidationService`] asks after the rules.
+#[derive(Clone)]
+pub struct Reviewer {
+    /// The model (a fallback chain over the provider's models, or the embedded model).
+    pub llm: Arc<dyn LanguageModel>,
+    /// Longest a review may take, from the request to its last token.
+    pub timeout: Duration,
+    /// Most tokens of the answer.
+    pub max_tokens: u32,
+    /// The checked text is cut to about this many tokens.
+    pub max_text_tokens: usize,
+}
+
+impl Reviewer {
+    /// A reviewer over `llm` with the default limits: 60 s, 1,024 answer tokens, texts
+    /// cut at 6,000 tokens.
+    pub fn new(llm: Arc<dyn LanguageModel>) -> Self {
+        Self {
+            llm,
+            timeout: Duration::from_secs(60),
+            max_tokens: 1024,
+            max_text_tokens: 6000,
+        }
+    }
+
+    /// Asks the model about `text` checked against `story`, given the rules' issues;
+    /// `Err` says why the review is missing (the report is then incomplete).
+    pub async fn review(
+        &self,
+        story: &Story,
+        text: &str,
+        rule_issues: &[crate::model::ValidationIssue],
+    ) -> Result<review::Review, String> {
+        let evidence = review::evidence(story, text);
+        let request = CompletionRequest {
+            messages: review::prompt(text, &evidence, rule_issues, self.max_text_tokens),
+            max_tokens: self.max_tokens,
+            temperature: 0.0,
+            seed: Some(7),
+            json_schema: Some(review::schema()),
+        };
+        let answer = tokio::time::timeout(self.timeout, async {
+            let mut stream = self
+                .llm
+                .stream(request)
+                .await
+                .map_err(|e| format!("the reviewer model: {e}"))?;
+            let mut answer = String::new();
+            while let Some(ev) = stream.next().await {
+                match ev.map_err(|e| format!("the reviewer model: {e}"))? {
+                    CompletionEvent::Delta(d) => answer.push_str(&d),
+                    CompletionEvent::Finished(_) => break,
+                    CompletionEvent::Started(_) | CompletionEvent::Usage(_) => {}
+                }
+            }
+            Ok::<_, String>(answer)
+        })
+        .await
+        .map_err(|_| format!("the reviewer did not answer within {:?}", self.timeout))??;
+        review::parse(&answer, text, &evidence, rule_issues)
+    }
+}
+
+/// Whether and how a [`ValidationService`] reviews after the rules.
+#[derive(Clone, Default)]
+enum Review {
+    /// Rules only (the reviewer is switched off).
+    #[default]
+    Off,
+    /// Rules, then the reviewer.
+    On(Reviewer),
+    /// The reviewer is switched on but this process has no model: every report is
+    /// incomplete, and says why in the log.
+    Unavailable(String),
+}
+
 /// Continuity checks of drafts and chapters.
 #[derive(Clone)]
 pub struct ValidationService {
     store: Arc<dyn Store>,
+    review: Review,
 }
 
 fn page(after: Option<uuid::Uuid>) -> Result<PageRequest, Error> {
@@ -47,7 +133,23 @@ fn page(after: Option<uuid::Uuid>) -> Result<PageRequest, Error> {
 impl ValidationService {
     /// Builds the service.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            review: Review::Off,
+        }
+    }
+
+    /// The same service asking `reviewer` after the rules.
+    pub fn with_reviewer(mut self, reviewer: Reviewer) -> Self {
+        self.review = Review::On(reviewer);
+        self
+    }
+
+    /// The same service with the reviewer switched on but no model to ask (`why`): its
+    /// reports say they are incomplete.
+    pub fn with_reviewer_unavailable(mut self, why: impl Into<String>) -> Self {
+        self.review = Review::Unavailable(why.into());
+        self
     }
 
     /// Checks a draft against the story as of chapter `as_of_chapter`; writes nothing.
@@ -164,11 +266,28 @@ impl ValidationService {
         let story = self
             .story(tenant, novel, Some(text), as_of, target_words)
             .await?;
-        let issues = Checker::new(&story).check(text);
-        Ok(ValidationReport {
-            issues,
-            complete: true,
-        })
+        let mut issues = Checker::new(&story).check(text);
+        let complete = match &self.review {
+            Review::Off => true,
+            Review::Unavailable(why) => {
+                tracing::warn!(%novel, why, "continuity review skipped: no reviewer model");
+                false
+            }
+            Review::On(reviewer) => match reviewer.review(&story, text, &issues).await {
+                Ok(r) => {
+                    issues.extend(r.issues);
+                    issues.sort_by_key(|i| {
+                        i.span.as_ref().map_or((i32::MAX, 0), |s| (s.start, s.end))
+                    });
+                    true
+                }
+                Err(why) => {
+                    tracing::warn!(%novel, why, "continuity review incomplete");
+                    false
+                }
+            },
+        };
+        Ok(ValidationReport { issues, complete })
     }
 
     /// The story a chapter being written is checked against while it streams: as of

@@ -285,6 +285,14 @@ impl FakeOpenAi {
             .push_back(reply.into());
     }
 
+    /// Drops every reply still queued for `model`, then queues `reply` (see [`Self::script`]).
+    pub fn rescript(&self, model: &str, reply: impl Into<FakeReply>) {
+        let mut scripts = lock(&self.shared.scripts);
+        let queue = scripts.entry(model.to_owned()).or_default();
+        queue.clear();
+        queue.push_back(reply.into());
+    }
+
     /// Every request received, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()

@@ -37,6 +37,9 @@ export async function startServer(env = {}) {
       RUST_LOG: 'warn',
       DATABASE_URL: '',
       REDIS_URL: '',
+      // The fake provider streams prose to every request; the continuity reviewer (which
+      // expects JSON) is exercised by the API tests and the federated e2e instead.
+      VALIDATION_REVIEWER: 'off',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

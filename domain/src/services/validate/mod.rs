@@ -16,6 +16,7 @@ mod lexicon;
 mod places;
 mod relations;
 mod repetition;
+pub mod review;
 mod surface;
 mod vital;
 
