@@ -1,16 +1,18 @@
 //! Batch generation: `generateChapters` writes a range of chapters in order through one
 //! parent job with a child job per chapter (each child starts after the previous one is
-//! stored), the same idempotency key returns the same batch, a missing chapter is a clear
-//! error, and cancelling the parent stops the chapters not yet written.
+//! stored and remembered: its prompt knows what the previous chapter's memory
+//! established), the same idempotency key returns the same batch, a missing chapter is a
+//! clear error, and cancelling the parent stops the chapters not yet written.
 
 use crate::helpers::{Backend, TestApp};
+use crate::memory::{empty_answer, extraction};
 use serde_json::{Value, json};
 use std::time::Duration;
 use znovel_infra::llm::testing::{FakeOpenAi, FakeStream};
 
 const BATCH: &str = "mutation($i: GenerateChaptersInput!) { generateChapters(input: $i) { job { id kind status chapterId } } }";
-const JOB: &str =
-    "query($j: ID!) { generationJob(id: $j) { status error promptTokens completionTokens } }";
+const JOB: &str = "query($j: ID!) { generationJob(id: $j) { status error promptTokens \
+    completionTokens progress { done total } } }";
 const JOBS: &str = "query($n: ID!) { generationJobs(novelId: $n, first: 100) { edges { node { id kind status chapterId startedAt finishedAt chapter { seq } } } } }";
 const CHAPTER: &str = "query($c: ID!) { chapter(id: $c) { content version } }";
 
@@ -92,7 +94,14 @@ async fn children(app: &TestApp, novel: &str) -> Vec<Value> {
 }
 
 async fn writes_in_order(backend: Backend) {
-    let (app, _fake) = app(backend, FakeStream::new(prose(60)).usage(30, 60)).await;
+    // Each chapter is written, then its memory extracted, before the next one.
+    let (app, fake) = app(backend, FakeStream::new(prose(60)).usage(30, 60)).await;
+    for last in [false, false, true] {
+        fake.script("primary", extraction(empty_answer()));
+        if !last {
+            fake.script("primary", FakeStream::new(prose(60)).usage(30, 60));
+        }
+    }
     let (novel, chapters) = novel_of(&app, 3).await;
     let input = json!({ "novelId": novel, "fromSeq": 1, "toSeq": 3, "targetWords": 60, "idempotencyKey": "batch-1" });
     let d = app.ok(BATCH, json!({ "i": input })).await;
@@ -109,6 +118,8 @@ async fn writes_in_order(backend: Backend) {
 
     let done = wait_final(&app, &id).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(done["progress"], json!({ "done": 3, "total": 3 }), "{done}");
     assert_eq!(
         done["completionTokens"], 180,
         "the children's tokens: {done}"
@@ -220,6 +231,70 @@ async fn cancel_stops_the_rest(backend: Backend) {
         assert_eq!(ch["content"], "", "left as it was: {ch}");
     }
 }
+
+/// The requests that wrote chapters (not the memory extractions, which ask for JSON).
+fn writes(fake: &FakeOpenAi) -> Vec<String> {
+    fake.requests_for("primary")
+        .into_iter()
+        .filter(|r| r.body.get("response_format").is_none_or(Value::is_null))
+        .map(|r| {
+            r.messages()
+                .into_iter()
+                .map(|(_, content)| content)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+/// Chapter 2's prompt has the summary that only chapter 1's memory job established: the
+/// batch waited for it.
+async fn the_next_chapter_knows_what_the_last_established(backend: Backend) {
+    let (app, fake) = app(backend, FakeStream::new(prose(60))).await;
+    let mut answer = empty_answer();
+    answer["summary"] = json!("Captain Orla Vance seized the lighthouse at Skarn.");
+    fake.script("primary", extraction(answer));
+    fake.script("primary", FakeStream::new(prose(60)));
+    fake.script("primary", extraction(empty_answer()));
+    let (novel, _) = novel_of(&app, 2).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 2, "targetWords": 60 } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"].as_str().unwrap();
+    let done = wait_final(&app, id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let prompts = writes(&fake);
+    assert_eq!(prompts.len(), 2, "{prompts:?}");
+    assert!(!prompts[0].contains("Orla Vance"), "{}", prompts[0]);
+    assert!(
+        prompts[1].contains("Captain Orla Vance seized the lighthouse at Skarn."),
+        "chapter 2's prompt knows what chapter 1 established: {}",
+        prompts[1]
+    );
+}
+
+macro_rules! on_both {
+    ($($name:ident => $body:expr),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    remembered_in_order => the_next_chapter_knows_what_the_last_established,
+);
 
 mod in_order {
     use super::*;
