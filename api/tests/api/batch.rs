@@ -2,7 +2,8 @@
 //! parent job with a child job per chapter (each child starts after the previous one is
 //! stored and remembered: its prompt knows what the previous chapter's memory
 //! established), the same idempotency key returns the same batch, a missing chapter is a
-//! clear error, and cancelling the parent stops the chapters not yet written.
+//! clear error, cancelling the parent stops the chapters not yet written, and a
+//! continuity error stops the batch when `stopOn: ERROR`.
 
 use crate::helpers::{Backend, TestApp};
 use crate::memory::{empty_answer, extraction};
@@ -232,6 +233,15 @@ async fn cancel_stops_the_rest(backend: Backend) {
     }
 }
 
+/// The fake model writing `text`, a word at a time.
+fn writing(text: &str) -> FakeStream {
+    FakeStream::new(
+        text.split_inclusive(' ')
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The requests that wrote chapters (not the memory extractions, which ask for JSON).
 fn writes(fake: &FakeOpenAi) -> Vec<String> {
     fake.requests_for("primary")
@@ -245,6 +255,85 @@ fn writes(fake: &FakeOpenAi) -> Vec<String> {
                 .join("\n")
         })
         .collect()
+}
+
+/// A novel of three chapters (outlines only) where Ned Stark, alias Lord Stark, dies in
+/// chapter 1; returns (novel, chapter ids).
+async fn winter(app: &TestApp) -> (String, Vec<String>) {
+    let (novel, chapters) = novel_of(app, 3).await;
+    let ned = app
+        .ok(
+            "mutation($i: CreateEntityInput!) { createEntity(input: $i) { entity { id } } }",
+            json!({ "i": { "novelId": novel, "name": "Ned Stark", "kind": "CHARACTER",
+                           "aliases": ["Lord Stark"] } }),
+        )
+        .await["createEntity"]["entity"]["id"]
+        .clone();
+    app.ok(
+        "mutation($i: RecordEntityStateInput!) { recordEntityState(input: $i) { entityState { id } } }",
+        json!({ "i": { "entityId": ned, "chapterId": chapters[0], "state": "beheaded", "vital": "DEAD" } }),
+    )
+    .await;
+    (novel, chapters)
+}
+
+/// The model writes a dead man speaking in chapters 2 and 3: `stopOn: ERROR` stops after
+/// chapter 2 (stored and remembered, the batch FAILED naming the chapter and the issue);
+/// `stopOn: NEVER` writes both.
+async fn a_continuity_error(backend: Backend, stop_on: &str) {
+    use crate::validation::GHOST;
+    let (app, fake) = app(backend, writing(GHOST)).await;
+    fake.script("primary", extraction(empty_answer()));
+    fake.script("primary", writing(GHOST));
+    fake.script("primary", extraction(empty_answer()));
+    let (novel, chapters) = winter(&app).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 2, "toSeq": 3, "targetWords": 50,
+                           "stopOn": stop_on } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"].as_str().unwrap();
+    let done = wait_final(&app, id).await;
+    let two = app.ok(CHAPTER, json!({ "c": chapters[1] })).await["chapter"].clone();
+    assert!(
+        two["content"].as_str().unwrap().contains("said Lord Stark"),
+        "chapter 2 is stored: {two}"
+    );
+    let three = app.ok(CHAPTER, json!({ "c": chapters[2] })).await["chapter"].clone();
+    let kids = children(&app, &novel).await;
+    if stop_on == "ERROR" {
+        assert_eq!(done["status"], "FAILED", "{done}");
+        let error = done["error"].as_str().unwrap();
+        assert!(
+            error.contains("chapter 2") && error.contains("DEAD_CHARACTER"),
+            "names the chapter and the issue: {error}"
+        );
+        assert!(error.contains("Lord Stark"), "{error}");
+        assert_eq!(three["content"], "", "chapter 3 is not written: {three}");
+        assert_eq!(kids.len(), 1, "{kids:?}");
+        assert_eq!(writes(&fake).len(), 1);
+    } else {
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(done["progress"], json!({ "done": 2, "total": 2 }));
+        assert!(
+            three["content"]
+                .as_str()
+                .unwrap()
+                .contains("said Lord Stark"),
+            "{three}"
+        );
+        assert_eq!(kids.len(), 2, "{kids:?}");
+    }
+    // Chapter 2 was remembered before the batch went on or stopped.
+    let memory = "query($n: ID!) { novel(id: $n) { memoryProgress { extractedChapters } } }";
+    let p = app.ok(memory, json!({ "n": novel })).await;
+    let want = if stop_on == "ERROR" { 1 } else { 2 };
+    assert_eq!(
+        p["novel"]["memoryProgress"]["extractedChapters"], want,
+        "{p}"
+    );
 }
 
 /// Chapter 2's prompt has the summary that only chapter 1's memory job established: the
@@ -293,6 +382,8 @@ macro_rules! on_both {
 }
 
 on_both!(
+    stop_on_error => |b| a_continuity_error(b, "ERROR"),
+    stop_on_never => |b| a_continuity_error(b, "NEVER"),
     remembered_in_order => the_next_chapter_knows_what_the_last_established,
 );
 

@@ -13,16 +13,18 @@
 //! never goes back. A batch the queue gives up on hands the memory jobs it recorded but
 //! did not finish to the queue.
 //!
-//! A chapter that fails, or whose memory fails: with `stopOn: ERROR` the parent ends
-//! FAILED naming the chapter and why, and no later chapter is written; with
-//! `stopOn: NEVER` failures are noted in the parent's error and the batch goes on. A user cancelling the parent stops the chapter being
+//! A chapter that fails, whose memory fails, or (with `stopOn: ERROR`) whose continuity
+//! check — the report the writer stored for the version — has an issue of severity
+//! ERROR: with `stopOn: ERROR` the parent ends FAILED naming the chapter and why, and no
+//! later chapter is written; with `stopOn: NEVER` failures are noted in the parent's
+//! error and the batch goes on. A user cancelling the parent stops the chapter being
 //! written (left as it was) and the rest; a chapter already stored is still remembered.
 
 use super::generation::{announce, queued_job};
 use super::now;
 use super::runner::{JobRunner, RunOutcome, StopReason};
 use crate::StoreError;
-use crate::ids::ChapterId;
+use crate::ids::{ChapterId, TenantId};
 use crate::model::*;
 use std::future::Future;
 use std::pin::Pin;
@@ -156,11 +158,19 @@ impl JobRunner {
             }
             RunOutcome::Retry(why) => return Step::Stop(RunOutcome::Retry(why)),
         }
-        if let Err(step) = self
+        let version = match self
             .remember_in_line(parent, chapter.id, stop.as_mut())
             .await
         {
-            return step;
+            Ok(v) => v,
+            Err(step) => return step,
+        };
+        if spec.stop_on_error {
+            match self.continuity_error(tenant, chapter.id, version).await {
+                Ok(None) => {}
+                Ok(Some(why)) => return Step::Failed(why),
+                Err(e) => return Step::Stop(RunOutcome::Retry(e.to_string())),
+            }
         }
         Step::Done
     }
@@ -240,6 +250,30 @@ impl JobRunner {
                 "the chapter's memory job has not ended".into(),
             ))),
         }
+    }
+
+    /// The first issue of severity ERROR in the report stored for the chapter version,
+    /// described for the batch's error.
+    async fn continuity_error(
+        &self,
+        tenant: TenantId,
+        chapter: ChapterId,
+        version: i32,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(v) = self.store.get_validation(tenant, chapter, version).await? else {
+            return Ok(None);
+        };
+        Ok(v.report
+            .issues
+            .iter()
+            .find(|i| i.severity == Severity::Error)
+            .map(|i| match &i.span {
+                Some(s) => format!(
+                    "continuity error {}: {} (\"{}\")",
+                    i.kind, i.message, s.text
+                ),
+                None => format!("continuity error {}: {}", i.kind, i.message),
+            }))
     }
 
     /// Records and announces the batch's progress, unless an earlier attempt got
