@@ -117,6 +117,41 @@ fn writes(fake: &FakeOpenAi) -> usize {
         .count()
 }
 
+/// A novel of `n` chapters (outlines only) and a batch writing them all (60 words
+/// each); returns (novel, batch job).
+async fn batch_of(url: &str, key: &str, n: i64) -> (String, String) {
+    let d = gql(
+        url,
+        key,
+        "mutation { createNovel(input: { title: \"Crash\" }) { novel { id } } }",
+        json!({}),
+    )
+    .await;
+    let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
+    for seq in 1..=n {
+        gql(
+            url,
+            key,
+            "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
+            json!({ "i": { "novelId": novel, "seq": seq, "title": format!("Part {seq}"),
+                           "outline": format!("The tide turns, part {seq}.") } }),
+        )
+        .await;
+    }
+    let d = gql(
+        url,
+        key,
+        "mutation($i: GenerateChaptersInput!) { generateChapters(input: $i) { job { id } } }",
+        json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": n, "targetWords": 60 } }),
+    )
+    .await;
+    let batch = d["generateChapters"]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (novel, batch)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_killed_mid_chapter_resumes_in_a_new_worker() {
     let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
@@ -137,35 +172,7 @@ async fn a_batch_killed_mid_chapter_resumes_in_a_new_worker() {
     let key = key.unwrap();
     let mut doomed = cluster.worker("w1");
     let url = api.url();
-    let d = gql(
-        url,
-        &key,
-        "mutation { createNovel(input: { title: \"Crash\" }) { novel { id } } }",
-        json!({}),
-    )
-    .await;
-    let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
-    for seq in 1..=4 {
-        gql(
-            url,
-            &key,
-            "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
-            json!({ "i": { "novelId": novel, "seq": seq, "title": format!("Part {seq}"),
-                           "outline": format!("The tide turns, part {seq}.") } }),
-        )
-        .await;
-    }
-    let d = gql(
-        url,
-        &key,
-        "mutation($i: GenerateChaptersInput!) { generateChapters(input: $i) { job { id } } }",
-        json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 4, "targetWords": 60 } }),
-    )
-    .await;
-    let batch = d["generateChapters"]["job"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (novel, batch) = batch_of(url, &key, 4).await;
     let mut progress = Progress::follow(url, &key, &batch);
 
     // Chapter 1 stored and remembered; chapter 2 streaming: a few of its chunks out.
@@ -217,6 +224,74 @@ async fn a_batch_killed_mid_chapter_resumes_in_a_new_worker() {
     // started over: 5 writing requests (1, 2 killed, 2 continued, 3, 4), 4 extractions.
     assert_eq!(writes(&fake), 5);
     assert_eq!(fake.requests_for("primary").len(), 9);
+}
+
+/// Killed while it remembers chapter 1 (the extraction streams slowly), the batch
+/// remembers chapter 1 in the new worker before it writes chapter 2, whose prompt has
+/// what chapter 1's memory established.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_killed_while_it_remembers_a_chapter_remembers_it_first_in_a_new_worker() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let mut answer = empty_answer();
+    answer["summary"] = json!("Captain Orla Vance seized the lighthouse at Skarn.");
+    fake.script("primary", FakeStream::new(words(60)));
+    fake.script(
+        "primary",
+        extraction(answer.clone()).interval(Duration::from_millis(200)),
+    );
+    fake.script("primary", extraction(answer));
+    fake.script("primary", FakeStream::new(words(60)));
+    fake.script("primary", extraction(empty_answer()));
+    let cluster = Cluster::new(&fake).await;
+    let (api, key) = cluster.serve("api", false, true);
+    let key = key.unwrap();
+    let mut doomed = cluster.worker("w1");
+    let url = api.url();
+    let (novel, batch) = batch_of(url, &key, 2).await;
+    let progress = Progress::follow(url, &key, &batch);
+    // Chapter 1 written; its extraction under way.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while fake.requests_for("primary").len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no extraction");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    doomed.kill();
+    assert_eq!(progress.last(), Some(0), "killed before chapter 1 was done");
+
+    let _replacement = cluster.worker("w2");
+    let (job, seen) = progress.end().await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(job["progress"], json!({ "done": 2, "total": 2 }));
+    assert_never_back(&seen);
+    let got = chapters(url, &key, &novel).await;
+    assert_eq!(got.len(), 2);
+    for c in &got {
+        assert_eq!(sources(c), ["GENERATION"], "written once: {c}");
+    }
+    // Chapter 1 written once and extracted twice (the first extraction died with its
+    // worker), before chapter 2 was written, with chapter 1's summary in its prompt.
+    let requests = fake.requests_for("primary");
+    assert_eq!(requests.len(), 5);
+    let json = |i: usize| {
+        !requests[i]
+            .body
+            .get("response_format")
+            .is_none_or(Value::is_null)
+    };
+    assert_eq!(
+        (0..5).map(json).collect::<Vec<_>>(),
+        [false, true, true, false, true]
+    );
+    let prompt: String = requests[3]
+        .messages()
+        .into_iter()
+        .map(|(_, content)| content)
+        .collect();
+    assert!(
+        prompt.contains("Captain Orla Vance seized the lighthouse at Skarn."),
+        "{prompt}"
+    );
 }
 
 /// A `psql` session holding advisory lock 4242: a trigger makes the insert of chapter
