@@ -3,7 +3,7 @@
 //! stored and remembered: its prompt knows what the previous chapter's memory
 //! established), the same idempotency key returns the same batch, a missing chapter is a
 //! clear error, cancelling the parent stops the chapters not yet written, and a
-//! continuity error stops the batch when `stopOn: ERROR`.
+//! continuity error or a chapter whose memory fails stops the batch when `stopOn: ERROR`.
 
 use crate::helpers::{Backend, TestApp};
 use crate::memory::{empty_answer, extraction};
@@ -365,6 +365,43 @@ async fn the_next_chapter_knows_what_the_last_established(backend: Backend) {
     );
 }
 
+/// The model answers chapter 1's memory extraction with prose, not JSON: chapter 1 stays
+/// stored; `stopOn: ERROR` stops there saying why, `stopOn: NEVER` writes chapter 2 and
+/// notes the failure.
+async fn a_memory_failure(backend: Backend, stop_on: &str) {
+    let (app, fake) = app(backend, FakeStream::new(prose(60))).await;
+    for reply in [prose(60), prose(60), prose(60)] {
+        fake.script("primary", FakeStream::new(reply));
+    }
+    let (novel, chapters) = novel_of(&app, 2).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 2, "targetWords": 60,
+                           "stopOn": stop_on } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"].as_str().unwrap();
+    let done = wait_final(&app, id).await;
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("chapter 1: its memory failed"),
+        "says why: {done}"
+    );
+    let one = app.ok(CHAPTER, json!({ "c": chapters[0] })).await["chapter"].clone();
+    assert_eq!(one["version"], 1, "chapter 1 stays stored: {one}");
+    let two = app.ok(CHAPTER, json!({ "c": chapters[1] })).await["chapter"].clone();
+    if stop_on == "ERROR" {
+        assert_eq!(done["status"], "FAILED", "{done}");
+        assert_eq!(two["content"], "", "{two}");
+        assert_eq!(writes(&fake).len(), 1);
+    } else {
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(two["version"], 1, "{two}");
+        assert!(error.contains("chapter 2: its memory failed"), "{done}");
+    }
+}
+
 macro_rules! on_both {
     ($($name:ident => $body:expr),* $(,)?) => {$(
         mod $name {
@@ -385,6 +422,8 @@ on_both!(
     stop_on_error => |b| a_continuity_error(b, "ERROR"),
     stop_on_never => |b| a_continuity_error(b, "NEVER"),
     remembered_in_order => the_next_chapter_knows_what_the_last_established,
+    memory_fails_stop_on_error => |b| a_memory_failure(b, "ERROR"),
+    memory_fails_stop_on_never => |b| a_memory_failure(b, "NEVER"),
 );
 
 mod in_order {
