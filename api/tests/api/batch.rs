@@ -1,16 +1,19 @@
 //! Batch generation: `generateChapters` writes a range of chapters in order through one
 //! parent job with a child job per chapter (each child starts after the previous one is
-//! stored), the same idempotency key returns the same batch, a missing chapter is a clear
-//! error, and cancelling the parent stops the chapters not yet written.
+//! stored and remembered: its prompt knows what the previous chapter's memory
+//! established), the same idempotency key returns the same batch, a missing chapter is a
+//! clear error, cancelling the parent stops the chapters not yet written, and a
+//! continuity error or a chapter whose memory fails stops the batch when `stopOn: ERROR`.
 
 use crate::helpers::{Backend, TestApp};
+use crate::memory::{empty_answer, extraction};
 use serde_json::{Value, json};
 use std::time::Duration;
 use znovel_infra::llm::testing::{FakeOpenAi, FakeStream};
 
 const BATCH: &str = "mutation($i: GenerateChaptersInput!) { generateChapters(input: $i) { job { id kind status chapterId } } }";
-const JOB: &str =
-    "query($j: ID!) { generationJob(id: $j) { status error promptTokens completionTokens } }";
+const JOB: &str = "query($j: ID!) { generationJob(id: $j) { status error promptTokens \
+    completionTokens progress { done total } } }";
 const JOBS: &str = "query($n: ID!) { generationJobs(novelId: $n, first: 100) { edges { node { id kind status chapterId startedAt finishedAt chapter { seq } } } } }";
 const CHAPTER: &str = "query($c: ID!) { chapter(id: $c) { content version } }";
 
@@ -92,7 +95,14 @@ async fn children(app: &TestApp, novel: &str) -> Vec<Value> {
 }
 
 async fn writes_in_order(backend: Backend) {
-    let (app, _fake) = app(backend, FakeStream::new(prose(60)).usage(30, 60)).await;
+    // Each chapter is written, then its memory extracted, before the next one.
+    let (app, fake) = app(backend, FakeStream::new(prose(60)).usage(30, 60)).await;
+    for last in [false, false, true] {
+        fake.script("primary", extraction(empty_answer()));
+        if !last {
+            fake.script("primary", FakeStream::new(prose(60)).usage(30, 60));
+        }
+    }
     let (novel, chapters) = novel_of(&app, 3).await;
     let input = json!({ "novelId": novel, "fromSeq": 1, "toSeq": 3, "targetWords": 60, "idempotencyKey": "batch-1" });
     let d = app.ok(BATCH, json!({ "i": input })).await;
@@ -109,6 +119,8 @@ async fn writes_in_order(backend: Backend) {
 
     let done = wait_final(&app, &id).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(done["progress"], json!({ "done": 3, "total": 3 }), "{done}");
     assert_eq!(
         done["completionTokens"], 180,
         "the children's tokens: {done}"
@@ -220,6 +232,199 @@ async fn cancel_stops_the_rest(backend: Backend) {
         assert_eq!(ch["content"], "", "left as it was: {ch}");
     }
 }
+
+/// The fake model writing `text`, a word at a time.
+fn writing(text: &str) -> FakeStream {
+    FakeStream::new(
+        text.split_inclusive(' ')
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The requests that wrote chapters (not the memory extractions, which ask for JSON).
+fn writes(fake: &FakeOpenAi) -> Vec<String> {
+    fake.requests_for("primary")
+        .into_iter()
+        .filter(|r| r.body.get("response_format").is_none_or(Value::is_null))
+        .map(|r| {
+            r.messages()
+                .into_iter()
+                .map(|(_, content)| content)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+/// A novel of three chapters (outlines only) where Ned Stark, alias Lord Stark, dies in
+/// chapter 1; returns (novel, chapter ids).
+async fn winter(app: &TestApp) -> (String, Vec<String>) {
+    let (novel, chapters) = novel_of(app, 3).await;
+    let ned = app
+        .ok(
+            "mutation($i: CreateEntityInput!) { createEntity(input: $i) { entity { id } } }",
+            json!({ "i": { "novelId": novel, "name": "Ned Stark", "kind": "CHARACTER",
+                           "aliases": ["Lord Stark"] } }),
+        )
+        .await["createEntity"]["entity"]["id"]
+        .clone();
+    app.ok(
+        "mutation($i: RecordEntityStateInput!) { recordEntityState(input: $i) { entityState { id } } }",
+        json!({ "i": { "entityId": ned, "chapterId": chapters[0], "state": "beheaded", "vital": "DEAD" } }),
+    )
+    .await;
+    (novel, chapters)
+}
+
+/// The model writes a dead man speaking in chapters 2 and 3: `stopOn: ERROR` stops after
+/// chapter 2 (stored and remembered, the batch FAILED naming the chapter and the issue);
+/// `stopOn: NEVER` writes both.
+async fn a_continuity_error(backend: Backend, stop_on: &str) {
+    use crate::validation::GHOST;
+    let (app, fake) = app(backend, writing(GHOST)).await;
+    fake.script("primary", extraction(empty_answer()));
+    fake.script("primary", writing(GHOST));
+    fake.script("primary", extraction(empty_answer()));
+    let (novel, chapters) = winter(&app).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 2, "toSeq": 3, "targetWords": 50,
+                           "stopOn": stop_on } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"].as_str().unwrap();
+    let done = wait_final(&app, id).await;
+    let two = app.ok(CHAPTER, json!({ "c": chapters[1] })).await["chapter"].clone();
+    assert!(
+        two["content"].as_str().unwrap().contains("said Lord Stark"),
+        "chapter 2 is stored: {two}"
+    );
+    let three = app.ok(CHAPTER, json!({ "c": chapters[2] })).await["chapter"].clone();
+    let kids = children(&app, &novel).await;
+    if stop_on == "ERROR" {
+        assert_eq!(done["status"], "FAILED", "{done}");
+        let error = done["error"].as_str().unwrap();
+        assert!(
+            error.contains("chapter 2") && error.contains("DEAD_CHARACTER"),
+            "names the chapter and the issue: {error}"
+        );
+        assert!(error.contains("Lord Stark"), "{error}");
+        assert_eq!(three["content"], "", "chapter 3 is not written: {three}");
+        assert_eq!(kids.len(), 1, "{kids:?}");
+        assert_eq!(writes(&fake).len(), 1);
+    } else {
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(done["progress"], json!({ "done": 2, "total": 2 }));
+        assert!(
+            three["content"]
+                .as_str()
+                .unwrap()
+                .contains("said Lord Stark"),
+            "{three}"
+        );
+        assert_eq!(kids.len(), 2, "{kids:?}");
+    }
+    // Chapter 2 was remembered before the batch went on or stopped.
+    let memory = "query($n: ID!) { novel(id: $n) { memoryProgress { extractedChapters } } }";
+    let p = app.ok(memory, json!({ "n": novel })).await;
+    let want = if stop_on == "ERROR" { 1 } else { 2 };
+    assert_eq!(
+        p["novel"]["memoryProgress"]["extractedChapters"], want,
+        "{p}"
+    );
+}
+
+/// Chapter 2's prompt has the summary that only chapter 1's memory job established: the
+/// batch waited for it.
+async fn the_next_chapter_knows_what_the_last_established(backend: Backend) {
+    let (app, fake) = app(backend, FakeStream::new(prose(60))).await;
+    let mut answer = empty_answer();
+    answer["summary"] = json!("Captain Orla Vance seized the lighthouse at Skarn.");
+    fake.script("primary", extraction(answer));
+    fake.script("primary", FakeStream::new(prose(60)));
+    fake.script("primary", extraction(empty_answer()));
+    let (novel, _) = novel_of(&app, 2).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 2, "targetWords": 60 } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"].as_str().unwrap();
+    let done = wait_final(&app, id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let prompts = writes(&fake);
+    assert_eq!(prompts.len(), 2, "{prompts:?}");
+    assert!(!prompts[0].contains("Orla Vance"), "{}", prompts[0]);
+    assert!(
+        prompts[1].contains("Captain Orla Vance seized the lighthouse at Skarn."),
+        "chapter 2's prompt knows what chapter 1 established: {}",
+        prompts[1]
+    );
+}
+
+/// The model answers chapter 1's memory extraction with prose, not JSON: chapter 1 stays
+/// stored; `stopOn: ERROR` stops there saying why, `stopOn: NEVER` writes chapter 2 and
+/// notes the failure.
+async fn a_memory_failure(backend: Backend, stop_on: &str) {
+    let (app, fake) = app(backend, FakeStream::new(prose(60))).await;
+    for reply in [prose(60), prose(60), prose(60)] {
+        fake.script("primary", FakeStream::new(reply));
+    }
+    let (novel, chapters) = novel_of(&app, 2).await;
+    let d = app
+        .ok(
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 1, "toSeq": 2, "targetWords": 60,
+                           "stopOn": stop_on } }),
+        )
+        .await;
+    let id = d["generateChapters"]["job"]["id"].as_str().unwrap();
+    let done = wait_final(&app, id).await;
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("chapter 1: its memory failed"),
+        "says why: {done}"
+    );
+    let one = app.ok(CHAPTER, json!({ "c": chapters[0] })).await["chapter"].clone();
+    assert_eq!(one["version"], 1, "chapter 1 stays stored: {one}");
+    let two = app.ok(CHAPTER, json!({ "c": chapters[1] })).await["chapter"].clone();
+    if stop_on == "ERROR" {
+        assert_eq!(done["status"], "FAILED", "{done}");
+        assert_eq!(two["content"], "", "{two}");
+        assert_eq!(writes(&fake).len(), 1);
+    } else {
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(two["version"], 1, "{two}");
+        assert!(error.contains("chapter 2: its memory failed"), "{done}");
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident => $body:expr),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    stop_on_error => |b| a_continuity_error(b, "ERROR"),
+    stop_on_never => |b| a_continuity_error(b, "NEVER"),
+    remembered_in_order => the_next_chapter_knows_what_the_last_established,
+    memory_fails_stop_on_error => |b| a_memory_failure(b, "ERROR"),
+    memory_fails_stop_on_never => |b| a_memory_failure(b, "NEVER"),
+);
 
 mod in_order {
     use super::*;

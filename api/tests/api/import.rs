@@ -2,7 +2,8 @@
 //! request) and writes nothing; `importManuscript` stores it, creates or appends to a
 //! novel and queues an IMPORT job that creates the chapters (revision source IMPORT) with
 //! progress. Round trips export → import for EPUB, Markdown and TXT (English and
-//! Chinese); a GB18030 Chinese TXT of 100 chapters; bad files refused before anything is
+//! Chinese); a GB18030 Chinese TXT of 100 chapters, split right and its facts recalled
+//! afterwards; bad files refused before anything is
 //! written; a worker stopped mid-import resumes without duplicating a chapter.
 
 use crate::helpers::{Backend, TestApp};
@@ -325,18 +326,45 @@ fn chinese_number(n: usize) -> String {
     }
 }
 
+/// The fact chapter `n` of the GB18030 manuscript states, and it alone: whom Lin Yuan
+/// met and where (a name and a place of its own).
+fn fact(n: usize) -> String {
+    const SURNAMES: [&str; 10] = ["赵", "钱", "孙", "李", "周", "吴", "郑", "王", "冯", "陈"];
+    const GIVEN: [&str; 10] = [
+        "子安", "明远", "若水", "青山", "听雪", "知秋", "慕白", "长风", "星河", "云舒",
+    ];
+    const PLACES: [&str; 10] = ["东", "南", "西", "北", "金", "木", "水", "火", "云", "石"];
+    const KINDS: [&str; 10] = ["桥", "城", "岭", "湾", "村", "渡", "关", "港", "堡", "林"];
+    let i = n - 1;
+    format!(
+        "他在{}{}遇见了{}{}。",
+        PLACES[i % 10],
+        KINDS[i / 10],
+        SURNAMES[i / 10],
+        GIVEN[i % 10]
+    )
+}
+
+/// A GB18030 Chinese TXT of 100 chapters in two volumes is split right, and a fact only
+/// its chapter 57 states is recalled from that chapter once memory has read the book.
 async fn gb18030_hundred_chapters(backend: Backend) {
-    let (app, _fake) = app(backend, None).await;
+    let (app, fake) = app(backend, None).await;
+    fake.script(
+        "primary",
+        crate::memory::extraction(crate::memory::empty_answer()),
+    );
     let mut text = String::from("《长夜》\n作者：测试\n\n第一卷 北境\n");
     for i in 1..=100 {
         if i == 51 {
             text.push_str("第二卷 南疆\n");
         }
         text.push_str(&format!(
-            "第{}章 风雪{i}\n　　林远在第{i}天走进了雪原。\n　　他没有回头。\n\n",
-            chinese_number(i)
+            "第{}章 风雪{i}\n　　林远在第{i}天走进了雪原。\n　　{}\n\n",
+            chinese_number(i),
+            fact(i)
         ));
     }
+    assert_eq!(fact(57), "他在水渡遇见了吴慕白。");
     let (bytes, _, lossy) = encoding_rs::GB18030.encode(&text);
     assert!(!lossy);
     assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
@@ -363,7 +391,7 @@ async fn gb18030_hundred_chapters(backend: Backend) {
         assert_eq!(*title, format!("第{}章 风雪{n}", chinese_number(n)));
         assert_eq!(
             *content,
-            format!("林远在第{n}天走进了雪原。\n\n他没有回头。")
+            format!("林远在第{n}天走进了雪原。\n\n{}", fact(n))
         );
         let want = if n <= 50 {
             "第一卷 北境"
@@ -376,6 +404,25 @@ async fn gb18030_hundred_chapters(backend: Backend) {
     assert_eq!(d["novel"]["title"], "长夜");
     assert_eq!(d["novel"]["language"], "zh-CN");
     assert_eq!(d["novel"]["description"], "作者：测试");
+
+    // Memory read every imported chapter; whom Lin Yuan met at Shuidu is told by
+    // chapter 57 alone.
+    let progress = crate::memory::remembered(&app, &novel).await;
+    assert_eq!(progress["indexedChapters"], 100, "{progress}");
+    assert_eq!(progress["failedChapters"], 0, "{progress}");
+    for mode in ["HYBRID", "KEYWORD"] {
+        let hits = crate::memory::recall(&app, &novel, "吴慕白", None, mode).await;
+        let top = &hits[0];
+        assert_eq!(top["chapterSeq"], 57, "{mode}: {hits:#?}");
+        assert_eq!(top["chapter"]["title"], "第五十七章 风雪57");
+        assert!(
+            top["text"]
+                .as_str()
+                .unwrap()
+                .contains("他在水渡遇见了吴慕白。"),
+            "{top}"
+        );
+    }
 }
 
 async fn append_and_no_headings(backend: Backend) {

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod batch;
 mod binary;
+mod crash;
 mod dense_recall;
 mod faults;
 mod files;

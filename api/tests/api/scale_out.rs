@@ -61,6 +61,12 @@ impl Proc {
     pub(crate) fn url(&self) -> &str {
         self.url.as_deref().unwrap()
     }
+
+    /// SIGKILL: no hand-back, no clean-up; its deliveries stay pending in the queue.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
 }
 
 impl Cluster {
@@ -153,8 +159,13 @@ impl Cluster {
         (p, key)
     }
 
+    /// The URL of the deployment's database.
+    pub(crate) fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     /// `znovel worker`.
-    fn worker(&self, name: &str) -> Proc {
+    pub(crate) fn worker(&self, name: &str) -> Proc {
         let mut c = self.command(name, true);
         c.args([
             "worker",
@@ -218,7 +229,7 @@ pub(crate) async fn subscribe(url: &str, key: &str, job: &str, after: Option<i64
 }
 
 /// The next event of the subscription: `Ok(chunk)` or `Err(final event)`.
-async fn next_event(ws: &mut Ws) -> Result<(i64, String), Value> {
+pub(crate) async fn next_event(ws: &mut Ws) -> Result<(i64, String), Value> {
     let msg = tokio::time::timeout(Duration::from_secs(30), next_json(ws))
         .await
         .expect("the stream progresses");

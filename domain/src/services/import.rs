@@ -422,15 +422,24 @@ impl JobRunner {
         }
         for (i, c) in manuscript.chapters.iter().enumerate() {
             let volume = c.volume.and_then(|v| volumes.get(v).copied());
+            // A resumed job passes the chapters an earlier attempt created: its progress
+            // stays where it was until this attempt gets further.
             let progress = JobProgress {
                 done: i as i32 + 1,
                 total,
             };
+            let further = job.progress.is_none_or(|p| p.done < progress.done);
             // Each chapter races the stop signal (a cancel, or the worker shutting down):
             // a chapter interrupted half-way is found (or created) by the next attempt.
             let outcome = {
-                let step =
-                    std::pin::pin!(self.import_step(&job, i, c, volume, &file.name, progress));
+                let step = std::pin::pin!(self.import_step(
+                    &job,
+                    i,
+                    c,
+                    volume,
+                    &file.name,
+                    further.then_some(progress)
+                ));
                 match futures_util::future::select(stop.as_mut(), step).await {
                     Either::Left((reason, _)) => Err(Ok(reason)),
                     Either::Right((result, _)) => result.map_err(Err),
@@ -449,8 +458,10 @@ impl JobRunner {
                 Err(Err(Step::Fail(why))) => return self.fail(job, 0, why).await,
                 Err(Err(Step::Retry(why))) => return RunOutcome::Retry(why),
             }
-            job.progress = Some(progress);
-            announce(&*self.events, &job, JobStatus::Running).await;
+            if further {
+                job.progress = Some(progress);
+                announce(&*self.events, &job, JobStatus::Running).await;
+            }
         }
         job.status = JobStatus::Succeeded;
         job.finished_at = Some(now());
@@ -464,7 +475,8 @@ impl JobRunner {
         }
     }
 
-    /// Creates (or finds) one chapter, gives it to memory, and records the progress.
+    /// Creates (or finds) one chapter, gives it to memory, and records the progress
+    /// (if any: not while a resumed job passes what an earlier attempt did).
     async fn import_step(
         &self,
         job: &GenerationJob,
@@ -472,7 +484,7 @@ impl JobRunner {
         c: &ManuscriptChapter,
         volume: Option<VolumeId>,
         file_name: &str,
-        progress: JobProgress,
+        progress: Option<JobProgress>,
     ) -> Result<(), Step> {
         let chapter = self
             .import_chapter(job, ordinal, c, volume, file_name)
@@ -483,6 +495,9 @@ impl JobRunner {
         {
             tracing::warn!(chapter = %chapter.id, error = %e, "memory job of an imported chapter not queued");
         }
+        let Some(progress) = progress else {
+            return Ok(());
+        };
         self.jobs
             .set_job_progress(job.tenant_id, job.id, progress)
             .await

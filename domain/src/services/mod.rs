@@ -4,6 +4,7 @@
 
 mod admin;
 mod batch;
+mod batch_run;
 mod export;
 pub mod extract;
 mod files;

@@ -14,6 +14,9 @@
 //! 5. store content + revision + job result + usage in one transaction, then end the
 //!    stream and queue the memory job of the new version. A failed or cancelled job
 //!    leaves the chapter as it was.
+//!
+//! A batch (`batch_run.rs`) runs its chapters' jobs and their memory jobs itself, in
+//! order.
 
 use super::memory_job::{MemoryJobs, MemoryOutcome};
 use super::now;
@@ -183,7 +186,7 @@ impl JobRunner {
     }
 
     /// Runs a memory job.
-    async fn remember(
+    pub(super) async fn remember(
         &self,
         mut job: GenerationJob,
         stop: impl Future<Output = StopReason> + Send,
@@ -284,6 +287,9 @@ impl JobRunner {
         {
             if let (JobKind::ExtractMemory, Some(m)) = (job.kind, &self.memory) {
                 m.jobs.give_up(msg.tenant_id, &job, reason).await;
+            }
+            if job.input.batch.is_some() {
+                self.hand_over_memory(&job).await;
             }
             job.status = JobStatus::Failed;
             job.error = Some(reason.to_owned());

@@ -48,8 +48,37 @@ impl Scheduler {
             JobKind::ExtractMemory,
             key,
             by,
+            true,
         )
         .await
+    }
+
+    /// Records the memory job of the chapter's current version without queuing it: the
+    /// caller runs it itself (a batch remembers each chapter before it writes the next).
+    /// Returns the job — the existing one when this version was recorded or queued
+    /// already. A caller that cannot finish it hands it to the queue with
+    /// [`Scheduler::hand_over`].
+    pub async fn record_memory(
+        &self,
+        c: &Chapter,
+        by: Option<UserId>,
+    ) -> Result<GenerationJob, Error> {
+        let key = format!("memory:{}:{}:{}", c.id, c.version, c.seq);
+        self.queue_once(
+            c.tenant_id,
+            c.novel_id,
+            Some(c),
+            JobKind::ExtractMemory,
+            key,
+            by,
+            false,
+        )
+        .await
+    }
+
+    /// Queues a job recorded with [`Scheduler::record_memory`], for a worker to run.
+    pub async fn hand_over(&self, job: &GenerationJob) -> Result<(), Error> {
+        Ok(enqueue_or_fail(&*self.jobs, &*self.queue, job).await?)
     }
 
     /// Queues the validation job of the chapter's current version (after its memory job:
@@ -57,10 +86,20 @@ impl Scheduler {
     /// this version was queued already.
     pub async fn validate(&self, c: &Chapter, by: Option<UserId>) -> Result<GenerationJob, Error> {
         let key = format!("validate:{}:{}:{}", c.id, c.version, c.seq);
-        self.queue_once(c.tenant_id, c.novel_id, Some(c), JobKind::Validate, key, by)
-            .await
+        self.queue_once(
+            c.tenant_id,
+            c.novel_id,
+            Some(c),
+            JobKind::Validate,
+            key,
+            by,
+            true,
+        )
+        .await
     }
 
+    /// Records the job under `key` (once) and, with `enqueue`, queues it.
+    #[allow(clippy::too_many_arguments)]
     async fn queue_once(
         &self,
         tenant: TenantId,
@@ -69,6 +108,7 @@ impl Scheduler {
         kind: JobKind,
         key: String,
         by: Option<UserId>,
+        enqueue: bool,
     ) -> Result<GenerationJob, Error> {
         let job = queued_job(
             tenant,
@@ -92,6 +132,10 @@ impl Scheduler {
                     .or_not_found("job");
             }
             Err(e) => return Err(e.into()),
+        }
+        if !enqueue {
+            announce(&*self.events, &job, JobStatus::Queued).await;
+            return Ok(job);
         }
         if let Err(e) = enqueue_or_fail(&*self.jobs, &*self.queue, &job).await {
             // The chapter's memory state says so too (its next change queues a new job).

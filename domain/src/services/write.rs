@@ -35,6 +35,18 @@ struct Streamed {
     round_start: bool,
 }
 
+/// What a job asks of the model, and what follows a stored chapter.
+struct Ask<'a> {
+    /// The prompt.
+    base: Vec<ChatMessage>,
+    /// Target length in words.
+    target: i64,
+    /// The novel's language.
+    language: &'a str,
+    /// Whether the memory job of the stored version is queued.
+    remember: bool,
+}
+
 enum StreamEnd {
     Done,
     Stopped(StopReason),
@@ -101,16 +113,33 @@ impl Live<'_> {
 }
 
 impl JobRunner {
-    /// Writes a chapter (DRAFT, CONTINUE, REWRITE, POLISH).
+    /// Writes a chapter (DRAFT, CONTINUE, REWRITE, POLISH) and queues the memory job of
+    /// the version it stored.
     pub(super) async fn write(
         &self,
         job: GenerationJob,
         stop: impl Future<Output = StopReason> + Send,
     ) -> RunOutcome {
+        self.write_then(job, stop, true).await
+    }
+
+    /// Writes a chapter; `remember`: queue the memory job of the version stored (a batch
+    /// runs it itself instead, before the next chapter).
+    pub(super) async fn write_then(
+        &self,
+        job: GenerationJob,
+        stop: impl Future<Output = StopReason> + Send,
+        remember: bool,
+    ) -> RunOutcome {
         match self.prepare(&job).await {
             Ok((ctx_messages, chapter, target, language)) => {
-                self.generate(job, chapter, ctx_messages, target, &language, stop)
-                    .await
+                let ask = Ask {
+                    base: ctx_messages,
+                    target,
+                    language: &language,
+                    remember,
+                };
+                self.generate(job, chapter, ask, stop).await
             }
             Err(Error::NotFound { resource }) => {
                 self.fail(job, 0, format!("the {resource} no longer exists"))
@@ -309,11 +338,15 @@ impl JobRunner {
         &self,
         mut job: GenerationJob,
         chapter: Chapter,
-        base: Vec<ChatMessage>,
-        target: i64,
-        language: &str,
+        ask: Ask<'_>,
         stop: impl Future<Output = StopReason> + Send,
     ) -> RunOutcome {
+        let Ask {
+            base,
+            target,
+            language,
+            remember,
+        } = ask;
         let (chapter_id, tenant) = (chapter.id, chapter.tenant_id);
         // Resume after what an earlier attempt streamed.
         let earlier = match self
@@ -445,7 +478,7 @@ impl JobRunner {
                     },
                 };
                 let outcome = self.complete(job, chapter, out, report).await;
-                if outcome == RunOutcome::Succeeded {
+                if remember && outcome == RunOutcome::Succeeded {
                     self.remember_written(chapter_id, tenant, by).await;
                 }
                 outcome

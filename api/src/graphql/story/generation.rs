@@ -182,7 +182,8 @@ impl GenerationJob {
         self.0.error.as_deref()
     }
     /// How far the job has come, for jobs that report it: an IMPORT counts the chapters
-    /// it created of all the manuscript's (updated after each chapter, announced in
+    /// it created of all the manuscript's, a batch (`generateChapters`) the chapters of
+    /// its range written and remembered (updated after each chapter, announced in
     /// `jobEvents` as RUNNING); null for other jobs.
     async fn progress(&self) -> Option<super::JobProgress> {
         self.0.progress.map(|p| super::JobProgress {
