@@ -11,7 +11,9 @@
 //     overridden from its environment;
 //   - Hive Gateway (npm), a second router implementation.
 // The same client session (lib/session.mjs: the checks of checks/, in order) runs through
-// each router, then against the all-in-one server, each as a tenant of its own. Every
+// each router, then against the all-in-one server, each as a tenant of its own. Uploads
+// and downloads go to the file service's own routes (`/files`, as the Ingress sends them):
+// Hive Router refuses GraphQL multipart requests (checks/file.mjs). Every
 // check's assertions hold on every deployment, and every router's transcript equals the
 // all-in-one server's, ids aside. Every subgraph the binary lists must be covered by a
 // check, and every role answers /health, /ready and /metrics.
@@ -108,8 +110,15 @@ async function main() {
 
   // The session through each router, then against the all-in-one server.
   const sessions = [
-    ...routers.map((r) => ({ kind: r.kind, label: r.label, http: r.http, key: tenants[r.kind], slug: `e2e-${r.kind}` })),
-    { kind: 'all-in-one', label: 'the all-in-one server', http: deployment.allInOne.graphql, key: allInOneKey, slug: 'e2e-all-in-one' },
+    ...routers.map((r) => ({ kind: r.kind, label: r.label, http: r.http, files: roles.file.base, key: tenants[r.kind], slug: `e2e-${r.kind}` })),
+    {
+      kind: 'all-in-one',
+      label: 'the all-in-one server',
+      http: deployment.allInOne.graphql,
+      files: deployment.allInOne.base,
+      key: allInOneKey,
+      slug: 'e2e-all-in-one',
+    },
   ];
   const results = {};
   for (const s of sessions) {

@@ -177,6 +177,8 @@ impl App {
                     live: LiveCredentials::new(auth.clone(), credential_events),
                     limits: RequestLimits::new(limiter, &settings.rate_limits),
                     files: files.clone(),
+                    generation: services.generation.clone(),
+                    file_routes: role.is_none_or(|r| r == Role::File),
                     auth,
                     metrics,
                     store: store.clone(),

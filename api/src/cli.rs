@@ -63,7 +63,7 @@ pub enum Command {
     /// Print the GraphQL schema (SDL): the public API, or one subgraph's federation SDL.
     PrintSchema {
         /// Print this subgraph's federation SDL instead (story-gen, memory, admin,
-        /// rag-retrieval, validator).
+        /// rag-retrieval, validator, file).
         #[arg(long, conflicts_with = "list_subgraphs")]
         subgraph: Option<String>,
         /// Print the name of every subgraph instead, one per line (also the
@@ -117,8 +117,8 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Run one service of the distributed deployment instead of all of them: story-gen,
-    /// memory, admin, rag-retrieval, validator (a federation subgraph each), file (no
-    /// GraphQL API yet), job-worker.
+    /// memory, admin, rag-retrieval, validator, file (a federation subgraph each),
+    /// job-worker.
     #[arg(long, value_name = "ROLE")]
     pub role: Option<Role>,
     /// Listen flags.

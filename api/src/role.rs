@@ -9,7 +9,7 @@
 //! | `admin` | the admin subgraph (also `node`/`nodes`) | no |
 //! | `rag-retrieval` | the rag-retrieval subgraph (`recall`) | no |
 //! | `validator` | the validator subgraph (`checkDraft`, `validateChapter`, `Chapter.validation`) | no |
-//! | `file` | no GraphQL API yet: `/health`, `/ready`, `/metrics` (export, `files` and `deleteFile` are served by story-gen, with `GET /files/{id}` downloads) | no |
+//! | `file` | the file subgraph (`files`, `previewImport`, `importManuscript`, `exportNovel`, `deleteFile`, `GenerationJob.file`) and the file routes (`POST /files`, `POST /files/import`, `GET /files/{id}`) | no |
 //! | `job-worker` | `/health`, `/ready`, `/metrics` (same as `znovel worker`) | yes |
 //!
 //! Every role serves `/health` and `/ready` on `ZNOVEL_LISTEN` and `/metrics` on
@@ -35,7 +35,8 @@ pub enum Role {
     /// The validator subgraph: continuity checking (`checkDraft`, `validateChapter`,
     /// `Chapter.validation`).
     Validator,
-    /// Import and export (no GraphQL API yet).
+    /// The file subgraph: stored files, manuscript import and book export, with the file
+    /// routes (uploads and downloads).
     File,
     /// Runs queued jobs; no GraphQL API.
     JobWorker,
@@ -61,7 +62,7 @@ impl Role {
             Role::Admin => graphql::ADMIN,
             Role::RagRetrieval => graphql::RAG_RETRIEVAL,
             Role::Validator => graphql::VALIDATOR,
-            Role::File => "file",
+            Role::File => graphql::FILE,
             Role::JobWorker => "job-worker",
         }
     }

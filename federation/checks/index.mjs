@@ -10,13 +10,14 @@
 
 import admin from './admin.mjs';
 import auth from './auth.mjs';
+import file from './file.mjs';
 import memory from './memory.mjs';
 import ragRetrieval from './rag-retrieval.mjs';
 import storyGen from './story-gen.mjs';
 import transports from './transports.mjs';
 import validator from './validator.mjs';
 
-export const CHECKS = [storyGen, memory, ragRetrieval, validator, admin, auth, transports];
+export const CHECKS = [storyGen, memory, ragRetrieval, validator, file, admin, auth, transports];
 
 /** The subgraphs of `subgraphs` that no check covers. */
 export function uncovered(subgraphs) {

@@ -14,7 +14,7 @@ import { listSubgraphs } from './compose.mjs';
 import { waitForHttp } from './processes.mjs';
 
 /** Roles that serve no GraphQL API yet, candidates for the probe-only check. */
-const NON_GRAPHQL_ROLES = ['file'];
+const NON_GRAPHQL_ROLES = [];
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {

@@ -8,10 +8,12 @@ import { endpointOf, httpClient } from './client.mjs';
 /**
  * Runs every check against the GraphQL endpoint `httpUrl` as the tenant whose admin API
  * key is `key`. `kind` is `router`, `gateway` or `all-in-one`; `label` names the
- * deployment in messages; `jwtSecret` is the deployment's JWT_SECRET. Returns
+ * deployment in messages; `jwtSecret` is the deployment's JWT_SECRET; `files` is the base
+ * URL of the file routes (`POST /files/import`, `GET /files/{id}`: the file service behind
+ * a router, as the Ingress routes `/files` in the cluster). Returns
  * `{ transcript, timings }`; a failing step throws with the response that failed.
  */
-export async function runSession(httpUrl, { kind, label, key, jwtSecret }) {
+export async function runSession(httpUrl, { kind, label, key, jwtSecret, files }) {
   const endpoint = endpointOf(httpUrl);
   const ctx = {
     kind,
@@ -19,6 +21,7 @@ export async function runSession(httpUrl, { kind, label, key, jwtSecret }) {
     key,
     jwtSecret,
     endpoint,
+    files,
     gql: httpClient(endpoint.http, { bearer: key }),
     httpAuth: { bearer: key },
     wsAuth: { Authorization: `Bearer ${key}` },

@@ -1,7 +1,7 @@
 //! The GraphQL layer: one module per domain service, each an Apollo Federation v2
 //! subgraph ([`story`] served as `story-gen`, [`memory`], [`admin`], [`retrieval`] served
-//! as `rag-retrieval`, [`validation`] served as `validator`), merged here into the
-//! gateway schema.
+//! as `rag-retrieval`, [`validation`] served as `validator`, [`file`]), merged here into
+//! the gateway schema.
 //!
 //! - [`build_schema`] builds the gateway schema the server serves (every subgraph merged,
 //!   plus [`root`]'s `node`/`nodes`), with depth and complexity limits.
@@ -16,6 +16,7 @@ pub mod admin;
 pub mod connection;
 pub mod context;
 pub mod errors;
+pub mod file;
 pub mod ids;
 pub mod memory;
 pub mod refs;
@@ -30,7 +31,7 @@ pub mod trusted;
 pub mod validation;
 
 pub use subgraph::{
-    ADMIN, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
+    ADMIN, FILE, MEMORY, RAG_RETRIEVAL, STORY_GEN, SUBGRAPHS, StorySubscription, SubgraphSchema,
     VALIDATOR, build_subgraph, subgraph_sdl,
 };
 

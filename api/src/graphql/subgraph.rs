@@ -3,7 +3,7 @@
 //!
 //! The subgraphs are named after the services (Kubernetes Deployments) that serve them:
 //! `story-gen` (the [`story`] module), `memory`, `admin`, `rag-retrieval` (the
-//! [`retrieval`] module) and `validator` (the [`validation`] module) — also their
+//! [`retrieval`] module), `validator` (the [`validation`] module) and `file` — also their
 //! `znovel serve --role` names.
 //!
 //! A subgraph's root types are named `Query`/`Mutation`/`Subscription` and described like
@@ -12,10 +12,11 @@
 //! `Event`, `Foreshadowing`); each registers its share of the `Node` interface; the
 //! admin subgraph also serves `node`/`nodes` (returning references to other subgraphs'
 //! objects). The validator contributes `Chapter.validation` to story-gen's `Chapter`
-//! entity, so story-gen's schema leaves that field out ([`WithoutValidatorFields`]). So
-//! the composed supergraph's API schema equals the gateway's [`sdl`](super::sdl).
+//! entity and the file subgraph `GenerationJob.file` to its `GenerationJob` entity, so
+//! story-gen's schema leaves those fields out ([`WithoutFieldsOwnedElsewhere`]). So the
+//! composed supergraph's API schema equals the gateway's [`sdl`](super::sdl).
 
-use super::{SchemaLimits, admin, limited, memory, retrieval, story, validation};
+use super::{SchemaLimits, admin, file, limited, memory, retrieval, story, validation};
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::parser::types::Field;
 use async_graphql::registry::{MetaType, Registry, SDLExportOptions};
@@ -38,9 +39,11 @@ pub const ADMIN: &str = "admin";
 pub const RAG_RETRIEVAL: &str = "rag-retrieval";
 /// The validator subgraph's name.
 pub const VALIDATOR: &str = "validator";
+/// The file subgraph's name.
+pub const FILE: &str = "file";
 
 /// The subgraphs, by name (also the `--role` names of the services that serve them).
-pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN, RAG_RETRIEVAL, VALIDATOR];
+pub const SUBGRAPHS: &[&str] = &[STORY_GEN, MEMORY, ADMIN, RAG_RETRIEVAL, VALIDATOR, FILE];
 
 // Root subscription type of the story-gen subgraph built alone (named and described like
 // the gateway's, so the composed supergraph equals it).
@@ -54,6 +57,7 @@ type Memory = Schema<memory::SubgraphQuery, memory::SubgraphMutation, EmptySubsc
 type Admin = Schema<admin::SubgraphQuery, admin::SubgraphMutation, EmptySubscription>;
 type Retrieval = Schema<retrieval::SubgraphQuery, EmptyMutation, EmptySubscription>;
 type Validator = Schema<validation::SubgraphQuery, validation::SubgraphMutation, EmptySubscription>;
+type File = Schema<file::SubgraphQuery, file::SubgraphMutation, EmptySubscription>;
 
 /// A federation subgraph schema builder with its share of `Node`.
 fn builder<Q, M, S, N>(query: Q, mutation: M, subscription: S) -> SchemaBuilder<Q, M, S>
@@ -81,21 +85,23 @@ where
 }
 
 /// The fields of story types that the gateway serves with the story but that another
-/// subgraph owns in the federation, by type: `Chapter.validation` is the validator's
-/// (an entity field of `Chapter` there).
-const FIELDS_OWNED_ELSEWHERE: &[(&str, &str)] = &[("Chapter", "validation")];
+/// subgraph owns in the federation, by type: `Chapter.validation` is the validator's and
+/// `GenerationJob.file` the file subgraph's (an entity field of `Chapter`, of
+/// `GenerationJob`, there).
+const FIELDS_OWNED_ELSEWHERE: &[(&str, &str)] =
+    &[("Chapter", "validation"), ("GenerationJob", "file")];
 
 /// Registered into the story-gen subgraph's schema, it takes [`FIELDS_OWNED_ELSEWHERE`]
-/// out of it, and the types only they used (`ValidationReport`): the story's `Chapter`
-/// type has them for the gateway, and story-gen must neither declare nor serve them (a
-/// router would otherwise see two subgraphs resolve `Chapter.validation`). It registers
-/// no type of its own; the fields' resolvers stay in the code but no query can select
-/// them, since a query is validated against the schema.
-pub(crate) struct WithoutValidatorFields;
+/// out of it, and the types only they used (`ValidationReport`, `StoredFile`): the
+/// story's `Chapter` and `GenerationJob` types have them for the gateway, and story-gen
+/// must neither declare nor serve them (a router would otherwise see two subgraphs resolve
+/// `Chapter.validation`). It registers no type of its own; the fields' resolvers stay in
+/// the code but no query can select them, since a query is validated against the schema.
+pub(crate) struct WithoutFieldsOwnedElsewhere;
 
-impl OutputType for WithoutValidatorFields {
+impl OutputType for WithoutFieldsOwnedElsewhere {
     fn type_name() -> Cow<'static, str> {
-        Cow::Borrowed("WithoutValidatorFields")
+        Cow::Borrowed("WithoutFieldsOwnedElsewhere")
     }
 
     fn create_type_info(registry: &mut Registry) -> String {
@@ -129,7 +135,7 @@ pub(crate) fn story_builder()
         story::SubgraphMutation::default(),
         StorySubscription::default(),
     )
-    .register_output_type::<WithoutValidatorFields>();
+    .register_output_type::<WithoutFieldsOwnedElsewhere>();
     federated::<_, _, _, story::SubgraphNode>(builder)
 }
 
@@ -161,6 +167,11 @@ pub(crate) fn validator_builder()
     Schema::build(Default::default(), Default::default(), EmptySubscription).enable_federation()
 }
 
+pub(crate) fn file_builder()
+-> SchemaBuilder<file::SubgraphQuery, file::SubgraphMutation, EmptySubscription> {
+    Schema::build(Default::default(), Default::default(), EmptySubscription).enable_federation()
+}
+
 /// One subgraph's executable schema (each has its own root types, hence the enum).
 #[derive(Clone)]
 pub enum SubgraphSchema {
@@ -174,6 +185,8 @@ pub enum SubgraphSchema {
     Retrieval(Retrieval),
     /// The validator subgraph.
     Validator(Validator),
+    /// The file subgraph.
+    File(File),
 }
 
 impl SubgraphSchema {
@@ -186,6 +199,7 @@ impl SubgraphSchema {
             Self::Admin(s) => s.sdl_with_options(opts),
             Self::Retrieval(s) => s.sdl_with_options(opts),
             Self::Validator(s) => s.sdl_with_options(opts),
+            Self::File(s) => s.sdl_with_options(opts),
         }
     }
 }
@@ -198,6 +212,7 @@ impl Executor for SubgraphSchema {
             Self::Admin(s) => s.execute(request).await,
             Self::Retrieval(s) => s.execute(request).await,
             Self::Validator(s) => s.execute(request).await,
+            Self::File(s) => s.execute(request).await,
         }
     }
 
@@ -212,6 +227,7 @@ impl Executor for SubgraphSchema {
             Self::Admin(s) => Executor::execute_stream(s, request, session_data),
             Self::Retrieval(s) => Executor::execute_stream(s, request, session_data),
             Self::Validator(s) => Executor::execute_stream(s, request, session_data),
+            Self::File(s) => Executor::execute_stream(s, request, session_data),
         }
     }
 }
@@ -235,6 +251,7 @@ pub fn build_subgraph(
         VALIDATOR => {
             SubgraphSchema::Validator(limited(validator_builder(), limits).data(services).finish())
         }
+        FILE => SubgraphSchema::File(limited(file_builder(), limits).data(services).finish()),
         _ => return None,
     })
 }
@@ -248,6 +265,7 @@ pub fn subgraph_sdl(name: &str) -> Option<String> {
         ADMIN => SubgraphSchema::Admin(admin_builder().finish()),
         RAG_RETRIEVAL => SubgraphSchema::Retrieval(retrieval_builder().finish()),
         VALIDATOR => SubgraphSchema::Validator(validator_builder().finish()),
+        FILE => SubgraphSchema::File(file_builder().finish()),
         _ => return None,
     };
     Some(schema.sdl())

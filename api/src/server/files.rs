@@ -6,6 +6,15 @@
 //! `POST /files?novelId=<id>&name=<file name>`: stores the request body as a file of the
 //! novel (credential as on `/graphql`, MEMBER, at most `ZNOVEL_MAX_FILE_BYTES`); answers
 //! 201 with the stored file as JSON (`id name contentType size createdAt downloadUrl`).
+//!
+//! `POST /files/import?name=<file name>[&novelId=<id>][&title=…][&format=TXT|MARKDOWN|EPUB]`:
+//! `importManuscript` with the request body as the manuscript (same credential and limits);
+//! answers 202 with `{ job: { id kind status }, novel: { id title } }`, the job followed
+//! through GraphQL like any other. It is how a manuscript is uploaded behind Hive Router,
+//! which refuses a GraphQL multipart request (415): in the cluster the Ingress sends
+//! `/files` to the file service.
+//!
+//! Only the all-in-one server and the file role serve these routes.
 
 use super::AppState;
 use crate::graphql::errors::ErrorCode;
@@ -13,10 +22,12 @@ use crate::graphql::ids::{GlobalId, parse, to_id};
 use crate::server::http::error_body;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use znovel_domain::Error;
+use znovel_domain::auth::Actor;
 use znovel_domain::ids::{FileId, NovelId};
+use znovel_domain::model::ManuscriptFormat;
 
 /// The query string of a download.
 #[derive(Debug, serde::Deserialize)]
@@ -82,6 +93,40 @@ fn refuse_error(e: Error) -> Response {
     super::http::json_response(status, body.to_string(), false)
 }
 
+/// The caller of an upload, within its request rate; else the answer refusing it.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Actor, Response> {
+    let actor = match super::http::authenticate(state, headers).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err(refuse_error(Error::Unauthenticated)),
+        Err(e) => return Err(refuse_error(e)),
+    };
+    if let Err(e) = state.limits.check(&actor).await {
+        return Err(super::limits::refused(state, e, false));
+    }
+    Ok(actor)
+}
+
+/// A novel's global ID of a query string.
+fn novel_id(id: &str) -> Option<NovelId> {
+    parse(id)
+        .filter(|(ty, _)| *ty == <NovelId as GlobalId>::TYPE)
+        .map(|(_, uuid)| NovelId::from_uuid(uuid))
+}
+
+/// The body of an upload, at most a file of the size limit plus the ordinary body limit
+/// (the service refuses a file over its limit with a clear error); else 413.
+async fn body(state: &AppState, req: axum::extract::Request) -> Result<Vec<u8>, Response> {
+    let limit = super::upload_limit(state.files.max_bytes(), state.max_message_bytes);
+    match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(_) => Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BadUserInput,
+            "the file is too large",
+        )),
+    }
+}
+
 /// Stores an uploaded file.
 pub async fn upload(
     State(state): State<AppState>,
@@ -89,21 +134,11 @@ pub async fn upload(
     req: axum::extract::Request,
 ) -> Response {
     let headers = req.headers().clone();
-    let actor = match super::http::authenticate(&state, &headers).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return refuse_error(Error::Unauthenticated),
-        Err(e) => return refuse_error(e),
+    let actor = match caller(&state, &headers).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
     };
-    if let Err(e) = state.limits.check(&actor).await {
-        return super::limits::refused(&state, e, false);
-    }
-    let Some(novel) = query
-        .novel_id
-        .as_deref()
-        .and_then(parse)
-        .filter(|(ty, _)| *ty == <NovelId as GlobalId>::TYPE)
-        .map(|(_, uuid)| NovelId::from_uuid(uuid))
-    else {
+    let Some(novel) = query.novel_id.as_deref().and_then(novel_id) else {
         return refuse_error(Error::invalid("novelId", "a novel's ID is needed"));
     };
     let content_type = headers
@@ -111,13 +146,9 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let limit = super::upload_limit(state.files.max_bytes(), state.max_message_bytes);
-    let Ok(bytes) = axum::body::to_bytes(req.into_body(), limit).await else {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::BadUserInput,
-            "the file is too large",
-        );
+    let bytes = match body(&state, req).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     let name = query.name.unwrap_or_default();
     match state
@@ -136,6 +167,78 @@ pub async fn upload(
                 "downloadUrl": crate::graphql::story::download_url(&file, &token),
             });
             super::http::json_response(StatusCode::CREATED, body.to_string(), false)
+        }
+        Err(e) => refuse_error(e),
+    }
+}
+
+/// The query string of an import.
+#[derive(Debug, serde::Deserialize)]
+pub struct ImportQuery {
+    name: Option<String>,
+    #[serde(rename = "novelId")]
+    novel_id: Option<String>,
+    title: Option<String>,
+    format: Option<String>,
+}
+
+/// Imports the request body as a manuscript (`importManuscript` without GraphQL).
+pub async fn import(
+    State(state): State<AppState>,
+    Query(query): Query<ImportQuery>,
+    req: axum::extract::Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let actor = match caller(&state, &headers).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let novel = match query.novel_id.as_deref() {
+        None => None,
+        Some(id) => match novel_id(id) {
+            Some(n) => Some(n),
+            None => return refuse_error(Error::invalid("novelId", "not a novel's ID")),
+        },
+    };
+    let format = match query.format.as_deref() {
+        None => None,
+        Some(f) => match ManuscriptFormat::parse(&f.to_ascii_uppercase()) {
+            Some(f) => Some(f),
+            None => {
+                return refuse_error(Error::invalid("format", "one of TXT, MARKDOWN, EPUB"));
+            }
+        },
+    };
+    let Some(generation) = state.generation.clone() else {
+        return refuse_error(Error::Unavailable(
+            "manuscript import is not configured".into(),
+        ));
+    };
+    let bytes = match body(&state, req).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    let request = znovel_domain::services::ImportManuscript {
+        file_name: query.name.unwrap_or_default(),
+        bytes,
+        novel_id: novel,
+        title: query.title,
+        format,
+    };
+    match generation
+        .import_manuscript(&actor, &state.files, request)
+        .await
+    {
+        Ok((job, novel)) => {
+            let body = serde_json::json!({
+                "job": {
+                    "id": to_id(job.id).as_str(),
+                    "kind": job.kind.as_str(),
+                    "status": job.status.as_str(),
+                },
+                "novel": { "id": to_id(novel.id).as_str(), "title": novel.title },
+            });
+            super::http::json_response(StatusCode::ACCEPTED, body.to_string(), false)
         }
         Err(e) => refuse_error(e),
     }

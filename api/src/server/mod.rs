@@ -71,6 +71,11 @@ pub struct AppState {
     pub limits: limits::RequestLimits,
     /// Stored files, for downloads through signed links (`GET /files/{id}`).
     pub files: znovel_domain::services::FileService,
+    /// Queues imports (`POST /files/import`), when this process can.
+    pub generation: Option<znovel_domain::services::GenerationService>,
+    /// Whether this router serves the file routes (`POST /files`, `POST /files/import`,
+    /// `GET /files/{id}`): the all-in-one server and the file role do.
+    pub file_routes: bool,
 }
 
 /// What the probes (`/health`, `/ready`) need; every process has it, with or without a
@@ -94,8 +99,10 @@ impl FromRef<AppState> for Probes {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The public router: `/graphql`, `/files/{id}` (downloads through signed links),
-/// `/health`, `/ready`, `/`, and the web playground when on. A request body must arrive within the body deadline (else 408).
+/// The public router: `/graphql`, `/health`, `/ready`, `/`, the file routes when on
+/// (`POST /files`, `POST /files/import`, `GET /files/{id}` downloads through signed links;
+/// see [`files`]), and the web playground when on. A request body must arrive within the
+/// body deadline (else 408).
 pub fn router(state: AppState, limits: &LimitSettings) -> Router {
     let metrics = state.metrics.clone();
     let body_limits = BodyLimits {
@@ -107,13 +114,19 @@ pub fn router(state: AppState, limits: &LimitSettings) -> Router {
         .route("/graphql", get(http::get).post(http::post))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/files", axum::routing::post(files::upload))
-        .route("/files/{id}", get(files::download))
-        .route("/", get(index))
-        .with_state(state)
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-            limits.body_timeout_secs,
-        )));
+        .route("/", get(index));
+    if state.file_routes {
+        routes = routes
+            .route("/files", axum::routing::post(files::upload))
+            .route("/files/import", axum::routing::post(files::import))
+            .route("/files/{id}", get(files::download));
+    }
+    let mut routes =
+        routes
+            .with_state(state)
+            .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+                limits.body_timeout_secs,
+            )));
     if serve_playground {
         routes = playground::mount(routes);
     }
@@ -158,8 +171,8 @@ pub fn upload_limit(max_file_bytes: i64, max_body_bytes: usize) -> usize {
         .saturating_add(max_body_bytes)
 }
 
-/// Body limits: uploads (a multipart `POST /graphql`, `POST /files`) get [`upload_limit`], every other
-/// request the ordinary limit.
+/// Body limits: uploads (a multipart `POST /graphql`, `POST /files`, `POST /files/import`)
+/// get [`upload_limit`], every other request the ordinary limit.
 #[derive(Debug, Clone, Copy)]
 struct BodyLimits {
     plain: usize,
@@ -170,7 +183,8 @@ struct BodyLimits {
 async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
     use tower::{Layer, Service};
     let upload = req.method() == axum::http::Method::POST
-        && (http::is_multipart(req.headers()) || req.uri().path() == "/files");
+        && (http::is_multipart(req.headers())
+            || matches!(req.uri().path(), "/files" | "/files/import"));
     let limit = if upload { limits.upload } else { limits.plain };
     let mut limited = RequestBodyLimitLayer::new(limit).layer(IntoBody(next));
     match limited.call(req).await {

@@ -1,7 +1,7 @@
 //! `znovel serve --role <role>`: each subgraph role serves its own subgraph (and only it)
 //! with the same authentication; roles bootstrap no admin key unless asked; story-gen runs
-//! the workers itself only without a shared queue; the job-worker and the roles without a
-//! GraphQL API serve only the probes. (Through a real federation router: `federation/`,
+//! the workers itself only without a shared queue; the file role serves the file routes
+//! too; the job-worker serves only the probes. (Through a real federation router: `federation/`,
 //! run by `scripts/federation.sh check`.)
 
 use serde_json::{Value, json};
@@ -203,7 +203,7 @@ async fn who_runs_the_jobs() {
             .is_some()
     );
     assert!(RoleApp::build(None, |_| {}).await.app().workers.is_some());
-    for r in [Role::Memory, Role::Admin, Role::Validator] {
+    for r in [Role::Memory, Role::Admin, Role::Validator, Role::File] {
         assert!(
             RoleApp::build(Some(r), |_| {})
                 .await
@@ -229,19 +229,109 @@ async fn who_runs_the_jobs() {
     let _ = std::fs::remove_dir_all(&settings.data_dir);
 }
 
+/// The file role serves the file subgraph and the file routes (a manuscript imported by
+/// `POST /files/import`, its job then read through the subgraph's `GenerationJob` entity);
+/// story-gen serves neither. (The job is queued in Redis, for a job worker.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roles_without_a_graphql_api_serve_only_the_probes() {
-    for r in [Role::JobWorker, Role::File] {
-        let role = RoleApp::build(Some(r), |_| {}).await.serve().await;
-        assert_eq!(role.get("/health").await.0, 200, "{r}");
-        assert_eq!(role.get("/ready").await.0, 200, "{r}");
-        let (status, index) = role.get("/").await;
-        assert_eq!(status, 200);
-        assert!(index.contains(&format!("\"role\":\"{r}\"")), "{index}");
-        assert_eq!(
-            role.post(None, "{ __typename }").await.0,
-            404,
-            "{r}: no /graphql"
-        );
+async fn the_file_role_serves_files_import_and_export() {
+    let prefix = format!("znovel-test-{}", uuid::Uuid::new_v4().simple());
+    let role = RoleApp::build(Some(Role::File), |s| {
+        s.redis_url = Some("redis://127.0.0.1:6379".to_string().into());
+        s.redis_prefix = prefix.clone();
+    })
+    .await;
+    let key = tenant_key(role.app()).await;
+    let role = role.serve().await;
+    let (_, body) = role.post(None, "{ _service { sdl } }").await;
+    let sdl = body["data"]["_service"]["sdl"].as_str().unwrap_or_default();
+    for field in [
+        "exportNovel(",
+        "importManuscript(",
+        "previewImport(",
+        "files(",
+    ] {
+        assert!(sdl.contains(field), "{field}: {sdl}");
     }
+
+    let client = reqwest::Client::new();
+    let manuscript =
+        "Chapter 1 Arrival\nRain on the roofs.\n\nChapter 2 Departure\nThe ship left.\n";
+    let resp = client
+        .post(format!(
+            "http://{}/files/import?name=harbour.txt&title=Harbour",
+            role.addr
+        ))
+        .bearer_auth(&key)
+        .body(manuscript)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let imported: Value = resp.json().await.unwrap();
+    assert_eq!(imported["job"]["kind"], "IMPORT", "{imported}");
+    assert_eq!(imported["job"]["status"], "QUEUED", "{imported}");
+    assert_eq!(imported["novel"]["title"], "Harbour", "{imported}");
+    let job = imported["job"]["id"].as_str().unwrap();
+    let (_, body) = role
+        .post(
+            Some(&key),
+            &format!(
+                r#"{{ _entities(representations: [{{__typename: "GenerationJob", id: "{job}"}}]) {{ ... on GenerationJob {{ file {{ name size downloadUrl }} }} }} }}"#
+            ),
+        )
+        .await;
+    let file = &body["data"]["_entities"][0]["file"];
+    assert_eq!(file["name"], "harbour.txt", "{body}");
+    assert_eq!(file["size"], manuscript.len(), "{body}");
+    let url = file["downloadUrl"].as_str().unwrap();
+    assert_eq!(role.get(url).await, (200, manuscript.to_owned()));
+
+    let resp = client
+        .post(format!("http://{}/files/import?name=a.txt", role.addr))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "a credential is needed");
+    let resp = client
+        .post(format!(
+            "http://{}/files/import?name=a.txt&format=PDF",
+            role.addr
+        ))
+        .bearer_auth(&key)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // Story-gen serves neither the file operations nor the file routes.
+    let story = RoleApp::build(Some(Role::StoryGen), |_| {})
+        .await
+        .serve()
+        .await;
+    let (_, body) = story.post(None, "{ _service { sdl } }").await;
+    let sdl = body["data"]["_service"]["sdl"].as_str().unwrap_or_default();
+    assert!(sdl.contains("type GenerationJob"), "{sdl}");
+    assert!(
+        !sdl.contains("exportNovel") && !sdl.contains("StoredFile"),
+        "{sdl}"
+    );
+    assert_eq!(story.get(url).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_worker_serves_only_the_probes() {
+    let r = Role::JobWorker;
+    let role = RoleApp::build(Some(r), |_| {}).await.serve().await;
+    assert_eq!(role.get("/health").await.0, 200, "{r}");
+    assert_eq!(role.get("/ready").await.0, 200, "{r}");
+    let (status, index) = role.get("/").await;
+    assert_eq!(status, 200);
+    assert!(index.contains(&format!("\"role\":\"{r}\"")), "{index}");
+    assert_eq!(
+        role.post(None, "{ __typename }").await.0,
+        404,
+        "{r}: no /graphql"
+    );
 }

@@ -1,6 +1,8 @@
-//! Stored files and export: `files(novelId)`, `deleteFile`, `exportNovel`, and
-//! `GenerationJob.file`. A file is downloaded with `GET /files/{id}?token=…` (its
-//! `downloadUrl`, a short-lived signed link; see `server::files`).
+//! Stored files, import and export: `files(novelId)`, `previewImport`, `deleteFile`,
+//! `exportNovel`, `importManuscript`, and `GenerationJob.file`, as the gateway serves them.
+//! A file is downloaded with `GET /files/{id}?token=…` (its `downloadUrl`, a short-lived
+//! signed link; see `server::files`). In the federation they are the file subgraph's
+//! (`graphql::file`): story-gen leaves them out of its schema.
 
 use crate::graphql::call;
 use crate::graphql::connection::{connection, cost, page_request};
@@ -152,6 +154,59 @@ impl FileQuery {
     }
 }
 
+/// Queues the EXPORT job of `input`: what `exportNovel` does in the gateway and in the
+/// file subgraph.
+pub(crate) async fn export_novel(
+    ctx: &Context<'_>,
+    input: ExportNovelInput,
+) -> async_graphql::Result<m::GenerationJob> {
+    let (s, actor) = call(ctx)?;
+    let request = ExportNovel {
+        novel_id: decode(&input.novel_id, "novelId")?,
+        spec: m::ExportSpec {
+            format: input.format.into(),
+            from_seq: input.from_seq,
+            to_seq: input.to_seq,
+        },
+    };
+    s.generation()
+        .map_err(to_gql)?
+        .export_novel(&actor, request)
+        .await
+        .gql()
+}
+
+/// Stores the manuscript of `input` and queues its IMPORT job; returns the job and the
+/// novel the chapters go to: what `importManuscript` does in the gateway and in the file
+/// subgraph.
+pub(crate) async fn import_manuscript(
+    ctx: &Context<'_>,
+    input: ImportManuscriptInput,
+) -> async_graphql::Result<(m::GenerationJob, m::Novel)> {
+    let (s, actor) = call(ctx)?;
+    let generation = s.generation().map_err(to_gql)?;
+    let request = super::import::request(ctx, input, &s.files).await?;
+    generation
+        .import_manuscript(&actor, &s.files, request)
+        .await
+        .gql()
+}
+
+/// Deletes the file of `input`: what `deleteFile` does in the gateway and in the file
+/// subgraph.
+pub(crate) async fn delete_file(
+    ctx: &Context<'_>,
+    input: DeleteFileInput,
+) -> async_graphql::Result<DeleteFilePayload> {
+    let (s, actor) = call(ctx)?;
+    let id = decode(&input.file_id, "fileId")?;
+    let file = s.files.file(&actor, id).await.gql()?;
+    s.files.delete(&actor, id).await.gql()?;
+    Ok(DeleteFilePayload {
+        file: StoredFile(file),
+    })
+}
+
 /// File mutations.
 #[derive(Default)]
 pub struct FileMutation;
@@ -167,23 +222,8 @@ impl FileMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "What to export.")] input: ExportNovelInput,
     ) -> async_graphql::Result<ExportNovelPayload> {
-        let (s, actor) = call(ctx)?;
-        let request = ExportNovel {
-            novel_id: decode(&input.novel_id, "novelId")?,
-            spec: m::ExportSpec {
-                format: input.format.into(),
-                from_seq: input.from_seq,
-                to_seq: input.to_seq,
-            },
-        };
-        let job = s
-            .generation()
-            .map_err(to_gql)?
-            .export_novel(&actor, request)
-            .await
-            .gql()?;
         Ok(ExportNovelPayload {
-            job: GenerationJob(job),
+            job: GenerationJob(export_novel(ctx, input).await?),
         })
     }
 
@@ -200,13 +240,7 @@ impl FileMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The manuscript and where it goes.")] input: ImportManuscriptInput,
     ) -> async_graphql::Result<ImportManuscriptPayload> {
-        let (s, actor) = call(ctx)?;
-        let generation = s.generation().map_err(to_gql)?;
-        let request = super::import::request(ctx, input, &s.files).await?;
-        let (job, novel) = generation
-            .import_manuscript(&actor, &s.files, request)
-            .await
-            .gql()?;
+        let (job, novel) = import_manuscript(ctx, input).await?;
         Ok(ImportManuscriptPayload {
             job: GenerationJob(job),
             novel: crate::graphql::story::Novel(novel),
@@ -220,12 +254,6 @@ impl FileMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The file to delete.")] input: DeleteFileInput,
     ) -> async_graphql::Result<DeleteFilePayload> {
-        let (s, actor) = call(ctx)?;
-        let id = decode(&input.file_id, "fileId")?;
-        let file = s.files.file(&actor, id).await.gql()?;
-        s.files.delete(&actor, id).await.gql()?;
-        Ok(DeleteFilePayload {
-            file: StoredFile(file),
-        })
+        delete_file(ctx, input).await
     }
 }

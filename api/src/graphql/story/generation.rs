@@ -191,6 +191,8 @@ impl GenerationJob {
             total: p.total,
         })
     }
+    // The gateway's only: the story-gen subgraph leaves this field out of its schema (the
+    // file subgraph serves it; see `graphql::subgraph`).
     /// The file of the job: the book an EXPORT produced, or the manuscript an IMPORT
     /// reads; null for other jobs and until an export has finished.
     async fn file(

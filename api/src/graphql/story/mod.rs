@@ -3,7 +3,10 @@
 //! `StoryQuery`/`StoryMutation` are merged into the gateway's root types; built alone
 //! (see [`SubgraphQuery`]) the subgraph also resolves `Novel` and `Chapter` references
 //! for a federation router. Continuity checking (`checkDraft`, `validateChapter`,
-//! `Chapter.validation`) is the validator subgraph's, not this one's.
+//! `Chapter.validation`) is the validator subgraph's, not this one's; stored files, import
+//! and export (`files`, `previewImport`, `importManuscript`, `exportNovel`, `deleteFile`,
+//! `GenerationJob.file`; their types are in this module, for the gateway) are the file
+//! subgraph's.
 
 mod chapter;
 mod files;
@@ -33,13 +36,13 @@ use async_graphql::{ID, Interface, MergedObject};
 /// Every read the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct SubgraphQuery(StoryQuery, GenerationQuery, FileQuery, StoryEntities);
+pub struct SubgraphQuery(StoryQuery, GenerationQuery, StoryEntities);
 
 // Root mutation type of the story subgraph built alone.
 /// Every change the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct SubgraphMutation(StoryMutation, GenerationMutation, FileMutation);
+pub struct SubgraphMutation(StoryMutation, GenerationMutation);
 
 // The story subgraph's share of the `Node` interface.
 /// An object with a global ID, which `node(id)` fetches again.

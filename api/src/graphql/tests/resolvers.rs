@@ -434,3 +434,53 @@ async fn the_validator_subgraph_serves_chapter_validation_as_an_entity_field() {
         resp.errors
     );
 }
+
+#[tokio::test]
+async fn the_file_subgraph_serves_generation_job_file_as_an_entity_field() {
+    let (_schema, services) = harness();
+    let me = new_tenant(&services, "fedfile").await;
+    let exec = |subgraph: &crate::graphql::SubgraphSchema, q: &str, vars: Value| {
+        let req = Request::new(q)
+            .variables(Variables::from_json(vars))
+            .data(RequestCtx {
+                actor: Some(me.clone()),
+                request_id: "r".into(),
+            });
+        let subgraph = subgraph.clone();
+        async move { subgraph.execute(req).await }
+    };
+    let file = build_subgraph("file", services.clone(), &SchemaLimits::default()).unwrap();
+
+    // What a router asks the file subgraph for a job story-gen found: its file (none for a
+    // job that has none), and a malformed id is bad input.
+    let q = "query($r: [_Any!]!) { _entities(representations: $r) { ... on GenerationJob { id file { name } } } }";
+    let job = to_id(znovel_domain::ids::JobId::new());
+    let e = ok(exec(
+        &file,
+        q,
+        json!({"r": [{"__typename": "GenerationJob", "id": job}]}),
+    )
+    .await);
+    assert_eq!(e["_entities"][0], json!({"id": job, "file": null}));
+    let bad = exec(
+        &file,
+        q,
+        json!({"r": [{"__typename": "GenerationJob", "id": "nope"}]}),
+    )
+    .await;
+    assert_eq!(
+        bad.errors[0].extensions.as_ref().unwrap().get("code"),
+        Some(&"BAD_USER_INPUT".into())
+    );
+
+    // Story-gen serves none of it any more.
+    let story = build_subgraph("story-gen", services, &SchemaLimits::default()).unwrap();
+    for q in [
+        "query($j: ID!) { generationJob(id: $j) { id file { name } } }",
+        "query($j: ID!) { files(novelId: $j) { edges { node { id } } } }",
+        "mutation($j: ID!) { deleteFile(input: {fileId: $j}) { file { id } } }",
+    ] {
+        let resp = exec(&story, q, json!({"j": job})).await;
+        assert!(!resp.errors.is_empty(), "{q}: story-gen still serves it");
+    }
+}

@@ -246,6 +246,52 @@ fn continuity_checking_is_the_validator_subgraphs() {
     assert!(type_body(&gateway, "Chapter").contains("validation: ValidationReport"));
 }
 
+#[test]
+fn files_import_and_export_are_the_file_subgraphs() {
+    let file = subgraph_sdl("file").unwrap();
+    let job = type_body(&file, "GenerationJob");
+    assert!(
+        job.starts_with("type GenerationJob @key(fields: \"id\")"),
+        "{job}"
+    );
+    assert!(job.contains("file: StoredFile"), "{job}");
+    for op in [
+        "files(",
+        "previewImport(",
+        "importManuscript(",
+        "exportNovel(",
+        "deleteFile(",
+    ] {
+        assert!(file.contains(op), "{op} in the file subgraph");
+    }
+    // The novel an import goes to is story-gen's: a reference here.
+    assert!(
+        type_body(&file, "Novel").contains("@key(fields: \"id\", resolvable: false)"),
+        "{file}"
+    );
+    assert!(
+        !file.contains("type Chapter "),
+        "story types leak into the file subgraph"
+    );
+
+    // Story-gen no longer serves them.
+    let story = subgraph_sdl("story-gen").unwrap();
+    assert!(!type_body(&story, "GenerationJob").contains("file:"));
+    for gone in [
+        "exportNovel",
+        "importManuscript",
+        "previewImport",
+        "deleteFile",
+        "StoredFile",
+        "scalar Upload",
+    ] {
+        assert!(!story.contains(gone), "{gone} in story-gen");
+    }
+    // The gateway keeps every field.
+    let gateway = sdl();
+    assert!(type_body(&gateway, "GenerationJob").contains("file: StoredFile"));
+}
+
 /// Name → (description, field descriptions) of every type of a schema, by introspection.
 async fn descriptions<Q, M, S>(
     schema: &Schema<Q, M, S>,
@@ -276,6 +322,7 @@ async fn types_shared_by_subgraphs_are_described_like_the_gateways() {
         descriptions(&crate::graphql::subgraph::admin_builder().finish()).await,
         descriptions(&crate::graphql::subgraph::retrieval_builder().finish()).await,
         descriptions(&crate::graphql::subgraph::validator_builder().finish()).await,
+        descriptions(&crate::graphql::subgraph::file_builder().finish()).await,
     ];
     for types in &subgraphs {
         for (name, ty) in types {
