@@ -219,7 +219,8 @@ async fn edited_chapters_are_recalled_new_and_deleted_ones_forgotten(backend: Ba
     )
     .await;
     // At once, before the memory job ran: never the old text.
-    assert!(texts(&recall(&app, &novel, "bell harbour", None, "KEYWORD").await).is_empty());
+    let old = recall(&app, &novel, "bell harbour", None, "KEYWORD").await;
+    assert!(old.is_empty(), "{old:#?}");
     remembered(&app, &novel).await;
     let now = texts(&recall(&app, &novel, "drum", None, "KEYWORD").await);
     assert_eq!(now, ["The drum sounded at dusk over the hills."]);

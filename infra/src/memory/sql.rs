@@ -25,6 +25,9 @@ use znovel_domain::services::now;
 
 /// Most distinct words of a question searched.
 const MAX_QUERY_WORDS: usize = 64;
+/// Searches run again at most this many times while writes keep moving the novel's
+/// memory version (then the last one is answered as it is).
+const MAX_SEARCH_ATTEMPTS: usize = 3;
 
 /// The SQL memory index.
 #[derive(Clone)]
@@ -194,6 +197,24 @@ impl SqlMemoryIndex {
         Ok(keywords.search(&words, q.before_seq, &q.kinds, n))
     }
 
+    /// The search at memory version `version`: the ids from the index held here (loaded
+    /// at that version, or newer), their records read back.
+    async fn search_at(&self, q: &IndexQuery, version: i64) -> Result<Vec<IndexHit>, IndexError> {
+        let ranked = match q.mode {
+            RecallMode::Keyword => self.keyword(q, version, q.limit).await?,
+            RecallMode::Dense => self.dense(q, version, q.limit).await?,
+            RecallMode::Hybrid => {
+                let n = candidates(q.limit);
+                let dense = self.dense(q, version, n).await?;
+                let keyword = self.keyword(q, version, n).await?;
+                let dense_ids: Vec<Uuid> = dense.iter().map(|d| d.0).collect();
+                let keyword_ids: Vec<Uuid> = keyword.iter().map(|k| k.0).collect();
+                fuse(&[&dense_ids, &keyword_ids], RRF_K, q.limit)
+            }
+        };
+        self.hits(q.tenant, ranked).await
+    }
+
     /// The hits for ranked ids: their records read back, in rank order.
     async fn hits(
         &self,
@@ -315,19 +336,22 @@ impl MemoryIndex for SqlMemoryIndex {
                 "a DENSE search needs a query vector".into(),
             ));
         }
-        let version = self.version(q.tenant, q.novel).await?;
-        let ranked = match q.mode {
-            RecallMode::Keyword => self.keyword(q, version, q.limit).await?,
-            RecallMode::Dense => self.dense(q, version, q.limit).await?,
-            RecallMode::Hybrid => {
-                let n = candidates(q.limit);
-                let dense = self.dense(q, version, n).await?;
-                let keyword = self.keyword(q, version, n).await?;
-                let dense_ids: Vec<Uuid> = dense.iter().map(|d| d.0).collect();
-                let keyword_ids: Vec<Uuid> = keyword.iter().map(|k| k.0).collect();
-                fuse(&[&dense_ids, &keyword_ids], RRF_K, q.limit)
+        let mut version = self.version(q.tenant, q.novel).await?;
+        // Record ids are stable (a chapter's first passage keeps its id from version to
+        // version), and the hits are read back from the database after the search ran
+        // on the index held here. A write committed in between would pair what the
+        // index held (the old words, the old vector) with the new record: the search is
+        // run again on the new version. The version moves in the transaction that
+        // writes the records, so a record read back new means the version read after it
+        // is new too.
+        for _ in 0..MAX_SEARCH_ATTEMPTS {
+            let hits = self.search_at(q, version).await?;
+            let now = self.version(q.tenant, q.novel).await?;
+            if now == version {
+                return Ok(hits);
             }
-        };
-        self.hits(q.tenant, ranked).await
+            version = now;
+        }
+        self.search_at(q, version).await
     }
 }
