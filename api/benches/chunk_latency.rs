@@ -15,6 +15,10 @@
 //! idle: the memory one idle subscriber costs. Finally, when the embedded model file is
 //! present, the local model writes a chapter and its tokens per second are reported.
 //! Prints a Markdown table (the one in `docs/benchmarks.md`).
+//!
+//! `-- --burst`: instead, 100 `generateChapter` mutations sent at once (three rounds, each
+//! on 100 fresh chapters), on SQLite and on PostgreSQL (a fresh database on
+//! 127.0.0.1:5432): the time each takes to be answered, p50/p99/max.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -117,6 +121,12 @@ impl Drop for Server {
 
 impl Server {
     fn start(llm: Option<&str>, redis_prefix: Option<&str>) -> Self {
+        Self::start_on(llm, redis_prefix, None)
+    }
+
+    /// Starts the server on `database` (a URL; `None`: SQLite in its data directory).
+    /// Rate limits are off: the bench sends far more than a tenant may.
+    fn start_on(llm: Option<&str>, redis_prefix: Option<&str>, database: Option<&str>) -> Self {
         let dir = std::env::temp_dir().join(format!("znovel-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut c = Command::new(BIN);
@@ -132,7 +142,13 @@ impl Server {
         .env("ZNOVEL_DATA_DIR", &dir)
         .env("ZNOVEL_WORKER_CONCURRENCY", "100")
         .env("ZNOVEL_DATABASE_MAX_CONNECTIONS", "32")
+        .env("ZNOVEL_RATE_LIMIT_REQUESTS_PER_KEY", "0")
+        .env("ZNOVEL_RATE_LIMIT_REQUESTS_PER_TENANT", "0")
+        .env("ZNOVEL_RATE_LIMIT_GENERATIONS_PER_TENANT", "0")
         .env("RUST_LOG", "warn");
+        if let Some(url) = database {
+            c.env("DATABASE_URL", url);
+        }
         match llm {
             Some(base) => {
                 c.env("LLM_BASE_URL", base)
@@ -444,8 +460,65 @@ async fn local_model() -> Option<(f64, f64, i64)> {
     }
 }
 
+/// 100 `generateChapter` mutations at once, three rounds: each one's answer time, ms.
+async fn burst(database: Option<&str>) -> Vec<f64> {
+    let epoch = Instant::now();
+    // Gated shut: the jobs start and wait for their first token, as real ones would.
+    let provider = start_provider(epoch, 10, Duration::from_millis(10)).await;
+    let server = Server::start_on(Some(&provider.base_url), None, database);
+    let chapters = server.chapters(300).await;
+    let mut times = Vec::new();
+    for round in chapters.chunks(100) {
+        let started: Vec<_> = round
+            .iter()
+            .map(|c| {
+                let (server, c) = (&server, c.clone());
+                async move {
+                    let t = Instant::now();
+                    server.generate(&c, 50).await;
+                    t.elapsed().as_secs_f64() * 1e3
+                }
+            })
+            .collect();
+        times.extend(futures_util::future::join_all(started).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    times
+}
+
+async fn bursts() {
+    let pg = znovel_infra::testing::TestDatabase::postgres().await.ok();
+    if pg.is_none() {
+        eprintln!("SKIPPED: PostgreSQL is not answering on 127.0.0.1:5432; SQLite only");
+    }
+    println!("\n100 `generateChapter` mutations at once (3 rounds of 100): time to answer each.\n");
+    println!("| database | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    let runs = [
+        ("SQLite", None),
+        ("PostgreSQL", pg.as_ref().map(|d| d.url.clone())),
+    ];
+    for (name, url) in runs {
+        if name == "PostgreSQL" && url.is_none() {
+            continue;
+        }
+        let mut t = burst(url.as_deref()).await;
+        t.sort_by(f64::total_cmp);
+        let q = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            q(0.5),
+            q(0.99),
+            t[t.len() - 1]
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if std::env::args().any(|a| a == "--burst") {
+        return bursts().await;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let (chunks, many) = if quick { (50, 100) } else { (200, 1000) };
     let mut transports = vec!["in-process"];
