@@ -18,7 +18,8 @@
 //!
 //! `-- --burst`: instead, 100 `generateChapter` mutations sent at once (three rounds, each
 //! on 100 fresh chapters), on SQLite and on PostgreSQL (a fresh database on
-//! 127.0.0.1:5432): the time each takes to be answered, p50/p99/max.
+//! 127.0.0.1:5432): the time each takes to be answered, p50/p99/max — with the server's
+//! default 2 job workers, and with 100 (every job starting at once beside the burst).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -121,12 +122,18 @@ impl Drop for Server {
 
 impl Server {
     fn start(llm: Option<&str>, redis_prefix: Option<&str>) -> Self {
-        Self::start_on(llm, redis_prefix, None)
+        Self::start_on(llm, redis_prefix, None, 100)
     }
 
-    /// Starts the server on `database` (a URL; `None`: SQLite in its data directory).
-    /// Rate limits are off: the bench sends far more than a tenant may.
-    fn start_on(llm: Option<&str>, redis_prefix: Option<&str>, database: Option<&str>) -> Self {
+    /// Starts the server on `database` (a URL; `None`: SQLite in its data directory) with
+    /// `workers` job workers. Rate limits are off: the bench sends far more than a tenant
+    /// may.
+    fn start_on(
+        llm: Option<&str>,
+        redis_prefix: Option<&str>,
+        database: Option<&str>,
+        workers: usize,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("znovel-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut c = Command::new(BIN);
@@ -140,7 +147,7 @@ impl Server {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ZNOVEL_DATA_DIR", &dir)
-        .env("ZNOVEL_WORKER_CONCURRENCY", "100")
+        .env("ZNOVEL_WORKER_CONCURRENCY", workers.to_string())
         .env("ZNOVEL_DATABASE_MAX_CONNECTIONS", "32")
         .env("ZNOVEL_RATE_LIMIT_REQUESTS_PER_KEY", "0")
         .env("ZNOVEL_RATE_LIMIT_REQUESTS_PER_TENANT", "0")
@@ -461,11 +468,11 @@ async fn local_model() -> Option<(f64, f64, i64)> {
 }
 
 /// 100 `generateChapter` mutations at once, three rounds: each one's answer time, ms.
-async fn burst(database: Option<&str>) -> Vec<f64> {
+async fn burst(database: Option<&str>, workers: usize) -> Vec<f64> {
     let epoch = Instant::now();
     // Gated shut: the jobs start and wait for their first token, as real ones would.
     let provider = start_provider(epoch, 10, Duration::from_millis(10)).await;
-    let server = Server::start_on(Some(&provider.base_url), None, database);
+    let server = Server::start_on(Some(&provider.base_url), None, database, workers);
     let chapters = server.chapters(300).await;
     let mut times = Vec::new();
     for round in chapters.chunks(100) {
@@ -487,30 +494,39 @@ async fn burst(database: Option<&str>) -> Vec<f64> {
 }
 
 async fn bursts() {
-    let pg = znovel_infra::testing::TestDatabase::postgres().await.ok();
-    if pg.is_none() {
+    let pg_up = znovel_infra::testing::TestDatabase::postgres()
+        .await
+        .is_ok();
+    if !pg_up {
         eprintln!("SKIPPED: PostgreSQL is not answering on 127.0.0.1:5432; SQLite only");
     }
     println!("\n100 `generateChapter` mutations at once (3 rounds of 100): time to answer each.\n");
-    println!("| database | p50 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|");
-    let runs = [
-        ("SQLite", None),
-        ("PostgreSQL", pg.as_ref().map(|d| d.url.clone())),
-    ];
-    for (name, url) in runs {
-        if name == "PostgreSQL" && url.is_none() {
+    println!("| database | job workers | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for name in ["SQLite", "PostgreSQL"] {
+        if name == "PostgreSQL" && !pg_up {
             continue;
         }
-        let mut t = burst(url.as_deref()).await;
-        t.sort_by(f64::total_cmp);
-        let q = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.0} |",
-            q(0.5),
-            q(0.99),
-            t[t.len() - 1]
-        );
+        for workers in [2, 100] {
+            // A fresh database each time (SQLite: the server's own file).
+            let pg = match name {
+                "PostgreSQL" => Some(
+                    znovel_infra::testing::TestDatabase::postgres()
+                        .await
+                        .unwrap(),
+                ),
+                _ => None,
+            };
+            let mut t = burst(pg.as_ref().map(|d| d.url.as_str()), workers).await;
+            t.sort_by(f64::total_cmp);
+            let q = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
+            println!(
+                "| {name} | {workers} | {:.0} | {:.0} | {:.0} |",
+                q(0.5),
+                q(0.99),
+                t[t.len() - 1]
+            );
+        }
     }
 }
 
