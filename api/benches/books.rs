@@ -16,6 +16,9 @@
 //! Knobs: `BENCH_CHAPTERS` (300), `BENCH_WORDS` (words a chapter, 1,000).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../tests/api/multipart.rs"]
+mod multipart;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -132,35 +135,18 @@ impl Server {
 
     /// `importManuscript` of `bytes` as file `name` (a GraphQL multipart request).
     async fn import(&self, name: &str, bytes: &[u8]) -> Value {
-        let boundary = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let operations = json!({
-            "query": "mutation($i: ImportManuscriptInput!) { importManuscript(input: $i) { novel { id } job { id } } }",
-            "variables": { "i": { "file": null, "title": "Bench" } },
-        });
-        let mut body = Vec::new();
-        for (field, value) in [
-            ("operations", operations.to_string()),
-            ("map", json!({ "0": ["variables.i.file"] }).to_string()),
-        ] {
-            body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
-                    .as_bytes(),
-            );
-        }
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n")
-                .as_bytes(),
+        let (content_type, body) = multipart::request(
+            "mutation($i: ImportManuscriptInput!) { importManuscript(input: $i) { novel { id } job { id } } }",
+            json!({ "title": "Bench" }),
+            name,
+            "text/plain",
+            bytes,
         );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let body: Value = self
             .client
             .post(&self.url)
             .bearer_auth(&self.key)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await

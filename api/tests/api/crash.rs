@@ -345,33 +345,13 @@ impl Gate {
 /// A multipart GraphQL request uploading `bytes` as the `file` of `importManuscript`'s
 /// input; returns `data`.
 async fn import(url: &str, key: &str, name: &str, bytes: &[u8]) -> Value {
-    let boundary = format!("znovel-{}", uuid::Uuid::new_v4().simple());
     let query = "mutation($i: ImportManuscriptInput!) { importManuscript(input: $i) { novel { id } job { id } } }";
-    let operations = json!({ "query": query, "variables": { "i": { "file": null } } });
-    let map = json!({ "0": ["variables.i.file"] });
-    let mut body = Vec::new();
-    for (field, value) in [
-        ("operations", operations.to_string()),
-        ("map", map.to_string()),
-    ] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n")
-            .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (content_type, body) =
+        crate::multipart::request(query, json!({}), name, "text/plain", bytes);
     let body: Value = reqwest::Client::new()
         .post(url)
         .bearer_auth(key)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header("content-type", content_type)
         .body(body)
         .send()
         .await

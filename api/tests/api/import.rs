@@ -57,39 +57,13 @@ async fn upload(
     name: &str,
     bytes: &[u8],
 ) -> (u16, Value) {
-    let boundary = format!("znovel-{}", uuid::Uuid::new_v4().simple());
-    let mut input = input;
-    input["file"] = Value::Null;
-    let operations = json!({ "query": query, "variables": { "i": input } });
-    let map = json!({ "0": ["variables.i.file"] });
-    let mut body = Vec::new();
-    for (field, value) in [
-        ("operations", operations.to_string()),
-        ("map", map.to_string()),
-    ] {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (content_type, body) =
+        crate::multipart::request(query, input, name, "application/octet-stream", bytes);
     let resp = app
         .client
         .post(app.url("/graphql"))
         .header("authorization", format!("Bearer {key}"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header("content-type", content_type)
         .body(body)
         .send()
         .await

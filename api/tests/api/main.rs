@@ -19,6 +19,7 @@ mod hardening;
 mod import;
 mod live_credentials;
 mod memory;
+mod multipart;
 mod operations;
 mod playground;
 mod rate_limits;
