@@ -250,6 +250,12 @@ pub(crate) fn excerpt(text: &str, max_tokens: usize) -> &str {
 
 /// Parses the model's answer (tolerating text around the JSON object).
 pub fn parse(text: &str) -> Result<Answer, String> {
+    parse_json_answer(text)
+}
+
+/// Parses a model's answer as `T`, tolerating text around its JSON object (small models
+/// and some providers wrap it in prose or a code fence).
+pub(crate) fn parse_json_answer<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     let start = text.find('{').ok_or("the answer holds no JSON object")?;
     let end = text.rfind('}').ok_or("the answer holds no JSON object")?;
     if end < start {

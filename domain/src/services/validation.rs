@@ -276,9 +276,7 @@ impl ValidationService {
             Review::On(reviewer) => match reviewer.review(&story, text, &issues).await {
                 Ok(r) => {
                     issues.extend(r.issues);
-                    issues.sort_by_key(|i| {
-                        i.span.as_ref().map_or((i32::MAX, 0), |s| (s.start, s.end))
-                    });
+                    super::validate::in_text_order(&mut issues);
                     true
                 }
                 Err(why) => {

@@ -139,9 +139,14 @@ impl<'a> Checker<'a> {
         issues.extend(relations::check(&ctx));
         issues.extend(repetition::check(&ctx, &self.shingles));
         issues.extend(surface::check(&ctx, text));
-        issues.sort_by_key(|i| i.span.as_ref().map_or((i32::MAX, 0), |s| (s.start, s.end)));
+        in_text_order(&mut issues);
         issues
     }
+}
+
+/// Sorts issues in text order, issues without a span last (the order of a report).
+pub fn in_text_order(issues: &mut [ValidationIssue]) {
+    issues.sort_by_key(|i| i.span.as_ref().map_or((i32::MAX, 0), |s| (s.start, s.end)));
 }
 
 /// What the rules share while checking one text.

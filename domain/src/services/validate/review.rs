@@ -209,13 +209,7 @@ pub fn parse(
     evidence: &[RecallHit],
     rule_issues: &[ValidationIssue],
 ) -> Result<Review, String> {
-    let start = answer.find('{').ok_or("the answer holds no JSON object")?;
-    let end = answer.rfind('}').ok_or("the answer holds no JSON object")?;
-    if end < start {
-        return Err("the answer holds no JSON object".into());
-    }
-    let answer: Answer = serde_json::from_str(&answer[start..=end])
-        .map_err(|e| format!("the answer is not the expected JSON: {e}"))?;
+    let answer: Answer = super::super::extract::parse_json_answer(answer)?;
     let mut review = Review::default();
     for f in answer.findings.into_iter().take(MAX_FINDINGS) {
         let confidence = if f.confidence.is_finite() {
