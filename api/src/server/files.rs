@@ -7,10 +7,11 @@
 //! novel (credential as on `/graphql`, MEMBER, at most `ZNOVEL_MAX_FILE_BYTES`); answers
 //! 201 with the stored file as JSON (`id name contentType size createdAt downloadUrl`).
 //!
-//! `POST /files/import?name=<file name>[&novelId=<id>][&title=…][&format=TXT|MARKDOWN|EPUB]`:
+//! `POST /files/import?name=<file name>[&novelId=<id>][&title=…][&format=TXT|MARKDOWN|EPUB|DOCX][&dryRun=true]`:
 //! `importManuscript` with the request body as the manuscript (same credential and limits);
 //! answers 202 with `{ job: { id kind status }, novel: { id title } }`, the job followed
-//! through GraphQL like any other. It is how a manuscript is uploaded behind Hive Router,
+//! through GraphQL like any other. With `dryRun=true` it is `previewImport`: 200 with the
+//! preview as JSON (the GraphQL field names), nothing written. It is how a manuscript is uploaded behind Hive Router,
 //! which refuses a GraphQL multipart request (415): in the cluster the Ingress sends
 //! `/files` to the file service.
 //!
@@ -180,6 +181,9 @@ pub struct ImportQuery {
     novel_id: Option<String>,
     title: Option<String>,
     format: Option<String>,
+    /// `true`: answer the preview (`previewImport`) and write nothing.
+    #[serde(rename = "dryRun", default)]
+    dry_run: bool,
 }
 
 /// Imports the request body as a manuscript (`importManuscript` without GraphQL).
@@ -205,10 +209,53 @@ pub async fn import(
         Some(f) => match ManuscriptFormat::parse(&f.to_ascii_uppercase()) {
             Some(f) => Some(f),
             None => {
-                return refuse_error(Error::invalid("format", "one of TXT, MARKDOWN, EPUB"));
+                return refuse_error(Error::invalid("format", "one of TXT, MARKDOWN, EPUB, DOCX"));
             }
         },
     };
+    if query.dry_run {
+        let bytes = match body(&state, req).await {
+            Ok(b) => b,
+            Err(refused) => return refused,
+        };
+        let request = znovel_domain::services::ImportManuscript {
+            file_name: query.name.unwrap_or_default(),
+            bytes,
+            novel_id: novel,
+            title: query.title,
+            format,
+        };
+        return match state.files.preview_import(&actor, &request).await {
+            Ok(p) => {
+                let chapters: Vec<serde_json::Value> = p
+                    .chapters
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "seq": c.seq,
+                            "title": c.title,
+                            "volume": c.volume,
+                            "wordCount": c.word_count,
+                            "excerpt": c.excerpt,
+                        })
+                    })
+                    .collect();
+                let body = serde_json::json!({
+                    "format": p.format.as_str(),
+                    "encoding": p.encoding,
+                    "title": p.title,
+                    "newNovel": p.new_novel,
+                    "volumes": p.volumes,
+                    "chapterCount": p.chapters.len(),
+                    "wordCount": p.word_count,
+                    "warnings": p.warnings,
+                    "chapters": chapters,
+                });
+                super::http::json_response(StatusCode::OK, body.to_string(), false)
+            }
+            Err(e) => refuse_error(e),
+        };
+    }
     let Some(generation) = state.generation.clone() else {
         return refuse_error(Error::Unavailable(
             "manuscript import is not configured".into(),

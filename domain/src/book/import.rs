@@ -1,4 +1,4 @@
-//! Books in: a manuscript (TXT, Markdown or EPUB) split into volumes and chapters. Pure
+//! Books in: a manuscript (TXT, Markdown, EPUB or DOCX) split into volumes and chapters. Pure
 //! functions over bytes; the IMPORT job (see [`runner`](crate::services::runner)) stores
 //! what they find.
 //!
@@ -20,6 +20,11 @@
 //!   is a chapter, titled by its first heading. Paths that leave the book (`..`,
 //!   absolute, URLs) are refused, and so is an archive that unpacks to too much (a zip
 //!   bomb).
+//! - **DOCX** (Word) is read from `word/document.xml`: paragraphs styled as headings
+//!   (a style whose outline level or name says so: "heading 1", "Title", a localized
+//!   style with `w:outlineLvl`) split it as Markdown's `#` headings do; a document
+//!   without heading styles is split at its heading lines as TXT is. The title falls
+//!   back to the document's properties. The same archive limits as EPUB apply.
 //!
 //! A chapter's content is its paragraphs (non-blank lines, trimmed) separated by blank
 //! lines.
@@ -46,9 +51,12 @@ pub enum ImportError {
     /// Not an EPUB archive, or one missing what an EPUB must have.
     #[error("not a valid EPUB: {0}")]
     NotEpub(String),
+    /// Not a DOCX archive, or one missing what a DOCX must have.
+    #[error("not a valid DOCX: {0}")]
+    NotDocx(String),
     /// The archive unpacks to more than the limits allow.
     #[error(
-        "the EPUB unpacks to more than {max_bytes} bytes or holds more than {max_entries} entries; refused as a possible zip bomb"
+        "the archive unpacks to more than {max_bytes} bytes or holds more than {max_entries} entries; refused as a possible zip bomb"
     )]
     ZipBomb {
         /// The largest total unpacked size.
@@ -57,7 +65,7 @@ pub enum ImportError {
         max_entries: usize,
     },
     /// A path in the archive or its manifest leaves the book.
-    #[error("the EPUB names a path outside the book: {0:?}")]
+    #[error("the archive names a path outside the book: {0:?}")]
     UnsafePath(String),
     /// More chapters than one import may create.
     #[error(
@@ -123,11 +131,16 @@ pub fn detect_format(name: &str, bytes: &[u8]) -> ManuscriptFormat {
         .unwrap_or_default();
     match ext.as_str() {
         "epub" => return ManuscriptFormat::Epub,
+        "docx" => return ManuscriptFormat::Docx,
         "md" | "markdown" | "mdown" | "mkd" => return ManuscriptFormat::Markdown,
         "txt" | "text" => return ManuscriptFormat::Txt,
         _ => {}
     }
     if bytes.starts_with(b"PK\x03\x04") {
+        // A Word document's parts live under `word/`; an EPUB's never do.
+        if contains(&bytes[..bytes.len().min(1024 * 1024)], b"word/document.xml") {
+            return ManuscriptFormat::Docx;
+        }
         return ManuscriptFormat::Epub;
     }
     let head = &bytes[..bytes.len().min(64 * 1024)];
@@ -162,6 +175,7 @@ pub fn parse_with_limits(
     let stem = file_stem(name);
     let mut m = match format {
         ManuscriptFormat::Epub => epub(bytes, limits)?,
+        ManuscriptFormat::Docx => docx(bytes, limits, &stem)?,
         ManuscriptFormat::Markdown => {
             let (text, encoding) = decode(bytes)?;
             markdown(&text, encoding, &stem)
@@ -608,6 +622,213 @@ fn markdown(text: &str, encoding: &str, stem: &str) -> Manuscript {
     }
     m.description = paragraphs(preamble);
     m
+}
+
+// ---- DOCX ----
+
+/// What kind of heading a Word paragraph style is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WordHeading {
+    /// The document's title ("Title").
+    Title,
+    /// A heading of this outline level (0 = "heading 1").
+    Level(usize),
+}
+
+/// The level a style's name gives ("heading 2" → 1; "Title" → the title).
+fn heading_by_name(name: &str) -> Option<WordHeading> {
+    let n = name.trim().to_ascii_lowercase();
+    if n == "title" {
+        return Some(WordHeading::Title);
+    }
+    let rest = n.strip_prefix("heading")?.trim();
+    rest.parse::<usize>()
+        .ok()
+        .filter(|l| (1..=9).contains(l))
+        .map(|l| WordHeading::Level(l - 1))
+}
+
+/// The heading styles of `word/styles.xml`: style id → heading kind (by outline level,
+/// else by name).
+fn word_styles(doc: &str) -> std::collections::HashMap<String, WordHeading> {
+    let mut out = std::collections::HashMap::new();
+    let mut current: Option<(String, Option<WordHeading>, Option<usize>)> = None;
+    for t in tokens(doc) {
+        let Token::Tag {
+            name,
+            attrs,
+            closing,
+            ..
+        } = t
+        else {
+            continue;
+        };
+        match (local(name).as_str(), closing) {
+            ("style", false) => {
+                current = attr(attrs, "w:styleId").map(|id| (id, None, None));
+            }
+            ("style", true) => {
+                if let Some((id, by_name, level)) = current.take() {
+                    let kind = match (by_name, level) {
+                        (Some(WordHeading::Title), _) => Some(WordHeading::Title),
+                        (_, Some(l)) if l < 9 => Some(WordHeading::Level(l)),
+                        (k, _) => k,
+                    };
+                    if let Some(k) = kind {
+                        out.insert(id, k);
+                    }
+                }
+            }
+            ("name", false) => {
+                if let (Some(c), Some(v)) = (&mut current, attr(attrs, "w:val")) {
+                    c.1 = heading_by_name(&v);
+                }
+            }
+            ("outlinelvl", false) => {
+                if let (Some(c), Some(v)) = (&mut current, attr(attrs, "w:val")) {
+                    c.2 = v.parse().ok();
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The paragraphs of `word/document.xml`: (heading kind, text), in order.
+fn word_paragraphs(
+    doc: &str,
+    styles: &std::collections::HashMap<String, WordHeading>,
+) -> Vec<(Option<WordHeading>, String)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut kind: Option<WordHeading> = None;
+    let mut in_text = false;
+    // Deleted text (tracked changes) and field instructions are not the document's text.
+    let mut skip = 0usize;
+    for t in tokens(doc) {
+        match t {
+            Token::Tag {
+                name,
+                attrs,
+                closing,
+                empty,
+            } => match local(name).as_str() {
+                "p" if !closing => {
+                    text.clear();
+                    kind = None;
+                }
+                "p" if closing => {
+                    out.push((kind, std::mem::take(&mut text)));
+                    kind = None;
+                }
+                "pstyle" if !closing => {
+                    if let Some(v) = attr(attrs, "w:val") {
+                        kind = styles
+                            .get(&v)
+                            .copied()
+                            .or_else(|| heading_by_name(&v))
+                            .or(kind);
+                    }
+                }
+                "outlinelvl" if !closing => {
+                    if let Some(l) = attr(attrs, "w:val").and_then(|v| v.parse::<usize>().ok())
+                        && l < 9
+                    {
+                        kind = Some(WordHeading::Level(l));
+                    }
+                }
+                "t" => in_text = !closing && !empty,
+                "tab" if !closing => text.push('\t'),
+                "br" | "cr" if !closing => text.push('\n'),
+                "del" | "instrtext" | "deltext" if !empty => {
+                    if closing {
+                        skip = skip.saturating_sub(1);
+                    } else {
+                        skip += 1;
+                    }
+                }
+                _ => {}
+            },
+            Token::Text(s) if in_text && skip == 0 => text.push_str(&entities(s)),
+            Token::Text(_) => {}
+        }
+    }
+    out
+}
+
+/// Reads a Word document (see the module documentation).
+fn docx(bytes: &[u8], limits: EpubLimits, stem: &str) -> Result<Manuscript, ImportError> {
+    let not_docx = |e: ImportError| match e {
+        ImportError::NotEpub(why) => ImportError::NotDocx(why),
+        other => other,
+    };
+    let mut ar = Archive::open(bytes, limits).map_err(not_docx)?;
+    let doc = ar
+        .text("word/document.xml")
+        .map_err(not_docx)?
+        .ok_or_else(|| ImportError::NotDocx("word/document.xml is missing".into()))?;
+    let styles = ar
+        .text("word/styles.xml")
+        .map_err(not_docx)?
+        .map(|s| word_styles(&s))
+        .unwrap_or_default();
+    let paragraphs = word_paragraphs(&doc, &styles);
+    let styled = paragraphs
+        .iter()
+        .any(|(k, t)| matches!(k, Some(WordHeading::Level(_))) && !t.trim().is_empty());
+    let mut m = if styled {
+        // As Markdown: the title one level above every heading.
+        let mut md = String::new();
+        for (kind, text) in &paragraphs {
+            let line = text.replace('\n', " ");
+            match kind {
+                Some(WordHeading::Title) => md.push_str(&format!("# {}\n", line.trim())),
+                Some(WordHeading::Level(l)) => {
+                    md.push_str(&format!("{} {}\n", "#".repeat((l + 2).min(6)), line.trim()))
+                }
+                // A body line that would read as a heading or a fence is kept as text.
+                None => {
+                    for l in text.lines() {
+                        if l.trim_start().starts_with(['#', '`', '~']) {
+                            md.push('\u{200B}');
+                        }
+                        md.push_str(l);
+                        md.push('\n');
+                    }
+                }
+            }
+            md.push('\n');
+        }
+        markdown(&md, "UTF-8", stem)
+    } else {
+        let text: Vec<&str> = paragraphs.iter().map(|(_, t)| t.as_str()).collect();
+        plain(&text.join("\n"), "UTF-8", stem, ManuscriptFormat::Docx)
+    };
+    for c in &mut m.chapters {
+        c.content = c.content.replace('\u{200B}', "");
+    }
+    m.description = m.description.replace('\u{200B}', "");
+    m.format = ManuscriptFormat::Docx;
+    if m.title.is_none()
+        && let Some(core) = ar.text("docProps/core.xml").map_err(not_docx)?
+    {
+        let toks = tokens(&core);
+        let mut in_title = false;
+        for t in toks {
+            match t {
+                Token::Tag { name, closing, .. } if local(name) == "title" => in_title = !closing,
+                Token::Text(s) if in_title => {
+                    let t = entities(s).trim().to_owned();
+                    if !t.is_empty() {
+                        m.title = Some(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(m)
 }
 
 // ---- EPUB ----
@@ -1533,5 +1754,116 @@ mod tests {
             ManuscriptFormat::Markdown
         );
         assert_eq!(detect_format("upload", b"Chapter 1"), ManuscriptFormat::Txt);
+    }
+
+    const W: &str = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"";
+
+    /// A Word document of `body` (`w:body` content), with `styles` and a title property.
+    fn docx_of(body: &str, styles: &str) -> Vec<u8> {
+        let doc = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document {W}><w:body>{body}</w:body></w:document>"
+        );
+        let styles = format!("<w:styles {W}>{styles}</w:styles>");
+        let core = "<cp:coreProperties xmlns:cp=\"c\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:title>Salt &amp; Ash</dc:title></cp:coreProperties>";
+        zip_of(&[
+            ("[Content_Types].xml", b"<Types/>"),
+            ("word/document.xml", doc.as_bytes()),
+            ("word/styles.xml", styles.as_bytes()),
+            ("docProps/core.xml", core.as_bytes()),
+        ])
+    }
+
+    fn para(style: Option<&str>, runs: &str) -> String {
+        let ppr = style
+            .map(|s| format!("<w:pPr><w:pStyle w:val=\"{s}\"/></w:pPr>"))
+            .unwrap_or_default();
+        format!("<w:p>{ppr}{runs}</w:p>")
+    }
+
+    fn run(text: &str) -> String {
+        format!("<w:r><w:t xml:space=\"preserve\">{text}</w:t></w:r>")
+    }
+
+    #[test]
+    fn docx_splits_at_heading_styles_with_volumes() {
+        // Style ids as a Chinese Word names them ("1", "2"): found by outline level.
+        let styles = "<w:style w:type=\"paragraph\" w:styleId=\"1\"><w:name w:val=\"标题 1\"/><w:pPr><w:outlineLvl w:val=\"0\"/></w:pPr></w:style>\
+                      <w:style w:type=\"paragraph\" w:styleId=\"Heading2\"><w:name w:val=\"heading 2\"/></w:style>";
+        let body = [
+            para(Some("1"), &run("第一卷 盐路")),
+            para(Some("Heading2"), &run("第一章 出发")),
+            para(
+                None,
+                &format!("{}{}", run("Ned left "), run("at dawn &amp; rode.")),
+            ),
+            para(
+                None,
+                "<w:r><w:delText>deleted words</w:delText></w:r><w:r><w:t>Kept.</w:t></w:r>",
+            ),
+            para(Some("Heading2"), &run("第二章 山中")),
+            para(None, &run("# not a heading")),
+            para(Some("1"), &run("第二卷 海")),
+            para(Some("Heading2"), &run("Chapter 3")),
+            para(None, &run("The sea.")),
+        ]
+        .concat();
+        let m = parse_manuscript(&docx_of(&body, styles), "book.docx", None).unwrap();
+        assert_eq!(m.format, ManuscriptFormat::Docx);
+        assert_eq!(
+            m.title.as_deref(),
+            Some("Salt & Ash"),
+            "from the properties"
+        );
+        assert_eq!(m.volumes, ["第一卷 盐路", "第二卷 海"]);
+        assert_eq!(titles(&m), ["第一章 出发", "第二章 山中", "Chapter 3"]);
+        assert_eq!(m.chapters[0].content, "Ned left at dawn & rode.\n\nKept.");
+        assert_eq!(m.chapters[0].volume, Some(0));
+        assert_eq!(m.chapters[1].content, "# not a heading");
+        assert_eq!(m.chapters[2].volume, Some(1));
+    }
+
+    #[test]
+    fn docx_without_heading_styles_splits_like_text() {
+        let body = [
+            para(Some("Title"), &run("The Salt Road")),
+            para(None, &run("Chapter 1: Dawn")),
+            para(None, &run("Ned left.")),
+            para(None, &run("CHAPTER II")),
+            para(None, &run("He came back.")),
+        ]
+        .concat();
+        let bytes = docx_of(&body, "");
+        assert_eq!(detect_format("upload", &bytes), ManuscriptFormat::Docx);
+        let m = parse_manuscript(&bytes, "upload", None).unwrap();
+        assert_eq!(m.title.as_deref(), Some("The Salt Road"));
+        assert_eq!(titles(&m), ["Chapter 1: Dawn", "CHAPTER II"]);
+        assert_eq!(m.chapters[1].content, "He came back.");
+        // No headings at all: one chapter, and the preview says so.
+        let m = parse_manuscript(
+            &docx_of(&para(None, &run("Just prose.")), ""),
+            "notes.docx",
+            None,
+        )
+        .unwrap();
+        assert_eq!(m.chapters.len(), 1);
+        assert_eq!(m.warnings.len(), 1);
+    }
+
+    #[test]
+    fn broken_docx_files_are_refused() {
+        let z = zip_of(&[("word/other.xml", b"<x/>")]);
+        assert!(matches!(
+            parse_manuscript(&z, "a.docx", None),
+            Err(ImportError::NotDocx(_))
+        ));
+        assert!(matches!(
+            parse_manuscript(b"not a zip", "a.docx", None),
+            Err(ImportError::NotDocx(_))
+        ));
+        let z = zip_of(&[("../word/document.xml", b"<x/>")]);
+        assert!(matches!(
+            parse_manuscript(&z, "a.docx", None),
+            Err(ImportError::UnsafePath(_))
+        ));
     }
 }

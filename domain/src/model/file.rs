@@ -75,6 +75,9 @@ str_enum! {
         Markdown = "MARKDOWN",
         /// EPUB (2 or 3): chapters in spine order, titled from the table of contents.
         Epub = "EPUB",
+        /// Word (DOCX): split at its heading-styled paragraphs, else at heading lines as
+        /// TXT is.
+        Docx = "DOCX",
     }
 }
 
@@ -83,6 +86,7 @@ impl ManuscriptFormat {
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Epub => "application/epub+zip",
+            Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             Self::Markdown => "text/markdown",
             Self::Txt => "text/plain",
         }

@@ -21,13 +21,16 @@ pub enum ManuscriptFormat {
     Markdown,
     /// EPUB: chapters in spine order, titled from the table of contents.
     Epub,
+    /// Word (DOCX): split at heading-styled paragraphs ("Heading 1", "Heading 2", …),
+    /// else at heading lines as TXT is.
+    Docx,
 }
 
 /// Input of `previewImport` and `importManuscript`.
 #[derive(InputObject)]
 pub struct ImportManuscriptInput {
-    /// The manuscript, sent as a GraphQL multipart request upload (TXT, Markdown or
-    /// EPUB; at most the server's file size limit).
+    /// The manuscript, sent as a GraphQL multipart request upload (TXT, Markdown, EPUB
+    /// or DOCX; at most the server's file size limit).
     pub file: Upload,
     /// Append the chapters to this novel, after its last chapter; absent: a new novel.
     pub novel_id: Option<ID>,
