@@ -579,9 +579,7 @@ async fn bad_inputs(backend: Backend) {
         }
     }
     // A JSON request cannot carry the file.
-    let (code, _) = app
-        .err_as(Some(&key), IMPORT, json!({ "i": { "file": null } }))
-        .await;
+    let (code, _) = app.err_as(Some(&key), IMPORT, json!({})).await;
     assert_eq!(code, "BAD_USER_INPUT");
     // A VIEWER may not import.
     let viewer = app.user_key("viewer@import.test", "VIEWER").await;
@@ -833,6 +831,233 @@ async fn plain_upload(backend: Backend) {
     assert_eq!(status, 400, "a name is needed");
 }
 
+/// The tenant's files share one byte budget (`maxFileBytes`): an upload, an import (and
+/// its preview) or an export that would pass it is refused with `QUOTA_EXCEEDED` before
+/// anything is written; `fileBytesUsed` counts what is stored; deleting frees it.
+async fn file_quota(backend: Backend) {
+    let (app, _fake) = app(backend, None).await;
+    let novel = app.novel("Quota").await;
+    const USAGE: &str = "{ viewer { tenant { quota { maxFileBytes fileBytesUsed novels } } } }";
+    let usage = |d: Value| d["viewer"]["tenant"]["quota"].clone();
+    let q = usage(app.ok(USAGE, json!({})).await);
+    assert_eq!(q["maxFileBytes"], 1_073_741_824_i64, "{q}");
+    assert_eq!(q["fileBytesUsed"], 0);
+    let set_quota = |max: i64| {
+        app.ok(
+            "mutation($m: Int!) { updateQuota(input: { maxFileBytes: $m }) { tenant { quota { maxFileBytes } } } }",
+            json!({ "m": max }),
+        )
+    };
+    let manuscript = "Chapter 1 Dawn\nNed left at dawn.\n\nChapter 2 Dusk\nHe came back at dusk.\n";
+    let d = upload_ok(
+        &app,
+        IMPORT,
+        json!({ "novelId": novel }),
+        "book.txt",
+        manuscript.as_bytes(),
+    )
+    .await;
+    let stored = d["importManuscript"]["job"]["file"]["size"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(stored, manuscript.len() as i64);
+    let q = usage(app.ok(USAGE, json!({})).await);
+    assert_eq!(q["fileBytesUsed"], stored);
+    let novels = q["novels"].as_i64().unwrap();
+
+    // Room for ten more bytes: the same manuscript again does not fit.
+    set_quota(stored + 10).await;
+    let (code, msg) = upload_err(
+        &app,
+        &app.admin_key,
+        PREVIEW,
+        json!({}),
+        "book.txt",
+        manuscript.as_bytes(),
+    )
+    .await;
+    assert_eq!(code, "QUOTA_EXCEEDED", "{msg}");
+    assert!(msg.contains("maxFileBytes"), "{msg}");
+    let (code, _) = upload_err(
+        &app,
+        &app.admin_key,
+        IMPORT,
+        json!({}),
+        "book.txt",
+        manuscript.as_bytes(),
+    )
+    .await;
+    assert_eq!(code, "QUOTA_EXCEEDED");
+    // Nothing half-written: no novel, no job file.
+    let q = usage(app.ok(USAGE, json!({})).await);
+    assert_eq!(q["novels"].as_i64(), Some(novels));
+    assert_eq!(q["fileBytesUsed"], stored);
+    let resp = app
+        .client
+        .post(app.url(&format!("/files?novelId={novel}&name=notes.txt")))
+        .header("authorization", format!("Bearer {}", app.admin_key))
+        .header("content-type", "text/plain")
+        .body(vec![b'x'; 11])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "QUOTA_EXCEEDED");
+
+    // An export larger than the room left fails its job, saying why; none is stored.
+    let export =
+        "mutation($n: ID!) { exportNovel(input: { novelId: $n, format: EPUB }) { job { id } } }";
+    let d = app.ok(export, json!({ "n": novel })).await;
+    let job = d["exportNovel"]["job"]["id"].as_str().unwrap().to_owned();
+    let job = wait(
+        &app,
+        "query($j: ID!) { generationJob(id: $j) { status error } }",
+        &job,
+    )
+    .await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("quota exceeded"),
+        "{job}"
+    );
+    // Full: refused at once.
+    set_quota(stored).await;
+    assert_eq!(
+        app.err(export, json!({ "n": novel })).await,
+        "QUOTA_EXCEEDED"
+    );
+
+    // Deleting the manuscript frees its bytes.
+    let files = app
+        .ok(
+            "query($n: ID!) { files(novelId: $n) { edges { node { id } } } }",
+            json!({ "n": novel }),
+        )
+        .await;
+    for e in files["files"]["edges"].as_array().unwrap() {
+        app.ok(
+            "mutation($f: ID!) { deleteFile(input: { fileId: $f }) { file { id } } }",
+            json!({ "f": e["node"]["id"] }),
+        )
+        .await;
+    }
+    let q = usage(app.ok(USAGE, json!({})).await);
+    assert_eq!(q["fileBytesUsed"], 0);
+    let resp = app
+        .client
+        .post(app.url(&format!("/files?novelId={novel}&name=notes.txt")))
+        .header("authorization", format!("Bearer {}", app.admin_key))
+        .header("content-type", "text/plain")
+        .body(vec![b'x'; 11])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+}
+
+/// A Word document: heading-styled chapters (one in Chinese), split like the EPUB and
+/// Markdown files are; its title from the document properties.
+async fn docx_manuscripts(backend: Backend) {
+    let (app, _fake) = app(backend, None).await;
+    let w = "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"";
+    let p = |style: &str, text: &str| {
+        let ppr = if style.is_empty() {
+            String::new()
+        } else {
+            format!("<w:pPr><w:pStyle w:val=\"{style}\"/></w:pPr>")
+        };
+        format!("<w:p>{ppr}<w:r><w:t xml:space=\"preserve\">{text}</w:t></w:r></w:p>")
+    };
+    let body = [
+        p("Heading1", "Chapter 1: Departure"),
+        p("", "Ned left at dawn."),
+        p("", "The road was long &amp; &lt;narrow&gt;."),
+        p("Heading1", "第二章 山中"),
+        p("", "山中无甲子。"),
+    ]
+    .concat();
+    let doc = format!("<w:document {w}><w:body>{body}</w:body></w:document>");
+    let styles = format!(
+        "<w:styles {w}><w:style w:styleId=\"Heading1\"><w:name w:val=\"heading 1\"/></w:style></w:styles>"
+    );
+    let core = "<cp:coreProperties xmlns:cp=\"c\" xmlns:dc=\"d\"><dc:title>The Long Road 长路</dc:title></cp:coreProperties>";
+    let bytes = znovel_domain::book::write_stored_zip(&[
+        ("[Content_Types].xml", b"<Types/>".as_slice()),
+        ("word/document.xml", doc.as_bytes()),
+        ("word/styles.xml", styles.as_bytes()),
+        ("docProps/core.xml", core.as_bytes()),
+    ]);
+    let d = upload_ok(&app, PREVIEW, json!({}), "book.docx", &bytes).await;
+    let preview = &d["previewImport"];
+    assert_eq!(preview["format"], "DOCX", "{preview}");
+    assert_eq!(preview["title"], "The Long Road 长路");
+    assert_eq!(preview["chapterCount"], 2);
+    assert_eq!(preview["chapters"][1]["title"], "第二章 山中");
+    assert_eq!(
+        preview["chapters"][0]["excerpt"],
+        "Ned left at dawn.\n\nThe road was long & <narrow>."
+    );
+    // Through the plain route, the format detected from the bytes: a dry run first.
+    let novels = app.novel_count().await;
+    let resp = app
+        .client
+        .post(app.url("/files/import?name=manuscript&dryRun=true"))
+        .header("authorization", format!("Bearer {}", app.admin_key))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let dry: Value = resp.json().await.unwrap();
+    assert_eq!(dry["format"], "DOCX", "{dry}");
+    assert_eq!(dry["chapterCount"], 2);
+    assert_eq!(dry["newNovel"], true);
+    assert_eq!(dry["chapters"][0]["title"], "Chapter 1: Departure");
+    assert_eq!(app.novel_count().await, novels, "a dry run writes nothing");
+    let resp = app
+        .client
+        .post(app.url("/files/import?name=manuscript"))
+        .header("authorization", format!("Bearer {}", app.admin_key))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let body: Value = resp.json().await.unwrap();
+    let job = wait(
+        &app,
+        "query($j: ID!) { generationJob(id: $j) { status error file { contentType } } }",
+        body["job"]["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(
+        job["file"]["contentType"],
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    );
+    let got = chapters(&app, body["novel"]["id"].as_str().unwrap()).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].1, "Chapter 1: Departure");
+    assert_eq!(
+        got[0].2,
+        "Ned left at dawn.\n\nThe road was long & <narrow>."
+    );
+    assert_eq!(got[1].2, "山中无甲子。");
+    // A DOCX that is not one: refused before anything is written.
+    let (code, msg) = upload_err(
+        &app,
+        &app.admin_key,
+        IMPORT,
+        json!({}),
+        "broken.docx",
+        b"PK\x03\x04 not really",
+    )
+    .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(msg.contains("not a valid DOCX"), "{msg}");
+}
+
 macro_rules! on_both {
     ($name:ident) => {
         mod $name {
@@ -856,3 +1081,5 @@ on_both!(bad_inputs);
 on_both!(resume_without_duplicates);
 on_both!(cancel_stops_an_import);
 on_both!(plain_upload);
+on_both!(file_quota);
+on_both!(docx_manuscripts);

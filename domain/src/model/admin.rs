@@ -24,6 +24,9 @@ pub struct Quota {
     pub max_chapters_per_novel: i64,
     /// Most LLM tokens per UTC day.
     pub max_tokens_per_day: i64,
+    /// Most bytes the tenant's stored files (uploaded manuscripts, exported books) may
+    /// take together.
+    pub max_file_bytes: i64,
 }
 
 impl Default for Quota {
@@ -32,6 +35,7 @@ impl Default for Quota {
             max_novels: 1_000,
             max_chapters_per_novel: 5_000,
             max_tokens_per_day: 10_000_000,
+            max_file_bytes: 1 << 30,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct QuotaUsage {
     pub novels: i64,
     /// LLM tokens (prompt + completion) used since midnight UTC.
     pub tokens_used_today: i64,
+    /// Bytes the tenant's stored files take.
+    pub file_bytes: i64,
 }
 
 /// What [`AdminService::create_tenant`] made. `api_key` is the only copy of the secret.
@@ -79,6 +81,8 @@ pub struct UpdateQuota {
     pub max_chapters_per_novel: Option<i64>,
     /// New daily token limit.
     pub max_tokens_per_day: Option<i64>,
+    /// New limit of the bytes all the tenant's files take.
+    pub max_file_bytes: Option<i64>,
 }
 
 /// Input of [`AdminService::update_validation_policy`].
@@ -329,16 +333,19 @@ impl AdminService {
             .or_not_found("tenant")
     }
 
-    /// What the actor's tenant has used of its quota: novels held, LLM tokens today.
+    /// What the actor's tenant has used of its quota: novels held, LLM tokens today, bytes
+    /// of stored files.
     pub async fn quota_usage(&self, actor: &Actor) -> Result<QuotaUsage, Error> {
         let novels = self.store.count_novels(actor.tenant_id).await?;
         let tokens_used_today = self
             .store
             .tokens_used(actor.tenant_id, now().date_naive())
             .await?;
+        let file_bytes = self.store.file_bytes_used(actor.tenant_id).await?;
         Ok(QuotaUsage {
             novels,
             tokens_used_today,
+            file_bytes,
         })
     }
 
@@ -355,6 +362,9 @@ impl AdminService {
         }
         if let Some(v) = input.max_tokens_per_day {
             t.quota.max_tokens_per_day = limit("maxTokensPerDay", v)?;
+        }
+        if let Some(v) = input.max_file_bytes {
+            t.quota.max_file_bytes = limit("maxFileBytes", v)?;
         }
         t.updated_at = now();
         self.store.update_tenant(&t).await?;

@@ -47,6 +47,21 @@ impl GenerationService {
             .get_novel(actor.tenant_id, input.novel_id)
             .await
             .or_not_found("novel")?;
+        // A book needs room: refused at once when the tenant's files fill its quota
+        // (the job checks again with the book's size).
+        let quota = self
+            .store
+            .get_tenant(actor.tenant_id)
+            .await
+            .or_not_found("tenant")?
+            .quota;
+        let used = self.store.file_bytes_used(actor.tenant_id).await?;
+        if used >= quota.max_file_bytes {
+            return Err(Error::QuotaExceeded(format!(
+                "the tenant's files take {used} bytes of its {} (delete files or ask an admin to raise maxFileBytes)",
+                quota.max_file_bytes
+            )));
+        }
         let job = queued_job(
             actor.tenant_id,
             novel.id,
@@ -198,6 +213,7 @@ impl JobRunner {
                 Err(Ok(format!("the book is too large: {message}")))
             }
             Err(Error::NotFound { .. }) => Err(Ok("the novel was deleted".into())),
+            Err(Error::QuotaExceeded(why)) => Err(Ok(format!("quota exceeded: {why}"))),
             Err(e) => Err(Err(e.to_string())),
         }
     }

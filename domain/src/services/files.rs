@@ -197,13 +197,35 @@ impl FileService {
         Ok(())
     }
 
-    /// Stores a file (the caller has authorized it): refuses one over the size limit.
+    /// Stores a file (the caller has authorized it): refuses one over the size limit,
+    /// and one that would take the tenant's files past its quota (`QUOTA_EXCEEDED`).
     pub async fn save(&self, file: &StoredFile, bytes: &[u8]) -> Result<(), Error> {
         self.check_size("file", bytes.len())?;
+        self.check_quota(file.tenant_id, bytes.len() as i64).await?;
         self.store
             .insert_file(file, bytes)
             .await
             .or_not_found("novel")
+    }
+
+    /// `QUOTA_EXCEEDED` when `more` bytes would take the tenant's files past its
+    /// `max_file_bytes`. (Two uploads racing may both pass; the quota is a budget, not a
+    /// hard disk limit — the per-file size limit bounds the overshoot.)
+    pub async fn check_quota(&self, tenant: TenantId, more: i64) -> Result<(), Error> {
+        let max = self
+            .store
+            .get_tenant(tenant)
+            .await
+            .or_not_found("tenant")?
+            .quota
+            .max_file_bytes;
+        let used = self.store.file_bytes_used(tenant).await?;
+        if used + more > max {
+            return Err(Error::QuotaExceeded(format!(
+                "the tenant's files take {used} bytes; {more} more would pass its quota of {max} bytes (delete files or ask an admin to raise maxFileBytes)"
+            )));
+        }
+        Ok(())
     }
 
     /// Stores an uploaded file of a novel (`POST /files`). Needs MEMBER; refuses a file

@@ -152,7 +152,7 @@ impl FileService {
         Ok(self.prepare_import(actor, input).await?.preview)
     }
 
-    /// Checks an import request: size, manuscript, novel, quotas.
+    /// Checks an import request: size, manuscript, novel, quotas (chapters, file bytes).
     async fn prepare_import(
         &self,
         actor: &Actor,
@@ -211,6 +211,8 @@ impl FileService {
                 }
             )));
         }
+        self.check_quota(actor.tenant_id, input.bytes.len() as i64)
+            .await?;
         if i64::from(first_seq) + count - 1 > MAX_SEQ {
             return Err(Error::invalid(
                 "novelId",

@@ -21,6 +21,7 @@ diesel::table! {
         settings -> SqlJson,
         created_at -> SqlTimestamp,
         updated_at -> SqlTimestamp,
+        max_file_bytes -> BigInt,
     }
 }
 

@@ -21,6 +21,7 @@ pub async fn tenant_round_trip(ctx: &Ctx) {
         max_novels: 1,
         max_chapters_per_novel: 2,
         max_tokens_per_day: 3,
+        max_file_bytes: 4,
     };
     t.settings = json!({"validation": "open", "models": ["a", "b"]});
     t.updated_at = at(5);

@@ -118,6 +118,7 @@ pub fn tenant(slug: &str) -> Tenant {
             max_novels: 7,
             max_chapters_per_novel: 70,
             max_tokens_per_day: 7_000,
+            max_file_bytes: 70_000,
         },
         settings: json!({"model": "m-1", "flags": {"validation": "closed"}, "n": 1.5}),
         created_at: t,

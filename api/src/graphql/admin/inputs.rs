@@ -52,6 +52,8 @@ pub struct UpdateQuotaInput {
     pub max_chapters_per_novel: Option<i64>,
     /// Most LLM tokens per UTC day.
     pub max_tokens_per_day: Option<i64>,
+    /// Most bytes all the tenant's stored files (manuscripts, exported books) may take.
+    pub max_file_bytes: Option<i64>,
 }
 
 /// Result of `createUser`.

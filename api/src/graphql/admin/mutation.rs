@@ -101,6 +101,7 @@ impl AdminMutation {
             max_novels: input.max_novels,
             max_chapters_per_novel: input.max_chapters_per_novel,
             max_tokens_per_day: input.max_tokens_per_day,
+            max_file_bytes: input.max_file_bytes,
         };
         let tenant = s.admin.update_quota(&actor, change).await.gql()?;
         Ok(UpdateQuotaPayload {

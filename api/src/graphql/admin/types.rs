@@ -80,6 +80,9 @@ pub struct Quota {
     pub max_chapters_per_novel: i64,
     /// Most LLM tokens per UTC day.
     pub max_tokens_per_day: i64,
+    /// Most bytes all the tenant's stored files (uploaded manuscripts, exported books)
+    /// may take together.
+    pub max_file_bytes: i64,
 }
 
 #[ComplexObject]
@@ -99,6 +102,16 @@ impl Quota {
     async fn novels(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         let (s, actor) = call(ctx)?;
         s.admin.quota_usage(&actor).await.gql().map(|u| u.novels)
+    }
+    /// Bytes the tenant's stored files take; an upload, import or export that would
+    /// pass `maxFileBytes` is refused with `QUOTA_EXCEEDED`.
+    async fn file_bytes_used(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let (s, actor) = call(ctx)?;
+        s.admin
+            .quota_usage(&actor)
+            .await
+            .gql()
+            .map(|u| u.file_bytes)
     }
 }
 
@@ -131,6 +144,7 @@ impl Tenant {
             max_novels: q.max_novels,
             max_chapters_per_novel: q.max_chapters_per_novel,
             max_tokens_per_day: q.max_tokens_per_day,
+            max_file_bytes: q.max_file_bytes,
         }
     }
     /// What happens to a generated chapter with a continuity issue of severity ERROR

@@ -62,6 +62,7 @@ per_backend! {
                 tenants::max_novels.eq(t.quota.max_novels),
                 tenants::max_chapters_per_novel.eq(t.quota.max_chapters_per_novel),
                 tenants::max_tokens_per_day.eq(t.quota.max_tokens_per_day),
+                tenants::max_file_bytes.eq(t.quota.max_file_bytes),
                 tenants::settings.eq(DbJson(t.settings.clone())),
                 tenants::updated_at.eq(DbTime(t.updated_at)),
             ))

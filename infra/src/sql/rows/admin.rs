@@ -23,6 +23,7 @@ pub struct TenantRow {
     pub settings: DbJson,
     pub created_at: DbTime,
     pub updated_at: DbTime,
+    pub max_file_bytes: i64,
 }
 
 impl From<&Tenant> for TenantRow {
@@ -38,6 +39,7 @@ impl From<&Tenant> for TenantRow {
             settings: DbJson(t.settings.clone()),
             created_at: DbTime(t.created_at),
             updated_at: DbTime(t.updated_at),
+            max_file_bytes: t.quota.max_file_bytes,
         }
     }
 }
@@ -54,6 +56,7 @@ impl TryFrom<TenantRow> for Tenant {
                 max_novels: r.max_novels,
                 max_chapters_per_novel: r.max_chapters_per_novel,
                 max_tokens_per_day: r.max_tokens_per_day,
+                max_file_bytes: r.max_file_bytes,
             },
             settings: r.settings.0,
             created_at: r.created_at.0,
