@@ -1,8 +1,9 @@
 //! Batch generation: `generateChapters` writes a range of chapters in order through one
 //! parent job with a child job per chapter (each child starts after the previous one is
 //! stored and remembered: its prompt knows what the previous chapter's memory
-//! established), the same idempotency key returns the same batch, a missing chapter is a
-//! clear error, cancelling the parent stops the chapters not yet written, and a
+//! established), the same idempotency key returns the same batch, a DRAFT creates missing
+//! chapters and drafts missing outlines from the novel's plan (a clear error without
+//! one), `estimateBatch` tells the cost before it starts, cancelling the parent stops the chapters not yet written, and a
 //! continuity error or a chapter whose memory fails stops the batch when `stopOn: ERROR`.
 
 use crate::helpers::{Backend, TestApp};
@@ -159,6 +160,19 @@ async fn writes_in_order(backend: Backend) {
             Some(&app.admin_key),
             BATCH,
             json!({ "i": { "novelId": novel, "fromSeq": 2, "toSeq": 5 } }),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(
+        body.to_string()
+            .contains("chapter 4 has no outline and the novel has no plan"),
+        "a DRAFT creates missing chapters only from a plan: {body}"
+    );
+    let (code, body) = app
+        .err_as(
+            Some(&app.admin_key),
+            BATCH,
+            json!({ "i": { "novelId": novel, "fromSeq": 2, "toSeq": 5, "kind": "CONTINUE" } }),
         )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
@@ -402,6 +416,266 @@ async fn a_memory_failure(backend: Backend, stop_on: &str) {
     }
 }
 
+const ESTIMATE: &str = "query($i: GenerateChaptersInput!) { estimateBatch(input: $i) { chapters chaptersToCreate outlinesToDraft promptTokens completionTokens memoryTokens totalTokens tokensLeftToday fitsQuota seconds tokensPerSecond firstTokenSeconds memorySeconds basis sampleJobs perChapter { seq title exists draftsOutline targetWords promptTokens completionTokens } } }";
+
+/// A drafted outline, as the model answers it.
+fn outline_answer(title: &str, beats: &[&str]) -> FakeStream {
+    FakeStream::new([json!({ "title": title, "beats": beats }).to_string()]).usage(100, 40)
+}
+
+async fn outlines_from_the_plan(backend: Backend) {
+    let (app, fake) = app(backend, FakeStream::new(prose(60)).usage(30, 60)).await;
+    // The batch's requests in order: chapter 1 written (scripted above) and
+    // remembered; then for chapters 2, 3, 4 an outline, the chapter, its memory.
+    fake.script("primary", extraction(empty_answer()).usage(200, 50));
+    for (title, beats) in [
+        (
+            "ignored: chapter 2 keeps its title",
+            ["Mara finds the lamp cold.", "She climbs the stair."],
+        ),
+        (
+            "The Long Night",
+            ["The storm breaks the glass.", "Mara holds the flame."],
+        ),
+        (
+            "Morning",
+            ["A ship sees the light.", "Mara sleeps at last."],
+        ),
+    ] {
+        fake.script("primary", outline_answer(title, &beats));
+        fake.script(
+            "primary",
+            FakeStream::new(prose(60))
+                .usage(30, 60)
+                .interval(Duration::from_millis(1)),
+        );
+        fake.script("primary", extraction(empty_answer()).usage(200, 50));
+    }
+    let d = app
+        .ok(
+            "mutation($i: CreateNovelInput!) { createNovel(input: $i) { novel { id } } }",
+            json!({ "i": { "title": "The Lamp", "description": "A lighthouse keeper, Mara, keeps the lamp alive through the winter of the great storm." } }),
+        )
+        .await;
+    let novel = d["createNovel"]["novel"]["id"].as_str().unwrap().to_owned();
+    let d = app
+        .ok(
+            "mutation($i: CreateVolumeInput!) { createVolume(input: $i) { volume { id } } }",
+            json!({ "i": { "novelId": novel, "title": "Winter", "summary": "The storm comes and the lamp must not go out." } }),
+        )
+        .await;
+    let volume = d["createVolume"]["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (seq, title, outline) in [
+        (1, "Arrival", "Mara arrives on the island."),
+        (2, "The Cold Lamp", ""),
+        (5, "Leaving", "Mara leaves the island in spring."),
+    ] {
+        app.ok(
+            "mutation($i: CreateChapterInput!) { createChapter(input: $i) { chapter { id } } }",
+            json!({ "i": { "novelId": novel, "seq": seq, "title": title, "outline": outline, "volumeId": volume } }),
+        )
+        .await;
+    }
+    let input = json!({ "novelId": novel, "fromSeq": 1, "toSeq": 4, "targetWords": 60 });
+
+    // The estimate, before: what will be created and drafted, from defaults.
+    let e = app.ok(ESTIMATE, json!({ "i": input })).await["estimateBatch"].clone();
+    assert_eq!(e["chapters"], 4, "{e}");
+    assert_eq!(e["chaptersToCreate"], 2, "{e}");
+    assert_eq!(e["outlinesToDraft"], 3, "{e}");
+    assert_eq!(e["basis"], "DEFAULTS");
+    assert_eq!(e["sampleJobs"], 0);
+    let per: Vec<(i64, bool, bool)> = e["perChapter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["seq"].as_i64().unwrap(),
+                c["exists"].as_bool().unwrap(),
+                c["draftsOutline"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per,
+        vec![
+            (1, true, false),
+            (2, true, true),
+            (3, false, true),
+            (4, false, true)
+        ]
+    );
+    assert_eq!(e["perChapter"][1]["title"], "The Cold Lamp");
+    assert_eq!(e["perChapter"][0]["targetWords"], 60);
+    // 60 words at 1.4 tokens a word; a drafted outline adds its own answer.
+    assert_eq!(e["perChapter"][0]["completionTokens"], 84, "{e}");
+    assert!(
+        e["perChapter"][1]["completionTokens"].as_i64() > Some(84),
+        "{e}"
+    );
+    let total = e["promptTokens"].as_i64().unwrap()
+        + e["completionTokens"].as_i64().unwrap()
+        + e["memoryTokens"].as_i64().unwrap();
+    assert_eq!(e["totalTokens"].as_i64(), Some(total));
+    assert_eq!(e["fitsQuota"], true);
+    assert!(
+        e["seconds"].as_f64().unwrap() > 4.0 * 15.0,
+        "four chapters remembered: {e}"
+    );
+    // A quota too small for it says so.
+    app.ok(
+        "mutation { updateQuota(input: { maxTokensPerDay: 1000 }) { tenant { id } } }",
+        json!({}),
+    )
+    .await;
+    let e = app.ok(ESTIMATE, json!({ "i": input })).await["estimateBatch"].clone();
+    assert_eq!(
+        (e["tokensLeftToday"].as_i64(), e["fitsQuota"].as_bool()),
+        (Some(1000), Some(false))
+    );
+    app.ok(
+        "mutation { updateQuota(input: { maxTokensPerDay: 1000000 }) { tenant { id } } }",
+        json!({}),
+    )
+    .await;
+
+    let d = app.ok(BATCH, json!({ "i": input })).await;
+    let id = d["generateChapters"]["job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_final(&app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["completionTokens"], 240,
+        "the children's tokens: {done}"
+    );
+
+    let d = app
+        .ok(
+            "query($n: ID!) { novel(id: $n) { chapters(first: 10) { edges { node { seq title outline version volume { id } } } } } }",
+            json!({ "n": novel }),
+        )
+        .await;
+    let chapters: Vec<Value> = d["novel"]["chapters"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    let seqs: Vec<i64> = chapters
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5], "two created, none twice");
+    assert_eq!(chapters[0]["outline"], "Mara arrives on the island.");
+    assert_eq!(
+        chapters[1]["title"], "The Cold Lamp",
+        "an existing title is kept"
+    );
+    assert_eq!(
+        chapters[1]["outline"],
+        "- Mara finds the lamp cold.\n- She climbs the stair."
+    );
+    assert_eq!(chapters[2]["title"], "The Long Night");
+    assert_eq!(
+        chapters[2]["outline"],
+        "- The storm breaks the glass.\n- Mara holds the flame."
+    );
+    assert_eq!(chapters[3]["title"], "Morning");
+    for c in &chapters[..4] {
+        assert_eq!(c["version"], 1, "written once: {c}");
+        assert_eq!(
+            c["volume"]["id"],
+            volume.as_str(),
+            "in the volume of the chapter before: {c}"
+        );
+    }
+
+    // What the outline prompts were given, and what the writer was given after.
+    let requests = fake.requests_for("primary");
+    let outline_prompts: Vec<String> = requests
+        .iter()
+        .filter(|r| r.body.to_string().contains("\"beats\""))
+        .map(|r| {
+            r.messages()
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    assert_eq!(outline_prompts.len(), 3);
+    let first = &outline_prompts[0];
+    assert!(
+        first.contains("Premise:\nA lighthouse keeper, Mara"),
+        "{first}"
+    );
+    assert!(
+        first.contains("Volume 1 (Winter):\nThe storm comes"),
+        "{first}"
+    );
+    assert!(
+        first.contains("Chapter 1 (Arrival)\n  outline: Mara arrives on the island."),
+        "{first}"
+    );
+    assert!(first.contains("chapter 2, \"The Cold Lamp\""), "{first}");
+    assert!(
+        first.contains("The chapter after it: Chapter 5 (Leaving)\n  outline: Mara leaves the island in spring."),
+        "{first}"
+    );
+    assert!(
+        outline_prompts[1]
+            .contains("Chapter 2 (The Cold Lamp)\n  outline: - Mara finds the lamp cold."),
+        "the next outline follows the last drafted: {}",
+        outline_prompts[1]
+    );
+    let w = writes(&fake);
+    assert_eq!(w.len(), 4, "{w:?}");
+    assert!(
+        w[2].contains("Chapter 3: The Long Night\nOutline:\n- The storm breaks the glass."),
+        "{}",
+        w[2]
+    );
+
+    // Usage: children 4 × 90, outlines 3 × 140, memory 4 × 250 — the parent's tokens
+    // (its children's) are not counted twice.
+    let q = app
+        .ok(
+            "{ viewer { tenant { quota { tokensUsedToday } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        q["viewer"]["tenant"]["quota"]["tokensUsedToday"],
+        360 + 420 + 1000
+    );
+
+    // Estimated again from what the novel's jobs measured.
+    let e = app
+        .ok(
+            ESTIMATE,
+            json!({ "i": { "novelId": novel, "fromSeq": 6, "toSeq": 7 } }),
+        )
+        .await["estimateBatch"]
+        .clone();
+    assert_eq!(e["basis"], "HISTORY", "{e}");
+    assert!(e["sampleJobs"].as_i64() >= Some(8), "{e}");
+    assert!(e["tokensPerSecond"].as_f64() > Some(0.0), "{e}");
+    assert_eq!(e["chaptersToCreate"], 2);
+
+    // A member's estimate is refused on another tenant's novel.
+    let other = app.new_tenant("estimate-other").await;
+    let (code, _) = app
+        .err_as(Some(&other), ESTIMATE, json!({ "i": input }))
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
 macro_rules! on_both {
     ($($name:ident => $body:expr),* $(,)?) => {$(
         mod $name {
@@ -424,6 +698,7 @@ on_both!(
     remembered_in_order => the_next_chapter_knows_what_the_last_established,
     memory_fails_stop_on_error => |b| a_memory_failure(b, "ERROR"),
     memory_fails_stop_on_never => |b| a_memory_failure(b, "NEVER"),
+    outlines_drafted_from_the_plan => outlines_from_the_plan,
 );
 
 mod in_order {

@@ -419,10 +419,20 @@ pub trait JobRepository: Send + Sync + 'static {
         expected_version: i32,
         revision: &ChapterRevision,
     ) -> StoreResult<()>;
-    /// Ends a job without a result (status FAILED or CANCELLED from `job`, with `error`,
+    /// Ends a job without a chapter result (its final status from `job`, with `error`,
     /// `finished_at`, `attempts`, model fields and tokens) unless it is already final;
-    /// returns whether it changed the row.
+    /// returns whether it changed the row. A SUCCEEDED job's tokens go to the tenant's
+    /// usage record too — except a batch's, which are its children's, counted already.
     async fn finish_job(&self, job: &GenerationJob) -> StoreResult<bool>;
+    /// Adds tokens used outside a job's own completion (a batch drafting an outline) to
+    /// the tenant's usage record of `at`'s UTC day and `model`.
+    async fn record_usage(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        usage: crate::ports::TokenUsage,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// The tenant's LLM tokens (prompt + completion) used on a UTC day.
     async fn tokens_used(&self, tenant: TenantId, day: chrono::NaiveDate) -> StoreResult<i64>;
     /// Records what a running job's prompt was given from memory (`GenerationJob::context`).

@@ -13,6 +13,11 @@
 //! never goes back. A batch the queue gives up on hands the memory jobs it recorded but
 //! did not finish to the queue.
 //!
+//! A chapter that does not exist (DRAFT) is created, and a chapter without an outline
+//! (DRAFT, REWRITE) gets one drafted from the novel's plan first (`outline.rs`): the
+//! drafting's tokens count in the tenant's usage, not in a child job. Both are kept
+//! before its child job starts, so a resumed batch finds them and does not draft again.
+//!
 //! A chapter that fails, whose memory fails, or (with `stopOn: ERROR`) whose continuity
 //! check — the report the writer stored for the version — has an issue of severity
 //! ERROR: with `stopOn: ERROR` the parent ends FAILED naming the chapter and why, and no
@@ -20,12 +25,17 @@
 //! error and the batch goes on. A user cancelling the parent stops the chapter being
 //! written (left as it was) and the rest; a chapter already stored is still remembered.
 
-use super::generation::{announce, queued_job};
+use super::generation::{DEFAULT_TARGET_WORDS, announce, queued_job};
 use super::now;
+use super::outline;
 use super::runner::{JobRunner, RunOutcome, StopReason};
 use crate::StoreError;
 use crate::ids::{ChapterId, TenantId};
 use crate::model::*;
+use crate::page::PageRequest;
+use crate::ports::{CompletionEvent, CompletionRequest, TokenUsage};
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,15 +112,11 @@ impl JobRunner {
     ) -> Step {
         let tenant = parent.tenant_id;
         let chapter = match self
-            .store
-            .find_chapter_by_seq(tenant, parent.novel_id, seq)
+            .chapter_to_write(parent, spec, seq, stop.as_mut())
             .await
         {
             Ok(c) => c,
-            Err(StoreError::NotFound) => {
-                return Step::Failed("the chapter no longer exists".into());
-            }
-            Err(e) => return Step::Stop(RunOutcome::Retry(e.to_string())),
+            Err(step) => return step,
         };
         let child = match self.child(parent, spec, &chapter, seq).await {
             Ok(c) => c,
@@ -173,6 +179,265 @@ impl JobRunner {
             }
         }
         Step::Done
+    }
+
+    /// The chapter at `seq`, ready to be written: created when it does not exist (DRAFT)
+    /// and given an outline drafted from the novel's plan when it has none (DRAFT,
+    /// REWRITE).
+    async fn chapter_to_write(
+        &self,
+        parent: &GenerationJob,
+        spec: BatchSpec,
+        seq: i32,
+        stop: Pin<&mut (impl Future<Output = StopReason> + Send)>,
+    ) -> Result<Chapter, Step> {
+        let t = parent.tenant_id;
+        let retry = |e: &dyn std::fmt::Display| Step::Stop(RunOutcome::Retry(e.to_string()));
+        let found = match self
+            .store
+            .find_chapter_by_seq(t, parent.novel_id, seq)
+            .await
+        {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(retry(&e)),
+        };
+        let drafts = match &found {
+            Some(c) => {
+                matches!(spec.kind, JobKind::Draft | JobKind::Rewrite)
+                    && c.outline.trim().is_empty()
+            }
+            None => spec.kind == JobKind::Draft,
+        };
+        match (found, drafts) {
+            (Some(c), false) => return Ok(c),
+            (None, false) => return Err(Step::Failed("the chapter no longer exists".into())),
+            (found, true) => {
+                let drafted = self
+                    .draft_outline(parent, spec, seq, found.as_ref(), stop)
+                    .await?;
+                match found {
+                    Some(c) => {
+                        // Re-read: the author may have changed the chapter meanwhile.
+                        let mut c = self
+                            .store
+                            .get_chapter(t, c.id)
+                            .await
+                            .map_err(|e| retry(&e))?;
+                        if c.outline.trim().is_empty() {
+                            c.outline = drafted.outline;
+                            c.updated_at = now();
+                            self.store.update_chapter(&c).await.map_err(|e| retry(&e))?;
+                        }
+                        Ok(c)
+                    }
+                    None => self.create_planned(parent, spec, seq, drafted).await,
+                }
+            }
+        }
+    }
+
+    /// Creates chapter `seq` of a batch with its drafted title and outline, in the
+    /// volume of the chapter before it (the tenant's chapter quota still holds).
+    async fn create_planned(
+        &self,
+        parent: &GenerationJob,
+        spec: BatchSpec,
+        seq: i32,
+        drafted: outline::Drafted,
+    ) -> Result<Chapter, Step> {
+        let t = parent.tenant_id;
+        let retry = |e: &dyn std::fmt::Display| Step::Stop(RunOutcome::Retry(e.to_string()));
+        let tenant = self.store.get_tenant(t).await.map_err(|e| retry(&e))?;
+        let count = self
+            .store
+            .count_chapters(t, parent.novel_id)
+            .await
+            .map_err(|e| retry(&e))?;
+        if count >= tenant.quota.max_chapters_per_novel {
+            return Err(Step::Failed(format!(
+                "quota exceeded: a novel may hold at most {} chapters",
+                tenant.quota.max_chapters_per_novel
+            )));
+        }
+        let volume_id = match seq.checked_sub(1).filter(|p| *p >= 1) {
+            Some(p) => match self.store.find_chapter_by_seq(t, parent.novel_id, p).await {
+                Ok(c) => c.volume_id,
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(retry(&e)),
+            },
+            None => None,
+        };
+        let at = now();
+        let chapter = Chapter {
+            id: ChapterId::new(),
+            tenant_id: t,
+            novel_id: parent.novel_id,
+            volume_id,
+            seq,
+            title: if drafted.title.is_empty() {
+                format!("Chapter {seq}")
+            } else {
+                drafted.title
+            },
+            outline: drafted.outline,
+            content: String::new(),
+            word_count: 0,
+            summary: String::new(),
+            summary_origin: Origin::Author,
+            story_time_start: None,
+            story_time_end: None,
+            target_word_count: spec.target_words,
+            status: ChapterStatus::Draft,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        match self.store.insert_chapter(&chapter, None).await {
+            Ok(()) => Ok(chapter),
+            // Made meanwhile (by the author, or an earlier attempt): write that one.
+            Err(StoreError::Conflict(_)) => self
+                .store
+                .find_chapter_by_seq(t, parent.novel_id, seq)
+                .await
+                .map_err(|e| retry(&e)),
+            Err(StoreError::NotFound) => Err(Step::Failed("the novel was deleted".into())),
+            Err(e) => Err(retry(&e)),
+        }
+    }
+
+    /// Asks the model for the outline of chapter `seq` from the novel's plan; its tokens
+    /// go to the tenant's usage. A transient model error hands the batch back to the
+    /// queue; a refusal or two answers that are not an outline fail the chapter.
+    async fn draft_outline(
+        &self,
+        parent: &GenerationJob,
+        spec: BatchSpec,
+        seq: i32,
+        existing: Option<&Chapter>,
+        mut stop: Pin<&mut (impl Future<Output = StopReason> + Send)>,
+    ) -> Result<outline::Drafted, Step> {
+        let t = parent.tenant_id;
+        let retry = |e: &dyn std::fmt::Display| Step::Stop(RunOutcome::Retry(e.to_string()));
+        let novel = match self.store.get_novel(t, parent.novel_id).await {
+            Ok(n) => n,
+            Err(StoreError::NotFound) => return Err(Step::Failed("the novel was deleted".into())),
+            Err(e) => return Err(retry(&e)),
+        };
+        let all = super::batch::all_chapters(&*self.store, t, novel.id)
+            .await
+            .map_err(|e| retry(&e))?;
+        let volumes = match PageRequest::new(Some(100), None) {
+            Ok(page) => {
+                self.store
+                    .list_volumes(t, novel.id, page)
+                    .await
+                    .map_err(|e| retry(&e))?
+                    .items
+            }
+            Err(e) => return Err(retry(&e)),
+        };
+        if !outline::has_plan(&novel, &volumes) {
+            return Err(Step::Failed(
+                "it has no outline and the novel has no plan to draft one from (a description or a volume summary)".into(),
+            ));
+        }
+        let before: Vec<Chapter> = {
+            let mut b: Vec<Chapter> = all
+                .iter()
+                .filter(|c| c.seq < seq)
+                .rev()
+                .take(outline::CHAPTERS_BEFORE)
+                .cloned()
+                .collect();
+            b.reverse();
+            b
+        };
+        let after = all.iter().find(|c| c.seq > seq);
+        let volume_id = existing
+            .and_then(|c| c.volume_id)
+            .or_else(|| before.last().and_then(|c| c.volume_id));
+        let plan = outline::Plan {
+            novel: &novel,
+            volume: volumes.iter().find(|v| Some(v.id) == volume_id),
+            before: &before,
+            after,
+        };
+        let target = spec
+            .target_words
+            .or(existing.and_then(|c| c.target_word_count))
+            .unwrap_or(DEFAULT_TARGET_WORDS);
+        let messages = outline::prompt(&plan, seq, existing.map(|c| c.title.as_str()), target);
+        let mut why = String::new();
+        for _ in 0..2 {
+            let request = CompletionRequest {
+                messages: messages.clone(),
+                max_tokens: outline::MAX_OUTLINE_TOKENS,
+                temperature: self.config.temperature.min(0.7),
+                seed: self.config.seed,
+                json_schema: Some(outline::schema()),
+            };
+            let (answer, usage, model) = match self.complete_text(request, stop.as_mut()).await {
+                Ok(a) => a,
+                Err(Either::Left(e)) if e.falls_back() => return Err(retry(&e)),
+                Err(Either::Left(e)) => {
+                    return Err(Step::Failed(format!(
+                        "its outline could not be drafted: {e}"
+                    )));
+                }
+                Err(Either::Right(StopReason::Cancelled)) => {
+                    return Err(Step::Stop(RunOutcome::Cancelled));
+                }
+                Err(Either::Right(StopReason::Shutdown)) => {
+                    return Err(Step::Stop(RunOutcome::Retry("worker shutting down".into())));
+                }
+            };
+            if usage.prompt_tokens + usage.completion_tokens > 0
+                && let Err(e) = self
+                    .jobs
+                    .record_usage(t, model.as_deref().unwrap_or("unknown"), usage, now())
+                    .await
+            {
+                tracing::warn!(job = %parent.id, error = %e, "outline tokens not counted");
+            }
+            match outline::parse(&answer) {
+                Ok(d) => return Ok(d),
+                Err(e) => why = e,
+            }
+        }
+        Err(Step::Failed(format!(
+            "its outline could not be drafted: {why}"
+        )))
+    }
+
+    /// One completion read to its end: (text, usage, model), or the model's error
+    /// (left) or why the batch stopped (right).
+    async fn complete_text(
+        &self,
+        request: CompletionRequest,
+        mut stop: Pin<&mut (impl Future<Output = StopReason> + Send)>,
+    ) -> Result<(String, TokenUsage, Option<String>), Either<crate::ports::LlmError, StopReason>>
+    {
+        let mut stream = match select(Box::pin(self.llm.stream(request)), stop.as_mut()).await {
+            Either::Left((Ok(s), _)) => s,
+            Either::Left((Err(e), _)) => return Err(Either::Left(e)),
+            Either::Right((reason, _)) => return Err(Either::Right(reason)),
+        };
+        let (mut text, mut usage, mut model) = (String::new(), TokenUsage::default(), None);
+        loop {
+            match select(stream.next(), stop.as_mut()).await {
+                Either::Right((reason, _)) => return Err(Either::Right(reason)),
+                Either::Left((None, _)) => break,
+                Either::Left((Some(Err(e)), _)) => return Err(Either::Left(e)),
+                Either::Left((Some(Ok(ev)), _)) => match ev {
+                    CompletionEvent::Started(s) => model = Some(s.model),
+                    CompletionEvent::Delta(d) => text.push_str(&d),
+                    CompletionEvent::Usage(u) => usage = u,
+                    CompletionEvent::Finished(_) => break,
+                },
+            }
+        }
+        Ok((text, usage, model))
     }
 
     /// Runs the memory job of the chapter's current version here (unless it ended

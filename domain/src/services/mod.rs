@@ -13,6 +13,7 @@ mod generation;
 mod import;
 mod memory;
 mod memory_job;
+pub mod outline;
 pub mod prompt;
 pub mod recall;
 mod remember;
@@ -24,7 +25,7 @@ mod validation;
 mod write;
 
 pub use admin::*;
-pub use batch::GenerateChapters;
+pub use batch::{BatchEstimate, ChapterEstimate, EstimateBasis, GenerateChapters};
 pub use export::ExportNovel;
 pub use files::*;
 pub use follow::*;

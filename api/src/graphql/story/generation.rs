@@ -271,7 +271,9 @@ pub enum StopOn {
 pub struct GenerateChaptersInput {
     /// The novel.
     pub novel_id: ID,
-    /// First chapter seq to write (inclusive); every chapter of the range must exist.
+    /// First chapter seq to write (inclusive). A DRAFT creates the chapters of the range
+    /// that do not exist; a DRAFT or REWRITE drafts a missing outline from the novel's
+    /// plan (its description, its volumes' summaries) first.
     pub from_seq: i32,
     /// Last chapter seq to write (inclusive); at most 200 chapters per batch.
     pub to_seq: i32,
@@ -354,6 +356,144 @@ impl GenerationQuery {
             .gql()?;
         Ok(GenerationJobConnection::new(page, &req))
     }
+
+    /// What `generateChapters` with this input would cost — tokens (writing, outlines
+    /// drafted, memory), time, chapters created — without starting it; the same input
+    /// errors as `generateChapters` (a range it would refuse is refused here). Needs
+    /// MEMBER.
+    async fn estimate_batch(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The batch, as `generateChapters` would be given it.")]
+        input: GenerateChaptersInput,
+    ) -> async_graphql::Result<BatchEstimate> {
+        let (s, actor) = call(ctx)?;
+        let request = input.request()?;
+        generation(s)?
+            .estimate_batch(&actor, request)
+            .await
+            .gql()
+            .map(Into::into)
+    }
+}
+
+/// Where the speeds of an estimate come from.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "znovel_domain::services::EstimateBasis")]
+pub enum EstimateBasis {
+    /// The novel's own recent jobs (their writing speed and memory time).
+    History,
+    /// Defaults (40 tokens/s, 1.5 s to the first token, 15 s to remember a chapter):
+    /// the novel has no finished jobs to learn from yet.
+    Defaults,
+}
+
+/// One chapter of a batch estimate.
+#[derive(SimpleObject)]
+pub struct ChapterEstimate {
+    /// Its seq.
+    pub seq: i32,
+    /// Its title, when the chapter exists.
+    pub title: Option<String>,
+    /// Whether the chapter exists (else the batch creates it, DRAFT only).
+    pub exists: bool,
+    /// Whether the batch drafts its outline from the novel's plan first.
+    pub drafts_outline: bool,
+    /// Its target length (words; CJK: characters).
+    pub target_words: i64,
+    /// Prompt tokens of writing it (and of drafting its outline).
+    pub prompt_tokens: i64,
+    /// Completion tokens of writing it (and of drafting its outline).
+    pub completion_tokens: i64,
+}
+
+/// What a batch would cost before it starts: tokens, time, chapters created and
+/// outlines drafted.
+#[derive(SimpleObject)]
+pub struct BatchEstimate {
+    /// Chapters it writes.
+    pub chapters: i32,
+    /// Chapters it creates (a DRAFT of seqs that do not exist yet).
+    pub chapters_to_create: i32,
+    /// Outlines it drafts from the novel's plan before writing.
+    pub outlines_to_draft: i32,
+    /// Prompt tokens of writing the chapters and drafting the outlines.
+    pub prompt_tokens: i64,
+    /// Completion tokens of the same.
+    pub completion_tokens: i64,
+    /// Tokens the story memory spends reading the chapters written.
+    pub memory_tokens: i64,
+    /// All of the above: what the batch takes from the daily token quota.
+    pub total_tokens: i64,
+    /// What the tenant has left of today's token quota.
+    pub tokens_left_today: i64,
+    /// Whether `totalTokens` fits in it (a batch that does not fit stops when the quota
+    /// runs out).
+    pub fits_quota: bool,
+    /// Expected wall-clock time in seconds: each chapter written (and its outline
+    /// drafted), then remembered, in turn.
+    pub seconds: f64,
+    /// Writing speed assumed: completion tokens a second after the first.
+    pub tokens_per_second: f64,
+    /// Seconds assumed from a job's start to its first token.
+    pub first_token_seconds: f64,
+    /// Seconds assumed to remember one chapter.
+    pub memory_seconds: f64,
+    /// Where the speeds come from.
+    pub basis: EstimateBasis,
+    /// How many of the novel's finished jobs they were measured on.
+    pub sample_jobs: i32,
+    /// Chapter by chapter, in order.
+    pub per_chapter: Vec<ChapterEstimate>,
+}
+
+impl From<znovel_domain::services::BatchEstimate> for BatchEstimate {
+    fn from(e: znovel_domain::services::BatchEstimate) -> Self {
+        Self {
+            chapters: e.chapters,
+            chapters_to_create: e.chapters_to_create,
+            outlines_to_draft: e.outlines_to_draft,
+            prompt_tokens: e.prompt_tokens,
+            completion_tokens: e.completion_tokens,
+            memory_tokens: e.memory_tokens,
+            total_tokens: e.total_tokens,
+            tokens_left_today: e.tokens_left_today,
+            fits_quota: e.fits_quota,
+            seconds: (e.seconds * 10.0).round() / 10.0,
+            tokens_per_second: (e.tokens_per_second * 10.0).round() / 10.0,
+            first_token_seconds: (e.first_token_seconds * 100.0).round() / 100.0,
+            memory_seconds: (e.memory_seconds * 10.0).round() / 10.0,
+            basis: e.basis.into(),
+            sample_jobs: e.sample_jobs,
+            per_chapter: e
+                .per_chapter
+                .into_iter()
+                .map(|c| ChapterEstimate {
+                    seq: c.seq,
+                    title: c.title,
+                    exists: c.exists,
+                    drafts_outline: c.drafts_outline,
+                    target_words: c.target_words,
+                    prompt_tokens: c.prompt_tokens,
+                    completion_tokens: c.completion_tokens,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl GenerateChaptersInput {
+    fn request(self) -> async_graphql::Result<znovel_domain::services::GenerateChapters> {
+        Ok(znovel_domain::services::GenerateChapters {
+            novel_id: decode(&self.novel_id, "novelId")?,
+            from_seq: self.from_seq,
+            to_seq: self.to_seq,
+            target_words: self.target_words,
+            kind: self.kind.into(),
+            idempotency_key: self.idempotency_key,
+            stop_on_error: self.stop_on == StopOn::Error,
+        })
+    }
 }
 
 /// Generation mutations.
@@ -395,8 +535,10 @@ impl GenerationMutation {
         })
     }
 
-    /// Writes chapters `fromSeq..=toSeq` in order, each after the previous one is stored;
-    /// returns the queued parent job at once. A crashed worker's batch resumes where it
+    /// Writes chapters `fromSeq..=toSeq` in order, each after the previous one is stored
+    /// and remembered (creating missing chapters and drafting missing outlines from the
+    /// novel's plan first; `estimateBatch` tells the cost before); returns the queued
+    /// parent job at once. A crashed worker's batch resumes where it
     /// was (stored chapters are not written again); cancelling the parent stops the rest.
     #[tracing::instrument(skip_all, name = "generateChapters")]
     async fn generate_chapters(
@@ -405,15 +547,7 @@ impl GenerationMutation {
         #[graphql(desc = "What to write.")] input: GenerateChaptersInput,
     ) -> async_graphql::Result<GenerateChaptersPayload> {
         let (s, actor) = call(ctx)?;
-        let request = znovel_domain::services::GenerateChapters {
-            novel_id: decode(&input.novel_id, "novelId")?,
-            from_seq: input.from_seq,
-            to_seq: input.to_seq,
-            target_words: input.target_words,
-            kind: input.kind.into(),
-            idempotency_key: input.idempotency_key,
-            stop_on_error: input.stop_on == StopOn::Error,
-        };
+        let request = input.request()?;
         let job = generation(s)?
             .generate_chapters(&actor, request)
             .await

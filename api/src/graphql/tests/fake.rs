@@ -428,6 +428,23 @@ impl JobRepository for FakeStore {
             Ok(true)
         })
     }
+    async fn record_usage(
+        &self,
+        t: TenantId,
+        model: &str,
+        usage: znovel_domain::ports::TokenUsage,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> R<()> {
+        self.with(|s| {
+            s.usage.push((
+                t,
+                at.date_naive(),
+                model.to_owned(),
+                usage.prompt_tokens + usage.completion_tokens,
+            ))
+        });
+        Ok(())
+    }
     async fn tokens_used(&self, t: TenantId, day: chrono::NaiveDate) -> R<i64> {
         Ok(self.with(|s| {
             s.usage

@@ -29,7 +29,7 @@ use znovel_domain::model::{
 };
 use znovel_domain::page::{Page, PageRequest};
 use znovel_domain::ports::TenantRepository;
-use znovel_domain::ports::{JobRepository, StoreResult};
+use znovel_domain::ports::{JobRepository, StoreResult, TokenUsage};
 use znovel_domain::services::now;
 
 /// The statuses a worker may (re)start a job from.
@@ -268,15 +268,29 @@ per_backend! {
     /// Adds a finished job's tokens to its tenant's usage record of the day and model
     /// (inside the caller's transaction).
     async fn add_usage(conn: &mut Conn, j: &GenerationJob, finished: DateTime<Utc>) -> StoreResult<()> {
+        let model = j.model.as_deref().unwrap_or(UNKNOWN_MODEL);
+        add_tokens(conn, j.tenant_id, model, j.prompt_tokens, j.completion_tokens, finished).await
+    }
+
+    /// Adds tokens to the tenant's usage record of `at`'s day and the model (inside the
+    /// caller's transaction).
+    async fn add_tokens(
+        conn: &mut Conn,
+        tenant: TenantId,
+        model: &str,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         {
             let usage = UsageRow {
                 id: Uuid::now_v7().db(),
-                tenant_id: j.tenant_id.db(),
-                day: finished.date_naive(),
-                model: j.model.clone().unwrap_or_else(|| UNKNOWN_MODEL.to_owned()),
-                prompt_tokens: j.prompt_tokens,
-                completion_tokens: j.completion_tokens,
-                updated_at: DbTime(finished),
+                tenant_id: tenant.db(),
+                day: at.date_naive(),
+                model: model.to_owned(),
+                prompt_tokens,
+                completion_tokens,
+                updated_at: DbTime(at),
             };
             diesel::insert_into(usage_records::table)
                 .values(usage)
@@ -298,6 +312,19 @@ per_backend! {
                 .map_err(db_err)?;
             Ok(())
         }
+    }
+
+    /// Adds tokens a job used outside its own completion (one transaction).
+    pub(crate) async fn record_usage(
+        conn: &mut Conn,
+        tenant: TenantId,
+        model: &str,
+        usage: TokenUsage,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        tx!(conn, Some(tenant), Write, {
+            add_tokens(conn, tenant, model, usage.prompt_tokens, usage.completion_tokens, at).await
+        })
     }
 
     pub(crate) async fn finish(conn: &mut Conn, j: &GenerationJob) -> StoreResult<bool> {
@@ -335,7 +362,11 @@ per_backend! {
             if rows > 0 {
                 // A job that succeeded without writing a chapter (memory, validation)
                 // still used its model's tokens.
-                if j.status == JobStatus::Succeeded && j.prompt_tokens + j.completion_tokens > 0 {
+                // A batch's tokens are its children's, counted when they completed.
+                if j.status == JobStatus::Succeeded
+                    && j.input.batch.is_none()
+                    && j.prompt_tokens + j.completion_tokens > 0
+                {
                     add_usage(conn, j, finished).await?;
                 }
                 return Ok(true);
@@ -494,6 +525,17 @@ impl JobRepository for SqlStore {
         revision: &ChapterRevision,
     ) -> StoreResult<()> {
         dispatch!(self, complete(job, chapter, expected_version, revision))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, model))]
+    async fn record_usage(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        usage: TokenUsage,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        dispatch!(self, record_usage(tenant, model, usage, at))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %job.tenant_id, job = %job.id))]
