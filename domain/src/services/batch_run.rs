@@ -210,8 +210,8 @@ impl JobRunner {
             None => spec.kind == JobKind::Draft,
         };
         match (found, drafts) {
-            (Some(c), false) => return Ok(c),
-            (None, false) => return Err(Step::Failed("the chapter no longer exists".into())),
+            (Some(c), false) => Ok(c),
+            (None, false) => Err(Step::Failed("the chapter no longer exists".into())),
             (found, true) => {
                 let drafted = self
                     .draft_outline(parent, spec, seq, found.as_ref(), stop)
