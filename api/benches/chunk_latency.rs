@@ -1,16 +1,21 @@
 //! Live-generation latency and memory, end to end through the real server binary.
 //!
-//! `cargo bench -p znovel --bench chunk_latency` (add `-- --quick` for a short run).
+//! `cargo bench -p znovel --bench chunk_latency` (add `-- --quick` for a short run,
+//! `-- --only 1x1000` for one scenario, `-- --no-redis` for in-process only).
 //!
 //! A fake OpenAI-compatible provider in this process streams chunks whose text is the
-//! time they left it (nanoseconds since a shared start); `znovel serve` runs as a child
-//! process (the release binary) and `graphql-transport-ws` clients in this process follow
-//! `chapterStream`. For each chunk a client receives, the added latency is "frame
-//! arrived" minus "chunk left the provider": the server's whole path — SSE parsing, the
-//! job runner, the token stream (in-process or Redis Streams), the subscription, the
-//! WebSocket frame. Scenarios: 1 job × 1 subscriber, 1 job × 1,000 subscribers, 100
-//! concurrent jobs × 1 subscriber; each with the embedded in-process queue and streams and
-//! with Redis (`REDIS_URL`, when Redis answers on 127.0.0.1:6379). Before the provider
+//! time they left it (nanoseconds since a shared start), 200 per job at 50 a second;
+//! `znovel serve` runs as a child process (the release binary) and
+//! `graphql-transport-ws` clients in this process follow `chapterStream`. For each chunk a
+//! client receives, the added latency is "frame arrived" minus "chunk left the provider":
+//! the server's whole path — SSE parsing, the job runner, the token stream (in-process or
+//! Redis Streams), the subscription, the WebSocket frame. Scenarios (jobs × subscribers):
+//! 1 × 1, 1 × 1,000, 100 × 10; each with the embedded in-process queue and streams and
+//! with Redis (`REDIS_URL`, when Redis answers on 127.0.0.1:6379), and each against the
+//! bare baseline (`chunk_latency/baseline.rs`: a minimal WebSocket broadcast server, also a
+//! child process, reading the same provider and sending the same frames to the same
+//! clients), so every figure has a ratio to what this machine can do. Frames per second
+//! = frames received ÷ (last frame's arrival − first chunk's departure). Before the provider
 //! sends its first chunk, the server's RSS is read with every subscriber connected and
 //! idle: the memory one idle subscriber costs. Finally, when the embedded model file is
 //! present, the local model writes a chapter and its tokens per second are reported.
@@ -22,6 +27,9 @@
 //! default 2 job workers, and with 100 (every job starting at once beside the burst).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "chunk_latency/baseline.rs"]
+mod baseline;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -300,9 +308,9 @@ fn model_path() -> PathBuf {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn subscribe(server: &Server, job: &str) -> Ws {
-    let mut req = server
-        .url
+/// A `graphql-transport-ws` client of `url` following `job`'s `chapterStream`.
+async fn subscribe(url: &str, key: &str, job: &str) -> Ws {
+    let mut req = url
         .replace("http://", "ws://")
         .into_client_request()
         .unwrap();
@@ -311,7 +319,7 @@ async fn subscribe(server: &Server, job: &str) -> Ws {
         "graphql-transport-ws".parse().unwrap(),
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", server.key) } });
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
     ws.send(Message::text(init.to_string())).await.unwrap();
     loop {
         if let Some(Ok(Message::Text(t))) = ws.next().await {
@@ -326,9 +334,21 @@ async fn subscribe(server: &Server, job: &str) -> Ws {
     ws
 }
 
-/// Reads until the subscription completes; the added latency of every chunk, µs.
-async fn follow(mut ws: Ws, epoch: Instant) -> Vec<u64> {
-    let mut out = Vec::new();
+/// What one client saw: the added latency of every chunk (µs), and when (ns since the
+/// epoch) the oldest of them left the provider and the last one arrived.
+struct Followed {
+    latencies: Vec<u64>,
+    first_sent: u128,
+    last_arrived: u128,
+}
+
+/// Reads until the subscription completes.
+async fn follow(mut ws: Ws, epoch: Instant) -> Followed {
+    let mut out = Followed {
+        latencies: Vec::new(),
+        first_sent: u128::MAX,
+        last_arrived: 0,
+    };
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(t) = msg else { continue };
         let now = epoch.elapsed().as_nanos();
@@ -346,7 +366,10 @@ async fn follow(mut ws: Ws, epoch: Instant) -> Vec<u64> {
                         .unwrap()
                         .parse()
                         .unwrap();
-                    out.push(u64::try_from(now.saturating_sub(sent) / 1_000).unwrap());
+                    out.latencies
+                        .push(u64::try_from(now.saturating_sub(sent) / 1_000).unwrap());
+                    out.first_sent = out.first_sent.min(sent);
+                    out.last_arrived = now;
                 }
             }
             Some("complete") => break,
@@ -357,18 +380,67 @@ async fn follow(mut ws: Ws, epoch: Instant) -> Vec<u64> {
 }
 
 struct Row {
-    transport: &'static str,
-    scenario: String,
+    server: &'static str,
+    jobs: usize,
+    subs: usize,
     chunks: u64,
     p50: f64,
     p99: f64,
     max: f64,
-    idle_kib: f64,
+    /// The slowest subscriber's latency of chunks 1, 2 and 3, ms.
+    first: [f64; 3],
+    frames_per_s: f64,
+    idle_kib: Option<f64>,
 }
+
+/// Opens the provider's gate, follows every socket to its end and sums up.
+async fn measure(
+    server: &'static str,
+    (jobs, subs): (usize, usize),
+    sockets: Vec<Ws>,
+    provider: &Provider,
+    epoch: Instant,
+) -> Row {
+    let followers: Vec<_> = sockets
+        .into_iter()
+        .map(|ws| tokio::spawn(follow(ws, epoch)))
+        .collect();
+    provider.gate.send_replace(true);
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let (mut first, mut last) = (u128::MAX, 0);
+    let mut first3 = [0f64; 3];
+    for f in followers {
+        let f = f.await.unwrap();
+        for (slot, us) in first3.iter_mut().zip(&f.latencies) {
+            *slot = slot.max(*us as f64 / 1000.0);
+        }
+        for us in f.latencies {
+            hist.record(us).unwrap();
+        }
+        first = first.min(f.first_sent);
+        last = last.max(f.last_arrived);
+    }
+    let secs = last.saturating_sub(first) as f64 / 1e9;
+    Row {
+        server,
+        jobs,
+        subs,
+        chunks: hist.len(),
+        p50: hist.value_at_quantile(0.5) as f64 / 1000.0,
+        p99: hist.value_at_quantile(0.99) as f64 / 1000.0,
+        max: hist.max() as f64 / 1000.0,
+        first: first3,
+        frames_per_s: hist.len() as f64 / secs.max(1e-9),
+        idle_kib: None,
+    }
+}
+
+/// The provider's chunk interval: 50 tokens a second.
+const INTERVAL: Duration = Duration::from_millis(20);
 
 async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -> Row {
     let epoch = Instant::now();
-    let provider = start_provider(epoch, chunks, Duration::from_millis(10)).await;
+    let provider = start_provider(epoch, chunks, INTERVAL).await;
     let prefix = format!("znovel-bench-{}", uuid::Uuid::new_v4().simple());
     let server = Server::start(
         Some(&provider.base_url),
@@ -383,7 +455,7 @@ async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -
     let mut sockets = Vec::new();
     for job in &job_ids {
         for _ in 0..subs {
-            sockets.push(subscribe(&server, job).await);
+            sockets.push(subscribe(&server.url, &server.key, job).await);
         }
     }
     let total = (jobs * subs) as f64;
@@ -398,29 +470,77 @@ async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = server.rss();
-    let followers: Vec<_> = sockets
-        .into_iter()
-        .map(|ws| tokio::spawn(follow(ws, epoch)))
-        .collect();
-    provider.gate.send_replace(true);
-    let mut hist = Histogram::<u64>::new(3).unwrap();
-    for f in followers {
-        for us in f.await.unwrap() {
-            hist.record(us).unwrap();
-        }
-    }
+    let name = if transport == "Redis" {
+        "znovel, Redis"
+    } else {
+        "znovel, in-process"
+    };
+    let mut row = measure(name, (jobs, subs), sockets, &provider, epoch).await;
     if transport == "Redis" {
         cleanup_redis(&prefix);
     }
-    Row {
-        transport,
-        scenario: format!("{jobs} job(s) × {subs} subscriber(s)"),
-        chunks: hist.len(),
-        p50: hist.value_at_quantile(0.5) as f64 / 1000.0,
-        p99: hist.value_at_quantile(0.99) as f64 / 1000.0,
-        max: hist.max() as f64 / 1000.0,
-        idle_kib: (idle.saturating_sub(before)) as f64 / total / 1024.0,
+    row.idle_kib = Some((idle.saturating_sub(before)) as f64 / total / 1024.0);
+    row
+}
+
+/// The bare baseline (`chunk_latency/baseline.rs`), a child process like the server.
+struct BaselineServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for BaselineServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+async fn run_baseline(jobs: usize, subs: usize, chunks: usize) -> Row {
+    let epoch = Instant::now();
+    let provider = start_provider(epoch, chunks, INTERVAL).await;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--baseline-server", &provider.base_url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().strip_prefix("listening on ").unwrap();
+    let baseline = BaselineServer {
+        child,
+        url: format!("http://{addr}"),
+    };
+    let mut sockets = Vec::new();
+    for job in 0..jobs {
+        for _ in 0..subs {
+            let url = format!("{}/graphql", baseline.url);
+            sockets.push(subscribe(&url, "-", &format!("job-{job}")).await);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: usize = reqwest::get(format!("{}/subscribed", baseline.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+        if n >= jobs * subs {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "baseline subscriptions did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    measure("bare baseline", (jobs, subs), sockets, &provider, epoch).await
 }
 
 fn cleanup_redis(prefix: &str) {
@@ -532,36 +652,88 @@ async fn bursts() {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    if std::env::args().any(|a| a == "--burst") {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--baseline-server") {
+        return baseline::serve(args[i + 1].clone()).await;
+    }
+    if args.iter().any(|a| a == "--burst") {
         return bursts().await;
     }
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (chunks, many) = if quick { (50, 100) } else { (200, 1000) };
+    let quick = args.iter().any(|a| a == "--quick");
+    let (chunks, many, jobs) = if quick {
+        (50, 100, 10)
+    } else {
+        (200, 1000, 100)
+    };
+    // `--only 1x1000` (repeatable): just those scenarios, no local model run.
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
     let mut transports = vec!["in-process"];
-    if redis_up() {
+    if args.iter().any(|a| a == "--no-redis") {
+        eprintln!("SKIPPED: Redis rows (--no-redis)");
+    } else if redis_up() {
         transports.push("Redis");
     } else {
         eprintln!("SKIPPED: Redis is not answering on 127.0.0.1:6379; in-process only");
     }
     let mut rows = Vec::new();
-    for t in transports {
-        for (jobs, subs) in [(1, 1), (1, many), (100, 1)] {
+    let scenarios = [(1, 1), (1, many), (jobs, 10)];
+    let scenarios: Vec<_> = if only.is_empty() {
+        scenarios.to_vec()
+    } else {
+        only.iter()
+            .map(|o| {
+                let (j, s) = o.split_once('x').expect("--only JOBSxSUBSCRIBERS");
+                (j.parse().unwrap(), s.parse().unwrap())
+            })
+            .collect()
+    };
+    for (jobs, subs) in scenarios {
+        eprintln!("running: bare baseline, {jobs} job(s) × {subs} subscriber(s)");
+        let base = run_baseline(jobs, subs, chunks).await;
+        for t in &transports {
             eprintln!("running: {t}, {jobs} job(s) × {subs} subscriber(s)");
-            rows.push(run(t, jobs, subs, chunks).await);
+            let row = run(t, jobs, subs, chunks).await;
+            rows.push((row, base.p99, base.frames_per_s));
         }
+        let (p99, fps) = (base.p99, base.frames_per_s);
+        rows.push((base, p99, fps));
     }
     println!(
-        "\nChunks of {chunks} per job, one every 10 ms. Added latency = frame at the client − chunk sent by the provider.\n"
+        "\n{chunks} chunks per job, one every {} ms. Added latency = frame at the client − chunk sent by the provider; frames/s = frames received ÷ (last arrival − first chunk sent).\n",
+        INTERVAL.as_millis()
     );
     println!(
-        "| transport | scenario | chunks received | p50 ms | p99 ms | max ms | RSS per idle subscriber |"
+        "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | RSS per idle subscriber |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for r in &rows {
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, p99, fps) in &rows {
+        let first = r
+            .first
+            .iter()
+            .map(|ms| format!("{ms:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         println!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} KiB |",
-            r.transport, r.scenario, r.chunks, r.p50, r.p99, r.max, r.idle_kib
+            "| {} × {} | {} | {} | {:.2} | {:.2} | {:.2} | {first} | {:.0} | {:.2} | {:.2} | {} |",
+            r.jobs,
+            r.subs,
+            r.server,
+            r.chunks,
+            r.p50,
+            r.p99,
+            r.max,
+            r.frames_per_s,
+            r.p99 / p99,
+            r.frames_per_s / fps,
+            r.idle_kib.map_or("—".to_owned(), |k| format!("{k:.1} KiB")),
         );
+    }
+    if !only.is_empty() {
+        return;
     }
     match local_model().await {
         Some((tps, ttft, tokens)) => println!(
