@@ -1,7 +1,10 @@
 //! Live-generation latency and memory, end to end through the real server binary.
 //!
 //! `cargo bench -p znovel --bench chunk_latency` (add `-- --quick` for a short run,
-//! `-- --only 1x1000` for one scenario, `-- --no-redis` for in-process only).
+//! `-- --only 1x1000` for one scenario (repeatable), `-- --no-redis` for in-process only,
+//! `-- --interval-ms 10` for another chunk rate, `-- --provider-nagle` to leave Nagle's
+//! algorithm on the fake provider's socket; `ZNOVEL_BENCH_BIN=path` runs another build of
+//! the server).
 //!
 //! A fake OpenAI-compatible provider in this process streams chunks whose text is the
 //! time they left it (nanoseconds since a shared start), 200 per job at 50 a second;
@@ -34,6 +37,7 @@ mod baseline;
 use axum::body::Body;
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -104,6 +108,13 @@ async fn start_provider(epoch: Instant, chunks: usize, interval: Duration) -> Pr
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // A streaming endpoint sends each event as it is written (TCP_NODELAY). With Nagle's
+    // algorithm on (`--provider-nagle`), the second event waits for the ACK of the first,
+    // which the server's kernel may delay by up to 40 ms.
+    let nagle = std::env::args().any(|a| a == "--provider-nagle");
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(!nagle);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await });
     Provider {
         base_url: format!("http://{addr}/v1"),
@@ -144,7 +155,7 @@ impl Server {
     ) -> Self {
         let dir = std::env::temp_dir().join(format!("znovel-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args([
             "serve",
             "--listen",
@@ -435,12 +446,25 @@ async fn measure(
     }
 }
 
-/// The provider's chunk interval: 50 tokens a second.
-const INTERVAL: Duration = Duration::from_millis(20);
+/// The provider's chunk interval: 50 tokens a second (`--interval-ms N` to change).
+fn interval() -> Duration {
+    let args: Vec<String> = std::env::args().collect();
+    let ms = args
+        .windows(2)
+        .find(|w| w[0] == "--interval-ms")
+        .map_or(20, |w| w[1].parse().expect("--interval-ms N"));
+    Duration::from_millis(ms)
+}
+
+/// The server binary: this build's, or `ZNOVEL_BENCH_BIN` (to compare two builds in one
+/// run).
+fn bin() -> String {
+    std::env::var("ZNOVEL_BENCH_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 
 async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -> Row {
     let epoch = Instant::now();
-    let provider = start_provider(epoch, chunks, INTERVAL).await;
+    let provider = start_provider(epoch, chunks, interval()).await;
     let prefix = format!("znovel-bench-{}", uuid::Uuid::new_v4().simple());
     let server = Server::start(
         Some(&provider.base_url),
@@ -498,7 +522,7 @@ impl Drop for BaselineServer {
 
 async fn run_baseline(jobs: usize, subs: usize, chunks: usize) -> Row {
     let epoch = Instant::now();
-    let provider = start_provider(epoch, chunks, INTERVAL).await;
+    let provider = start_provider(epoch, chunks, interval()).await;
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--baseline-server", &provider.base_url])
         .stdout(Stdio::piped())
@@ -704,7 +728,7 @@ async fn main() {
     }
     println!(
         "\n{chunks} chunks per job, one every {} ms. Added latency = frame at the client − chunk sent by the provider; frames/s = frames received ÷ (last arrival − first chunk sent).\n",
-        INTERVAL.as_millis()
+        interval().as_millis()
     );
     println!(
         "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | RSS per idle subscriber |"

@@ -4,24 +4,28 @@
 //! way the real server does. Per job it opens the same fake provider's SSE stream, wraps
 //! each delta once in the `data` payload the real server sends for
 //! `... on ChapterChunk { text }`, and writes it, framed as a graphql-transport-ws `next`
-//! message with the subscriber's id, to every subscriber of that job; `complete` after the
-//! provider's `[DONE]`. No database, no job runner, no GraphQL, no token stream.
+//! message with the subscriber's id, to every subscriber of that job (a subscriber that
+//! fell behind gets what queued up in one write); `complete` after the provider's
+//! `[DONE]`. No database, no job runner, no GraphQL, no token stream.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
+/// A job's payloads; `None` at the end.
+type Payloads = broadcast::Sender<Option<Arc<str>>>;
+
 #[derive(Clone)]
 struct Baseline {
     provider: String,
-    jobs: Arc<Mutex<HashMap<String, broadcast::Sender<Option<Arc<str>>>>>>,
+    jobs: Arc<Mutex<HashMap<String, Payloads>>>,
     subscribed: Arc<AtomicUsize>,
 }
 
@@ -51,7 +55,7 @@ async fn subscribed(State(s): State<Baseline>, _: Query<Value>) -> String {
 async fn upgrade(State(s): State<Baseline>, ws: WebSocketUpgrade) -> axum::response::Response {
     ws.protocols(["graphql-transport-ws"])
         .read_buffer_size(8 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| connection(s, socket))
 }
 
@@ -79,11 +83,20 @@ async fn connection(s: Baseline, mut socket: WebSocket) {
     let mut chunks = s.job(&job);
     s.subscribed.fetch_add(1, Ordering::AcqRel);
     let id_json = serde_json::to_string(&id).unwrap();
-    while let Ok(Some(payload)) = chunks.recv().await {
-        let frame = format!(r#"{{"type":"next","id":{id_json},"payload":{payload}}}"#);
-        if socket.send(Message::text(frame)).await.is_err() {
+    let mut next = chunks.recv().await.ok().flatten();
+    while next.is_some() {
+        // What queued up while this subscriber was behind goes out in one write.
+        while let Some(payload) = next.take() {
+            let frame = format!(r#"{{"type":"next","id":{id_json},"payload":{payload}}}"#);
+            if socket.feed(Message::text(frame)).await.is_err() {
+                return;
+            }
+            next = chunks.try_recv().ok().flatten();
+        }
+        if socket.flush().await.is_err() {
             return;
         }
+        next = chunks.recv().await.ok().flatten();
     }
     let done = format!(r#"{{"type":"complete","id":{id_json}}}"#);
     let _ = socket.send(Message::text(done)).await;
@@ -104,7 +117,7 @@ impl Baseline {
 }
 
 /// Reads one provider stream, broadcasting every delta's payload.
-async fn stream_job(provider: String, tx: broadcast::Sender<Option<Arc<str>>>) {
+async fn stream_job(provider: String, tx: Payloads) {
     let body = json!({ "model": "bench", "stream": true, "messages": [] });
     let mut resp = reqwest::Client::new()
         .post(format!("{provider}/chat/completions"))
