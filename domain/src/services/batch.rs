@@ -139,8 +139,6 @@ struct Planned {
     existing: BTreeMap<i32, Chapter>,
     /// Seqs whose outline the batch drafts first.
     drafts: Vec<i32>,
-    /// Every chapter of the novel (for prompt sizes).
-    all: Vec<Chapter>,
     volumes: Vec<Volume>,
 }
 
@@ -191,12 +189,16 @@ impl GenerationService {
             .await
             .or_not_found("novel")?;
         let t = actor.tenant_id;
-        let all = all_chapters(&*self.store, t, novel.id).await?;
-        let existing: BTreeMap<i32, Chapter> = all
-            .iter()
-            .filter(|c| (spec.from_seq..=spec.to_seq).contains(&c.seq))
-            .map(|c| (c.seq, c.clone()))
-            .collect();
+        let mut existing = BTreeMap::new();
+        for seq in spec.from_seq..=spec.to_seq {
+            match self.store.find_chapter_by_seq(t, novel.id, seq).await {
+                Ok(c) => {
+                    existing.insert(seq, c);
+                }
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let mut drafts = Vec::new();
         let mut missing = 0i64;
         for seq in spec.from_seq..=spec.to_seq {
@@ -242,10 +244,10 @@ impl GenerationService {
         if missing > 0 {
             let tenant = self.store.get_tenant(t).await.or_not_found("tenant")?;
             let max = tenant.quota.max_chapters_per_novel;
-            if all.len() as i64 + missing > max {
+            let count = self.store.count_chapters(t, novel.id).await?;
+            if count + missing > max {
                 return Err(Error::QuotaExceeded(format!(
-                    "a novel may hold at most {max} chapters; it has {} and the batch would create {missing}",
-                    all.len()
+                    "a novel may hold at most {max} chapters; it has {count} and the batch would create {missing}"
                 )));
             }
         }
@@ -255,7 +257,6 @@ impl GenerationService {
             novel,
             existing,
             drafts,
-            all,
             volumes,
         })
     }
@@ -373,8 +374,8 @@ impl GenerationService {
             + prompt::estimate_tokens(&n.world_settings.to_string())
             + 60;
         // Summaries of the chapters before each one (the builder keeps up to 20).
-        let mut summaries: BTreeMap<i32, usize> = plan
-            .all
+        let all = all_chapters(&*self.store, t, plan.novel.id).await?;
+        let mut summaries: BTreeMap<i32, usize> = all
             .iter()
             .map(|c| (c.seq, prompt::estimate_tokens(&c.summary).max(1)))
             .collect();
@@ -429,7 +430,7 @@ impl GenerationService {
                 .take(20)
                 .map(|(_, n)| n)
                 .sum::<usize>()
-                + volume_tokens(&plan, existing)
+                + volume_tokens(&plan, &all, existing)
                 + RECALL_TOKENS;
             let prompt_tokens =
                 (fixed + essential + story).min(budget.max(fixed + essential)) as i64;
@@ -442,7 +443,7 @@ impl GenerationService {
                     .take(5)
                     .map(|(_, n)| n + 60)
                     .sum();
-                p += (fixed + before + volume_tokens(&plan, existing) + 200) as i64;
+                p += (fixed + before + volume_tokens(&plan, &all, existing) + 200) as i64;
                 c += 250;
             }
             if existing.is_none() {
@@ -555,10 +556,9 @@ struct Speed {
 
 /// Tokens of the summary of the chapter's volume (a chapter the batch creates joins the
 /// volume of the chapter before it).
-fn volume_tokens(plan: &Planned, chapter: Option<&Chapter>) -> usize {
+fn volume_tokens(plan: &Planned, all: &[Chapter], chapter: Option<&Chapter>) -> usize {
     let volume = chapter.and_then(|c| c.volume_id).or_else(|| {
-        plan.all
-            .iter()
+        all.iter()
             .rfind(|c| c.seq < plan.spec.from_seq)
             .and_then(|c| c.volume_id)
     });
