@@ -213,18 +213,18 @@ pub async fn import(
             }
         },
     };
+    let bytes = match body(&state, req).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    let request = znovel_domain::services::ImportManuscript {
+        file_name: query.name.unwrap_or_default(),
+        bytes,
+        novel_id: novel,
+        title: query.title,
+        format,
+    };
     if query.dry_run {
-        let bytes = match body(&state, req).await {
-            Ok(b) => b,
-            Err(refused) => return refused,
-        };
-        let request = znovel_domain::services::ImportManuscript {
-            file_name: query.name.unwrap_or_default(),
-            bytes,
-            novel_id: novel,
-            title: query.title,
-            format,
-        };
         return match state.files.preview_import(&actor, &request).await {
             Ok(p) => {
                 let chapters: Vec<serde_json::Value> = p
@@ -260,17 +260,6 @@ pub async fn import(
         return refuse_error(Error::Unavailable(
             "manuscript import is not configured".into(),
         ));
-    };
-    let bytes = match body(&state, req).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
-    let request = znovel_domain::services::ImportManuscript {
-        file_name: query.name.unwrap_or_default(),
-        bytes,
-        novel_id: novel,
-        title: query.title,
-        format,
     };
     match generation
         .import_manuscript(&actor, &state.files, request)

@@ -167,22 +167,15 @@ impl GenerationService {
                 format!("a batch writes at most {MAX_BATCH_CHAPTERS} chapters"),
             ));
         }
-        let target = input
-            .target_words
-            .map(|n| text::in_range("targetWords", n, 50, super::story::MAX_CHAPTER_WORDS))
-            .transpose()?;
+        if let Some(n) = input.target_words {
+            text::in_range("targetWords", n, 50, super::story::MAX_CHAPTER_WORDS)?;
+        }
         let key = input
             .idempotency_key
             .as_deref()
             .map(|k| text::required("idempotencyKey", k, MAX_IDEMPOTENCY_KEY))
             .transpose()?;
-        let spec = BatchSpec {
-            from_seq: input.from_seq,
-            to_seq: input.to_seq,
-            kind: input.kind,
-            target_words: target,
-            stop_on_error: input.stop_on_error,
-        };
+        let spec = spec_of(input);
         let novel = self
             .store
             .get_novel(actor.tenant_id, input.novel_id)
