@@ -6,17 +6,101 @@
 use super::generation::GenerationService;
 use crate::auth::Actor;
 use crate::error::{Error, StoreResultExt};
-use crate::ids::JobId;
+use crate::ids::{JobId, TenantId};
 use crate::model::{Chapter, GenerationJob, JobStatus};
 use crate::ports::StreamEvent;
 use futures_core::stream::BoxStream;
 use futures_util::StreamExt;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long one wait for new chunks lasts before the job's status is checked again (a
 /// job that ended long ago has an expired stream and no end event to wait for).
 pub const FOLLOW_POLL: Duration = Duration::from_secs(5);
+
+/// How long one read of a followed job's status (or of its stored chapter) answers every
+/// follower of that job. A thousand idle subscribers of one job then cost one status read
+/// per poll, not a thousand, and the end of a job reads its chapter once, not once per
+/// subscriber.
+pub const FOLLOW_READ_SHARED: Duration = Duration::from_secs(1);
+
+/// Reads shared by everyone following the same job: one read at a time per key, and a
+/// fresh enough answer is reused instead of read again (see [`FOLLOW_READ_SHARED`]).
+#[derive(Clone, Default)]
+pub(super) struct FollowReads {
+    /// A job as stored.
+    jobs: SharedReads<(TenantId, JobId), GenerationJob>,
+    /// The chapter a job wrote, by the job.
+    chapters: SharedReads<(TenantId, JobId), Chapter>,
+}
+
+/// One read at a time per key; callers arriving while it runs wait for it and take its
+/// answer when `accept` says it will do. Keys nobody is reading are dropped as the map
+/// grows, so it holds about the jobs being followed right now.
+pub(super) struct SharedReads<K, V> {
+    slots: Arc<Mutex<HashMap<K, Slot<V>>>>,
+}
+
+type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, V)>>>;
+
+impl<K, V> Clone for SharedReads<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            slots: self.slots.clone(),
+        }
+    }
+}
+
+impl<K, V> Default for SharedReads<K, V> {
+    fn default() -> Self {
+        Self {
+            slots: Arc::default(),
+        }
+    }
+}
+
+/// Past this many keys, the ones nobody is reading are dropped.
+const SHARED_READ_KEYS: usize = 1024;
+
+impl<K: Eq + Hash + Clone, V: Clone> SharedReads<K, V> {
+    /// The value under `key`: the last one read, when `accept(read at, value)` takes it,
+    /// else what `read` answers now (kept for the next caller; errors are not kept).
+    pub(super) async fn get<F, Fut>(
+        &self,
+        key: K,
+        accept: impl Fn(Instant, &V) -> bool,
+        read: F,
+    ) -> Result<V, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, Error>>,
+    {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if slots.len() >= SHARED_READ_KEYS {
+                slots.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            slots.entry(key).or_default().clone()
+        };
+        let mut last = slot.lock().await;
+        if let Some((at, v)) = last.as_ref()
+            && accept(*at, v)
+        {
+            return Ok(v.clone());
+        }
+        let v = read().await?;
+        *last = Some((Instant::now(), v.clone()));
+        Ok(v)
+    }
+}
+
+/// Whether a value read at `at` is recent enough to share.
+fn fresh(at: Instant) -> bool {
+    at.elapsed() < FOLLOW_READ_SHARED
+}
 
 /// One event of a followed chapter stream.
 #[derive(Debug, Clone)]
@@ -123,7 +207,7 @@ impl Follow {
                 .await;
             match events {
                 Ok(events) if !events.is_empty() => self.buffer.extend(events),
-                Ok(_) => match self.service.job(&self.actor, self.job.id).await {
+                Ok(_) => match self.status(|at, _| fresh(at)).await {
                     // Nothing new: a job that ended long ago has an expired stream.
                     Ok(j) if j.status.is_final() => {
                         self.done = true;
@@ -142,17 +226,41 @@ impl Follow {
         Err(e)
     }
 
+    /// The job as stored, read once for all of its followers while `accept` takes the
+    /// last read.
+    async fn status(
+        &self,
+        accept: impl Fn(Instant, &GenerationJob) -> bool,
+    ) -> Result<GenerationJob, Error> {
+        let id = self.job.id;
+        self.service
+            .follow_reads
+            .jobs
+            .get((self.actor.tenant_id, id), accept, || {
+                self.service.job(&self.actor, id)
+            })
+            .await
+    }
+
     async fn end(&self, seq: u64) -> Result<ChapterStreamItem, Error> {
-        let job = self.service.job(&self.actor, self.job.id).await?;
+        // The stream has ended: only a final status will do (a shared read from before the
+        // job ended would not).
+        let job = self.status(|_, j| j.status.is_final()).await?;
         if job.status == JobStatus::Succeeded
             && let Some(cid) = job.chapter_id
         {
+            let tenant = self.actor.tenant_id;
+            let store = self.service.store();
             let chapter = self
                 .service
-                .store()
-                .get_chapter(self.actor.tenant_id, cid)
-                .await
-                .or_not_found("chapter")?;
+                .follow_reads
+                .chapters
+                .get(
+                    (tenant, job.id),
+                    |at, _| fresh(at),
+                    || async move { store.get_chapter(tenant, cid).await.or_not_found("chapter") },
+                )
+                .await?;
             return Ok(ChapterStreamItem::Completed {
                 seq,
                 job: Box::new(job),
@@ -168,5 +276,80 @@ impl Follow {
             job: Box::new(job),
             message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A read that takes a moment and counts how often it ran.
+    async fn counted(reads: &AtomicUsize, value: u32) -> Result<u32, Error> {
+        reads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(value)
+    }
+
+    #[tokio::test]
+    async fn followers_of_one_job_share_one_read() {
+        let shared = SharedReads::<u32, u32>::default();
+        let reads = AtomicUsize::new(0);
+        let answers = futures_util::future::join_all(
+            (0..200).map(|_| shared.get(7, |at, _| fresh(at), || counted(&reads, 42))),
+        )
+        .await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(42))));
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "200 followers, one read");
+        // Another job is its own read.
+        assert_eq!(
+            shared
+                .get(8, |at, _| fresh(at), || counted(&reads, 5))
+                .await
+                .ok(),
+            Some(5)
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_answer_or_an_error_is_read_again() {
+        let shared = SharedReads::<u32, u32>::default();
+        let reads = AtomicUsize::new(0);
+        let first = shared.get(1, |_, _| true, || counted(&reads, 1)).await;
+        assert_eq!(first.ok(), Some(1));
+        // The end of a stream wants a final status: the last read does not say so.
+        let end = shared.get(1, |_, v| *v == 2, || counted(&reads, 2)).await;
+        assert_eq!(end.ok(), Some(2));
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // A failed read is not kept: the next caller reads again.
+        let failed = shared
+            .get(
+                3,
+                |_, _| true,
+                || async { Err::<u32, _>(Error::Unavailable("database down".into())) },
+            )
+            .await;
+        assert!(failed.is_err());
+        let again = shared.get(3, |_, _| true, || counted(&reads, 3)).await;
+        assert_eq!(again.ok(), Some(3));
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn keys_nobody_reads_are_dropped_as_the_map_grows() {
+        let shared = SharedReads::<usize, usize>::default();
+        for k in 0..SHARED_READ_KEYS * 3 {
+            shared
+                .get(k, |_, _| true, || async move { Ok(k) })
+                .await
+                .ok();
+        }
+        let held = shared
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert!(held <= SHARED_READ_KEYS, "{held} keys kept");
     }
 }

@@ -61,6 +61,8 @@ pub struct GenerationService {
     pub(super) events: Arc<dyn JobEvents>,
     /// Generation starts allowed per tenant.
     start_limit: Option<(Arc<dyn RateLimiter>, Rate)>,
+    /// The reads of a followed job (its status, its chapter) shared by its followers.
+    pub(super) follow_reads: super::follow::FollowReads,
 }
 
 impl GenerationService {
@@ -79,6 +81,7 @@ impl GenerationService {
             streams,
             events,
             start_limit: None,
+            follow_reads: super::follow::FollowReads::default(),
         }
     }
 
