@@ -55,6 +55,8 @@ pub struct App {
     /// Turns true when the server starts shutting down: workers hand their jobs back,
     /// WebSocket connections are closed with a reconnect hint.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The WebSocket sessions of the served router (see `AppState::sessions`).
+    pub sessions: tokio_util::task::TaskTracker,
     /// How long a client may take to send a request's headers (and an idle keep-alive
     /// connection stays open).
     pub header_timeout: Duration,
@@ -107,6 +109,7 @@ impl App {
         );
         let metrics = Metrics::new(Some(store.clone()))?;
         let shutdown = tokio::sync::watch::Sender::new(false);
+        let sessions = tokio_util::task::TaskTracker::new();
         let shared_queue = settings.redis_url.is_some();
         let runs_workers = role.is_none_or(|r| r.runs_workers(shared_queue));
         // Roles without a GraphQL API that run no jobs need neither the queue nor a model.
@@ -184,6 +187,7 @@ impl App {
                     store: store.clone(),
                     max_subscriptions: settings.limits.max_subscriptions_per_connection,
                     shutdown: shutdown.subscribe(),
+                    sessions: sessions.clone(),
                     behind_router: role.is_some(),
                     ws_init_timeout: Duration::from_secs(settings.limits.ws_init_timeout_secs),
                     max_message_bytes: settings.limits.max_body_bytes,
@@ -212,6 +216,7 @@ impl App {
             local_queue: !shared_queue,
             generation_missing: generation.missing,
             shutdown,
+            sessions,
             header_timeout: Duration::from_secs(settings.limits.header_timeout_secs),
         })
     }
@@ -261,6 +266,19 @@ impl App {
             })
             .await;
         let _ = metrics.await;
+        // Open WebSockets were told to reconnect (1012) when the shutdown began; let each
+        // finish its closing handshake, or the process exit would reset the connection
+        // before the close frame is out.
+        self.sessions.close();
+        if tokio::time::timeout(SESSIONS_DRAIN, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.sessions.len(),
+                "WebSocket sessions still open at exit"
+            );
+        }
         // Workers hand their jobs back on shutdown (they resume elsewhere, or here at the
         // next start) — give them a moment to do so.
         for w in workers {
@@ -269,6 +287,9 @@ impl App {
         result.context("HTTP server failed")
     }
 }
+
+/// How long shutdown waits for open WebSocket sessions to close.
+const SESSIONS_DRAIN: Duration = Duration::from_secs(5);
 
 /// Binds `addr` with an accept queue of `backlog` connections (the kernel caps it at
 /// `net.core.somaxconn`), naming the variable on failure. Address reuse is on, as with

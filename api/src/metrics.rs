@@ -71,6 +71,9 @@ pub struct Metrics {
     pub subscriptions: IntGaugeVec,
     /// Chunks delivered to subscribers (one per chunk per subscriber).
     pub chunks_delivered: IntCounter,
+    /// Of those, the chunks sent as bytes shared by a job's subscribers (no GraphQL
+    /// execution per subscriber; see `graphql::fanout`).
+    pub chunks_shared: IntCounter,
     store: Option<Arc<SqlStore>>,
     /// The operation names already used as labels (at most [`MAX_OPERATION_LABELS`]).
     operation_names: Arc<Mutex<HashSet<String>>>,
@@ -186,6 +189,10 @@ impl Metrics {
             "stream_chunks_delivered_total",
             "Chapter chunks delivered to subscribers (one per chunk per subscriber)",
         )?;
+        let chunks_shared = IntCounter::new(
+            "stream_chunks_shared_total",
+            "Chapter chunks delivered as bytes shared by a job's subscribers, without executing GraphQL per subscriber",
+        )?;
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
@@ -204,6 +211,7 @@ impl Metrics {
             Box::new(queue_jobs.clone()),
             Box::new(subscriptions.clone()),
             Box::new(chunks_delivered.clone()),
+            Box::new(chunks_shared.clone()),
         ];
         let mut names: Vec<String> = collectors
             .iter()
@@ -233,6 +241,7 @@ impl Metrics {
             queue_jobs,
             subscriptions,
             chunks_delivered,
+            chunks_shared,
             store,
             operation_names: Arc::default(),
             names: names.into(),

@@ -101,6 +101,15 @@ impl SubscriptionGuard {
             m.chunks_delivered.inc_by(n);
         }
     }
+
+    /// Counts `n` chunks delivered to this subscriber as shared bytes (see
+    /// [`fanout`](super::fanout)).
+    pub fn delivered_shared(&self, n: u64) {
+        if let Some(m) = self.slots.as_ref().and_then(|s| s.metrics.as_ref()) {
+            m.chunks_delivered.inc_by(n);
+            m.chunks_shared.inc_by(n);
+        }
+    }
 }
 
 impl Drop for SubscriptionGuard {

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod connection;
 pub mod context;
 pub mod errors;
+pub mod fanout;
 pub mod file;
 pub mod ids;
 pub mod memory;
@@ -113,7 +114,7 @@ impl Default for SchemaLimits {
     }
 }
 
-/// Applies the limits to a schema builder.
+/// Applies the limits to a schema builder (and gives it the shared chunk payloads).
 fn limited<Q, M, S>(
     builder: SchemaBuilder<Q, M, S>,
     limits: &SchemaLimits,
@@ -125,6 +126,8 @@ fn limited<Q, M, S>(
         .extension(selections::SelectionLimit {
             max: limits.max_selections,
         })
+        // The chunk payloads `chapterStream`'s subscribers share (see [`fanout`]).
+        .data(fanout::ChunkPayloads::default())
 }
 
 /// Builds the gateway schema over `services` (available to resolvers as schema data).

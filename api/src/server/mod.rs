@@ -49,6 +49,9 @@ pub struct AppState {
     pub max_subscriptions: usize,
     /// Turns true when the server shuts down (WebSockets are then closed with 1012).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The WebSocket sessions running; shutdown waits (a few seconds at most) for each to
+    /// close its connection with 1012 before the process exits.
+    pub sessions: tokio_util::task::TaskTracker,
     /// Whether this is a subgraph behind a federation router rather than the public
     /// endpoint. The public endpoint refuses a request without a credential before
     /// reading its body (HTTP 401) and closes a WebSocket whose `connection_init` has no

@@ -14,9 +14,10 @@ use super::limits::LimitedExecutor;
 use crate::auth::Authenticator;
 use crate::graphql::context::{RequestCtx, SubscriptionSlots};
 use crate::graphql::errors::to_gql;
+use crate::graphql::fanout::{DirectFrames, OPERATION_ID_EXTENSION, OperationId};
 use crate::live_auth::{LiveCredential, LiveExecutor, REVOKED_CLOSE_CODE};
-use async_graphql::Data;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
+use async_graphql::{Data, Executor};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::WebSocket;
 use axum::extract::ws::{CloseFrame, Message};
@@ -25,11 +26,19 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Read buffer of a WebSocket connection (it grows for a larger message).
-const WS_BUFFER: usize = 8 * 1024;
+/// Read buffer of a WebSocket connection, allocated up front (it grows for a larger
+/// message). A client sends a few small messages — `connection_init`, a `subscribe` or
+/// two, pings — so a small one keeps an idle subscriber cheap; tungstenite's own advice
+/// for many connections with a light read load is 4 KiB.
+const WS_BUFFER: usize = 4 * 1024;
+
+/// How many bytes of queued frames a connection's writer gathers into one write (the
+/// write buffer starts empty and grows only for a subscriber that lags).
+const WS_WRITE_BATCH: usize = 8 * 1024;
 
 /// The close code sent to every WebSocket when the server shuts down (1012, "service
 /// restart": clients reconnect, to another replica or to this one once it is back).
@@ -54,20 +63,36 @@ pub(super) async fn upgrade(state: AppState, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let request_id = request_id(&parts.headers);
+    let sessions = state.sessions.clone();
+    // The protocol the upgrade picks (as `GraphQLProtocol` does): chunks of
+    // `chapterStream` are written directly only in graphql-transport-ws's frames.
+    let transport_ws = parts
+        .headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
+        == Some(WebSocketProtocols::GraphQLWS);
     // GraphQL messages are small: modest buffers keep an idle subscriber cheap (the
-    // defaults, 128 KiB each way, dominate its memory); every frame is flushed at once.
+    // defaults, 128 KiB each way, dominate its memory). The writer flushes whenever its
+    // queue is empty; frames queued behind a slow client are written together.
     ws.protocols(ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(WS_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WS_WRITE_BATCH)
         .max_message_size(state.max_message_bytes)
         .max_frame_size(state.max_message_bytes)
-        .on_upgrade(move |socket| serve(state, protocol, request_id, socket))
+        .on_upgrade(move |socket| {
+            sessions.track_future(serve(state, protocol, transport_ws, request_id, socket))
+        })
 }
 
 /// Runs one WebSocket session until either side ends it or the server shuts down.
 async fn serve(
     state: AppState,
     protocol: GraphQLProtocol,
+    transport_ws: bool,
     request_id: String,
     socket: axum::extract::ws::WebSocket,
 ) {
@@ -81,22 +106,42 @@ async fn serve(
     // One writer owns the socket: the protocol's frames, then (on shutdown) ours.
     let (out, mut frames) = tokio::sync::mpsc::channel::<Message>(32);
     let control = out.clone();
+    let direct = transport_ws.then(|| DirectFrames::new(out.clone()));
     let writer = async move {
         while let Some(frame) = frames.recv().await {
-            let closing = matches!(frame, Message::Close(_));
-            if socket_sink.send(frame).await.is_err() || closing {
+            let mut closing = matches!(frame, Message::Close(_));
+            if socket_sink.feed(frame).await.is_err() {
+                return None;
+            }
+            // A subscriber that lags has frames queued: they go out in as few writes as
+            // the write buffer allows, not one write each.
+            while !closing && let Ok(more) = frames.try_recv() {
+                closing = matches!(more, Message::Close(_));
+                if socket_sink.feed(more).await.is_err() {
+                    return None;
+                }
+            }
+            if socket_sink.flush().await.is_err() || closing {
                 return None;
             }
         }
         Some(socket_sink)
     };
-    // On shutdown the protocol sees the client's side end, which ends the session.
+    // On shutdown the protocol sees the client's side end, which ends the session; the
+    // client's side comes back here for the closing handshake.
     let mut stop = state.shutdown.clone();
     let ids = ActiveIds::default();
-    let incoming = ids.clone().screen(incoming, control.clone());
-    let incoming = incoming.take_until(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    });
+    // A weak handle: the part of the stream handed back for the closing handshake must
+    // not keep the writer's queue open.
+    let incoming = ids.clone().screen(incoming, control.downgrade());
+    let (handback, handed_back) = tokio::sync::oneshot::channel();
+    let incoming = UntilStop {
+        inner: Some(Box::pin(incoming)),
+        stop: Box::pin(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }),
+        handback: Some(handback),
+    };
     let sent_ids = ids.clone();
     let out = futures_util::sink::unfold(out, move |out, msg: Message| {
         sent_ids.on_server_message(&msg);
@@ -104,10 +149,10 @@ async fn serve(
     });
     let initialised = Arc::new(AtomicBool::new(false));
     let init_seen = initialised.clone();
-    let executor = LiveExecutor::new(LimitedExecutor::new(
+    let executor = Operations(LiveExecutor::new(LimitedExecutor::new(
         state.executor.clone(),
         state.limits.clone(),
-    ));
+    )));
     let session = GraphQLWebSocket::new_with_pair(out, incoming, executor, protocol)
         .on_connection_init(move |payload| async move {
             init_seen.store(true, Ordering::Release);
@@ -144,6 +189,9 @@ async fn serve(
             let actor = live.as_ref().and_then(|l| l.current().ok());
             data.insert(RequestCtx { actor, request_id });
             data.insert(slots);
+            if let Some(direct) = direct {
+                data.insert(direct);
+            }
             if let Some(live) = live {
                 data.insert(live);
             }
@@ -188,14 +236,66 @@ async fn serve(
         && let Some(mut sink) = socket_sink
     {
         // 1012 Service Restart: graphql-ws clients retry; `after` resumes a stream.
-        let _ = sink
+        let sent = sink
             .send(Message::Close(Some(CloseFrame {
                 code: SHUTDOWN_CLOSE_CODE,
                 reason: "server restarting: reconnect (chapterStream resumes with `after`)".into(),
             })))
             .await;
+        // The closing handshake: read until the client's close frame (or its end). A
+        // socket dropped with unread bytes is reset by the kernel, which discards the
+        // close frame still in flight — the client would see a reset, not 1012.
+        if sent.is_ok()
+            && let Ok(mut incoming) = handed_back.await
+        {
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(msg)) = incoming.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
     metrics.ws_connections.dec();
+}
+
+/// How long a closing server waits for the client's close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The client's messages, boxed.
+type Incoming =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Message, axum::Error>> + Send>>;
+
+/// The client's messages until the server shuts down; then the stream ends for the
+/// protocol and the rest of it is handed back for the closing handshake.
+struct UntilStop {
+    inner: Option<Incoming>,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    handback: Option<tokio::sync::oneshot::Sender<Incoming>>,
+}
+
+impl futures_util::Stream for UntilStop {
+    type Item = Result<Message, axum::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.stop.as_mut().poll(cx).is_ready() {
+            if let (Some(inner), Some(back)) = (this.inner.take(), this.handback.take()) {
+                let _ = back.send(inner);
+            }
+            return Poll::Ready(None);
+        }
+        inner.as_mut().poll_next(cx)
+    }
 }
 
 /// The ids of the operations running on one connection. graphql-transport-ws says a
@@ -217,12 +317,13 @@ impl ActiveIds {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The client's messages, ending (after a 4409 close on `control`) at the first
-    /// `subscribe` whose id is running.
+    /// The client's messages, ending (after a 4409 close on `control`, while the
+    /// connection's writer runs) at the first `subscribe` whose id is running. Each
+    /// graphql-transport-ws `subscribe` is tagged with its id ([`tag_operation`]).
     fn screen(
         self,
         incoming: SplitStream<WebSocket>,
-        control: tokio::sync::mpsc::Sender<Message>,
+        control: tokio::sync::mpsc::WeakSender<Message>,
     ) -> impl futures_util::Stream<Item = Result<Message, axum::Error>> + Send + 'static {
         incoming.scan((), move |(), msg| {
             if let Err(e) = &msg {
@@ -235,20 +336,28 @@ impl ActiveIds {
                 };
                 let control = control.clone();
                 return futures_util::future::Either::Left(async move {
-                    let _ = control
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
+                    if let Some(control) = control.upgrade() {
+                        let _ = control
+                            .send(Message::Close(Some(CloseFrame {
+                                code,
+                                reason: reason.into(),
+                            })))
+                            .await;
+                    }
                     None
                 });
             }
+            let mut msg = msg;
             let duplicate = match &msg {
                 Ok(Message::Text(text)) => match serde_json::from_str::<Envelope>(text) {
                     Ok(Envelope { kind, id: Some(id) })
                         if kind == "subscribe" || kind == "start" =>
                     {
+                        if kind == "subscribe"
+                            && let Some(tagged) = tag_operation(text, &id)
+                        {
+                            msg = Ok(Message::Text(tagged.into()));
+                        }
                         (!self.lock().insert(id.clone())).then_some(id)
                     }
                     Ok(Envelope { kind, id: Some(id) }) if kind == "complete" || kind == "stop" => {
@@ -265,12 +374,14 @@ impl ActiveIds {
                     None => Some(msg),
                     Some(id) => {
                         let reason = truncate(format!("Subscriber for {id} already exists"));
-                        let _ = control
-                            .send(Message::Close(Some(CloseFrame {
-                                code: 4409,
-                                reason: reason.into(),
-                            })))
-                            .await;
+                        if let Some(control) = control.upgrade() {
+                            let _ = control
+                                .send(Message::Close(Some(CloseFrame {
+                                    code: 4409,
+                                    reason: reason.into(),
+                                })))
+                                .await;
+                        }
                         None
                     }
                 }
@@ -286,6 +397,49 @@ impl ActiveIds {
         {
             self.lock().remove(&id);
         }
+    }
+}
+
+/// A `subscribe` message with its id in the request's extensions
+/// ([`OPERATION_ID_EXTENSION`], whatever the client put there replaced), for
+/// [`Operations`]; `None` when the message is not an object with an object payload
+/// (async-graphql then refuses it as it would have).
+fn tag_operation(text: &str, id: &str) -> Option<String> {
+    let mut msg: serde_json::Value = serde_json::from_str(text).ok()?;
+    let payload = msg.get_mut("payload")?.as_object_mut()?;
+    let extensions = payload
+        .entry("extensions")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if !extensions.is_object() {
+        *extensions = serde_json::Value::Object(serde_json::Map::new());
+    }
+    extensions
+        .as_object_mut()?
+        .insert(OPERATION_ID_EXTENSION.to_owned(), id.into());
+    serde_json::to_string(&msg).ok()
+}
+
+/// The connection's executor, giving each operation its subscribe id as request data
+/// ([`OperationId`], from the extension [`tag_operation`] set).
+#[derive(Clone)]
+struct Operations<E>(E);
+
+impl<E: Executor> Executor for Operations<E> {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.0.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        if let Some(async_graphql::Value::String(id)) =
+            request.extensions.remove(OPERATION_ID_EXTENSION)
+        {
+            request = request.data(OperationId(id));
+        }
+        self.0.execute_stream(request, session_data)
     }
 }
 

@@ -752,3 +752,135 @@ async fn chapter_stream_over_server_sent_events() {
     assert!(text.contains("NOT_FOUND"), "{text}");
     assert!(text.contains("event: complete"), "{text}");
 }
+
+/// The raw text frames of one subscription on a fresh connection, up to its `complete`.
+async fn raw_frames(app: &TestApp, id: &str, query: &str, variables: Value) -> Vec<String> {
+    use futures_util::StreamExt;
+    let mut ws = connected(app, &app.admin_key).await;
+    start(&mut ws, id, query, variables).await;
+    let mut frames = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("the stream progresses")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let done = t.starts_with(r#"{"type":"complete""#);
+            frames.push(t.to_string());
+            if done {
+                return frames;
+            }
+        }
+    }
+}
+
+/// Over graphql-transport-ws a chunk's frame is written from bytes shared by the job's
+/// subscribers instead of executing GraphQL per subscriber: the frames are exactly the
+/// ones async-graphql sends (a named fragment keeps a subscription on that path),
+/// for every selection shape, with escaping, aliases, fragments and `after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_chunk_frames_are_the_bytes_async_graphql_sends() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    let mut tricky = pieces();
+    tricky.splice(
+        3..3,
+        [
+            "\"Quoted,\" she said \\ ",
+            "line\nbreak\ttab \u{1}\u{1f} ",
+            "雨夜，灯塔。 ",
+            "🌊 </script> ",
+        ]
+        .map(str::to_owned),
+    );
+    fake.script(
+        "primary",
+        FakeStream::new(tricky).interval(Duration::from_millis(2)),
+    );
+    let app = app_with_fake(Backend::Sqlite, &fake).await;
+    let novel = app.novel("Shared bytes").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+    let job = generate(&app, &chapter, json!({ "targetWords": 80 })).await;
+    let j = job["id"].as_str().unwrap().to_owned();
+    let shared = || async { sample(&metrics(&app).await, "znovel_stream_chunks_shared_total") };
+
+    // (selection, variables, whether chunks take the shared path)
+    let shapes = [
+        (STREAM.to_owned(), json!({ "j": j }), true),
+        (STREAM.to_owned(), json!({ "j": j, "a": 5 }), true),
+        (
+            r#"subscription($j: ID!) { c: chapterStream(jobId: $j) {
+                ... on ChapterStreamEvent { kind: __typename }
+                ... on ChapterChunk { text n: seq text }
+                ... on ChapterIssue { seq }
+                ... on ChapterCompleted { seq chapter { version } }
+            } }"#
+                .to_owned(),
+            json!({ "j": j }),
+            true,
+        ),
+        // Nothing selected on a chunk: async-graphql answers `null`; left to it.
+        (
+            "subscription($j: ID!) { chapterStream(jobId: $j) { ... on ChapterIssue { seq } } }"
+                .to_owned(),
+            json!({ "j": j }),
+            false,
+        ),
+    ];
+    // No story memory yet, so no continuity issue: every event but the last is a chunk.
+    let all = raw_frames(&app, "x", STREAM, json!({ "j": j })).await;
+    assert!(!all.iter().any(|f| f.contains("ChapterIssue")), "{all:?}");
+    assert!(
+        fast_text(&all).contains("雨夜，灯塔。"),
+        "the text arrives whole"
+    );
+    let mut chunks_seen = 0;
+    for (i, (query, variables, direct)) in shapes.iter().enumerate() {
+        let before = shared().await.unwrap_or(0.0);
+        let fast = raw_frames(&app, "op-1", query, variables.clone()).await;
+        let after_fast = shared().await.unwrap_or(0.0);
+        // The same selection through a named fragment: executed by async-graphql.
+        let reference = with_fragment(query);
+        let slow = raw_frames(&app, "op-1", &reference, variables.clone()).await;
+        let after_slow = shared().await.unwrap_or(0.0);
+        assert_eq!(fast, slow, "shape {i}: the same bytes on both paths");
+        let next = fast
+            .iter()
+            .filter(|f| f.starts_with(r#"{"type":"next""#))
+            .count();
+        assert!(next >= 10, "shape {i}: {fast:?}");
+        // Every frame but the final event's went the shared way; none of the reference's.
+        let expected = if *direct { next - 1 } else { 0 };
+        assert_eq!(after_fast - before, expected as f64, "shape {i}");
+        assert_eq!(after_slow, after_fast, "shape {i}");
+        chunks_seen += expected;
+    }
+    assert!(chunks_seen > 0);
+}
+
+/// `query` with a named fragment spread in its `chapterStream` selection that adds
+/// nothing to a chunk or to the completed event.
+fn with_fragment(query: &str) -> String {
+    let field = query.find("chapterStream(").unwrap();
+    let open = field + query[field..].find('{').unwrap() + 1;
+    format!(
+        "{} ...Unused {}\nfragment Unused on ChapterFailed {{ seq }}",
+        &query[..open],
+        &query[open..]
+    )
+}
+
+/// The streamed text of `frames` (chunk events of the STREAM selection).
+fn fast_text(frames: &[String]) -> String {
+    frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<Value>(f).ok())
+        .filter(|v| v["payload"]["data"]["chapterStream"]["__typename"] == "ChapterChunk")
+        .map(|v| {
+            v["payload"]["data"]["chapterStream"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}

@@ -8,10 +8,12 @@ use super::generation::{GenerationJob, JobStatus};
 use crate::graphql::call;
 use crate::graphql::context::SubscriptionGuard;
 use crate::graphql::errors::{ResultExt, to_gql};
+use crate::graphql::fanout::DirectChunks;
 use crate::graphql::ids::decode;
 use crate::graphql::validation::ValidationIssue;
 use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, ID, SimpleObject, Subscription, Union};
+use std::sync::Arc;
 use znovel_domain::services::{ChapterStreamItem, GenerationService, Services};
 
 fn generation(s: &Services) -> async_graphql::Result<&GenerationService> {
@@ -142,13 +144,30 @@ impl GenerationSubscription {
             }
         };
         let events = generation(s)?.follow(&actor, id, after).await.gql()?;
-        Ok(events.map(move |item| {
+        // Over graphql-transport-ws with a plain chunk selection, chunks go straight to
+        // the connection as shared bytes; everything else through async-graphql.
+        let direct = DirectChunks::for_field(ctx, id).map(Arc::new);
+        let guard = Arc::new(guard);
+        Ok(events.filter_map(move |item| {
             // The stream owns this closure, so the slot is held until the stream drops.
-            let item = item.gql()?;
-            if matches!(item, ChapterStreamItem::Chunk { .. }) {
-                guard.delivered(1);
+            let (guard, direct) = (guard.clone(), direct.clone());
+            async move {
+                let item = match item.gql() {
+                    Ok(item) => item,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let ChapterStreamItem::Chunk { seq, text } = &item {
+                    if let Some(d) = &direct {
+                        // Sent (or the connection is gone): nothing for async-graphql.
+                        if d.send(*seq, text).await {
+                            guard.delivered_shared(1);
+                        }
+                        return None;
+                    }
+                    guard.delivered(1);
+                }
+                Some(Ok(ChapterStreamEvent::from_item(item)))
             }
-            Ok(ChapterStreamEvent::from_item(item))
         }))
     }
 

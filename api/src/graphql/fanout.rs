@@ -1,0 +1,257 @@
+//! Fan-out of `chapterStream` chunks over `graphql-transport-ws`: a chunk's frame is built
+//! from bytes made once per job and subscription shape, not by executing GraphQL and
+//! serializing a response once per subscriber.
+//!
+//! A thousand subscribers of one job receive every chunk; through async-graphql each of
+//! them would resolve the union, build a response value and serialize it. Here the
+//! WebSocket layer gives each operation its subscribe id ([`OperationId`]) and the
+//! connection's writer ([`DirectFrames`]); `chapterStream` still checks access, takes its
+//! slot and follows the job as before, but when the selection on `ChapterChunk` is plain
+//! (fields `__typename`, `seq`, `text`, with aliases and inline fragments — see
+//! [`ChunkShape::of`]) it writes each chunk's `next` frame itself: the payload bytes
+//! (`{"data":{…}}`) come from [`ChunkPayloads`], made by the first subscriber of that job
+//! and shape that needs them, and the frame only adds the subscriber's id. The bytes are
+//! the ones async-graphql would have sent (a test compares them). Continuity issues, the
+//! final event, errors and any other selection stay on async-graphql; they go through the
+//! same writer after the chunks before them, so the order is kept. Each subscriber keeps
+//! its own position, so `seq` and `after` work as before.
+
+use async_graphql::Context;
+use async_graphql::parser::types::{Field, Selection, SelectionSet};
+use axum::extract::ws::Message;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc;
+use znovel_domain::ids::JobId;
+
+/// The request extension the WebSocket layer sets on every `subscribe` it passes on: the
+/// operation's id (any value a client put there is overwritten).
+pub const OPERATION_ID_EXTENSION: &str = "znovelOperationId";
+
+/// The `graphql-transport-ws` id of the operation being executed (request data).
+#[derive(Debug, Clone)]
+pub struct OperationId(pub String);
+
+/// The writer of a `graphql-transport-ws` connection (session data): frames sent here
+/// go out in order with the ones async-graphql sends.
+#[derive(Clone)]
+pub struct DirectFrames {
+    out: mpsc::Sender<Message>,
+}
+
+impl DirectFrames {
+    /// Frames for the connection whose writer reads `out`.
+    pub fn new(out: mpsc::Sender<Message>) -> Self {
+        Self { out }
+    }
+}
+
+/// What a `ChapterChunk` event's response holds, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ChunkField {
+    Typename,
+    Seq,
+    Text,
+}
+
+/// A subscription's selection as far as a chunk is concerned: the response key of
+/// `chapterStream` and the chunk's response keys with their fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChunkShape {
+    root: String,
+    fields: Vec<(String, ChunkField)>,
+}
+
+/// How many of a job's newest chunk payloads are kept per shape (a subscriber further
+/// behind makes its own).
+const PAYLOADS_KEPT: usize = 512;
+
+impl ChunkShape {
+    /// The shape of the field being resolved (`chapterStream`), when a chunk's response
+    /// can be built without executing it: no directives and no named fragments anywhere
+    /// in the selection (those stay on the general path; `@skip`/`@include` are applied
+    /// by async-graphql before execution and never reach here).
+    pub fn of(ctx: &Context<'_>) -> Option<Self> {
+        // The field's syntax tree: public, though hidden from the docs, in async-graphql 7
+        // (`ContextBase::item`); the public look-ahead merges inline fragments without
+        // their type conditions, which cannot tell a chunk's fields from an issue's.
+        let field: &Field = &ctx.item.node;
+        if !field.directives.is_empty() {
+            return None;
+        }
+        let root = field
+            .alias
+            .as_ref()
+            .map_or_else(|| field.name.node.to_string(), |a| a.node.to_string());
+        let mut fields = Vec::new();
+        collect(&field.selection_set.node, &mut fields)?;
+        // A chunk selecting nothing is `null` in async-graphql's answer, not `{}`.
+        if fields.is_empty() {
+            return None;
+        }
+        Some(Self { root, fields })
+    }
+
+    /// `{"data":{"<root>":{…}}}` for one chunk: the bytes async-graphql serializes.
+    fn payload(&self, seq: u64, text: &str) -> String {
+        let mut out = String::with_capacity(32 + self.root.len() + text.len() + 16 * 3);
+        out.push_str(r#"{"data":{"#);
+        push_json_str(&mut out, &self.root);
+        out.push_str(":{");
+        for (i, (key, field)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_str(&mut out, key);
+            out.push(':');
+            match field {
+                ChunkField::Typename => out.push_str(r#""ChapterChunk""#),
+                ChunkField::Seq => out.push_str(&seq.to_string()),
+                ChunkField::Text => push_json_str(&mut out, text),
+            }
+        }
+        out.push_str("}}}");
+        out
+    }
+}
+
+/// Adds the fields a chunk gets from `set` to `out` in response order (a key seen again
+/// is merged into its first place, as GraphQL does); `None` when the set has a directive
+/// or a named fragment.
+fn collect(set: &SelectionSet, out: &mut Vec<(String, ChunkField)>) -> Option<()> {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let f = &f.node;
+                if !f.directives.is_empty() || !f.arguments.is_empty() {
+                    return None;
+                }
+                let field = match f.name.node.as_str() {
+                    "__typename" => ChunkField::Typename,
+                    "seq" => ChunkField::Seq,
+                    "text" => ChunkField::Text,
+                    // Validation lets nothing else through on the union or the chunk.
+                    _ => return None,
+                };
+                let key = f.alias.as_ref().unwrap_or(&f.name).node.to_string();
+                if !out.iter().any(|(k, _)| *k == key) {
+                    out.push((key, field));
+                }
+            }
+            Selection::InlineFragment(frag) => {
+                let frag = &frag.node;
+                if !frag.directives.is_empty() {
+                    return None;
+                }
+                let applies = frag.type_condition.as_ref().is_none_or(|t| {
+                    matches!(
+                        t.node.on.node.as_str(),
+                        "ChapterChunk" | "ChapterStreamEvent"
+                    )
+                });
+                if applies {
+                    collect(&frag.selection_set.node, out)?;
+                }
+            }
+            Selection::FragmentSpread(_) => return None,
+        }
+    }
+    Some(())
+}
+
+/// `s` as a JSON string, escaped as serde_json escapes it.
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaping (the one async-graphql's responses go through).
+    if let Ok(json) = serde_json::to_string(s) {
+        out.push_str(&json);
+    }
+}
+
+/// The newest chunk payloads of one job and shape, oldest first.
+type Payloads = Arc<Mutex<VecDeque<(u64, Arc<str>)>>>;
+
+/// The chunk payloads made so far, per job and shape, shared by every subscriber of the
+/// process (schema data). Entries nobody follows any more are dropped as the map grows.
+#[derive(Clone, Default)]
+pub struct ChunkPayloads(Arc<Mutex<HashMap<(JobId, ChunkShape), Payloads>>>);
+
+/// Past this many (job, shape) entries, the unused ones are dropped.
+const SHAPES_KEPT: usize = 1024;
+
+impl ChunkPayloads {
+    fn of(&self, job: JobId, shape: ChunkShape) -> Payloads {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= SHAPES_KEPT {
+            map.retain(|_, p| Arc::strong_count(p) > 1);
+        }
+        map.entry((job, shape)).or_default().clone()
+    }
+}
+
+/// One subscriber's direct path: where its chunk frames go and how they are made.
+pub struct DirectChunks {
+    frames: DirectFrames,
+    /// `{"type":"next","id":"<id>","payload":` — the frame up to the payload.
+    head: String,
+    shape: ChunkShape,
+    payloads: Payloads,
+}
+
+impl DirectChunks {
+    /// The direct path for the `chapterStream` of `job` being resolved, when the
+    /// operation came over `graphql-transport-ws` and its chunk selection is plain.
+    pub fn for_field(ctx: &Context<'_>, job: JobId) -> Option<Self> {
+        let frames = ctx.data_opt::<DirectFrames>()?.clone();
+        let id = ctx.data_opt::<OperationId>()?;
+        let cache = ctx.data_opt::<ChunkPayloads>()?;
+        let shape = ChunkShape::of(ctx)?;
+        let mut head = String::from(r#"{"type":"next","id":"#);
+        push_json_str(&mut head, &id.0);
+        head.push_str(r#","payload":"#);
+        Some(Self {
+            frames,
+            head,
+            payloads: cache.of(job, shape.clone()),
+            shape,
+        })
+    }
+
+    /// The payload of chunk `seq`: made once per job and shape while it is among the
+    /// newest.
+    fn payload(&self, seq: u64, text: &str) -> Arc<str> {
+        let mut kept = self.payloads.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, p)) = kept.iter().rev().find(|(s, _)| *s == seq) {
+            return p.clone();
+        }
+        let p: Arc<str> = self.shape.payload(seq, text).into();
+        // Subscribers of a job move together: a chunk is new for the first of them.
+        if kept.back().is_none_or(|(last, _)| *last < seq) {
+            kept.push_back((seq, p.clone()));
+            if kept.len() > PAYLOADS_KEPT {
+                kept.pop_front();
+            }
+        }
+        p
+    }
+
+    /// The `next` frame of chunk `seq`, as async-graphql would send it.
+    pub fn frame(&self, seq: u64, text: &str) -> String {
+        let payload = self.payload(seq, text);
+        let mut frame = String::with_capacity(self.head.len() + payload.len() + 1);
+        frame.push_str(&self.head);
+        frame.push_str(&payload);
+        frame.push('}');
+        frame
+    }
+
+    /// Sends chunk `seq` to the subscriber (waiting while its connection's queue is
+    /// full); false when the connection is gone.
+    pub async fn send(&self, seq: u64, text: &str) -> bool {
+        let frame = self.frame(seq, text);
+        self.frames
+            .out
+            .send(Message::Text(frame.into()))
+            .await
+            .is_ok()
+    }
+}
