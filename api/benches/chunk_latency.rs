@@ -24,6 +24,14 @@
 //! present, the local model writes a chapter and its tokens per second are reported.
 //! Prints a Markdown table (the one in `docs/benchmarks.md`).
 //!
+//! `-- --storm`: instead, the reconnect storm: 2,000 subscribers of 20 jobs drop their
+//! connections at once in the middle of the stream and resume with `after`: chunks lost
+//! or duplicated, failed connection attempts, and the time from the drop to each one's
+//! first chunk after resuming.
+//!
+//! `-- --idle N`: instead, N idle subscribers (19,000 fits under an open-file limit of
+//! 20,000): the server's RSS per subscriber and what it gives back after they leave.
+//!
 //! `-- --burst`: instead, 100 `generateChapter` mutations sent at once (three rounds, each
 //! on 100 fresh chapters), on SQLite and on PostgreSQL (a fresh database on
 //! 127.0.0.1:5432): the time each takes to be answered, p50/p99/max — with the server's
@@ -232,14 +240,22 @@ impl Server {
 
     /// Resident memory of the server process, bytes.
     fn rss(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    /// The most resident memory the server process has had, bytes.
+    fn peak_rss(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: u64 = status
+        status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
-            .unwrap();
-        kb * 1024
+            .unwrap()
     }
 
     async fn gql(&self, query: &str, variables: Value) -> Value {
@@ -402,6 +418,13 @@ struct Row {
     first: [f64; 3],
     frames_per_s: f64,
     idle_kib: Option<f64>,
+    /// The server's RSS before the jobs, its peak, and its RSS once every subscriber has
+    /// gone, MiB.
+    rss_mib: Option<(f64, f64, f64)>,
+    /// Attempts beyond the first, summed over the jobs: a job handed back for another
+    /// attempt resumes after its streamed chunks and asks the provider to continue, so
+    /// its subscribers receive more frames than one attempt's.
+    retries: Option<u64>,
 }
 
 /// Opens the provider's gate, follows every socket to its end and sums up.
@@ -443,6 +466,8 @@ async fn measure(
         first: first3,
         frames_per_s: hist.len() as f64 / secs.max(1e-9),
         idle_kib: None,
+        rss_mib: None,
+        retries: None,
     }
 }
 
@@ -504,8 +529,31 @@ async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -
         cleanup_redis(&prefix);
     }
     row.idle_kib = Some((idle.saturating_sub(before)) as f64 / total / 1024.0);
+    let mut retries = 0;
+    for job in &job_ids {
+        let d = server
+            .gql(
+                "query($id: ID!) { node(id: $id) { ... on GenerationJob { attempts } } }",
+                json!({ "id": job }),
+            )
+            .await;
+        retries += d["node"]["attempts"].as_u64().unwrap().saturating_sub(1);
+    }
+    row.retries = Some(retries);
+    // Memory given back: every subscriber has disconnected; what the process still holds
+    // a few seconds later (the allocator returns freed memory on its own schedule).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("websocket_connections_active").await > 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(RSS_SETTLE).await;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    row.rss_mib = Some((mib(before), mib(server.peak_rss()), mib(server.rss())));
     row
 }
+
+/// How long after the last subscriber left the server's RSS is read again.
+const RSS_SETTLE: Duration = Duration::from_secs(5);
 
 /// The bare baseline (`chunk_latency/baseline.rs`), a child process like the server.
 struct BaselineServer {
@@ -674,6 +722,261 @@ async fn bursts() {
     }
 }
 
+/// A `graphql-transport-ws` client following `job`'s chunks (with their `seq`) after
+/// `after`; an error when the server cannot be reached or refuses.
+async fn subscribe_after(url: &str, key: &str, job: &str, after: u64) -> Result<Ws, String> {
+    let mut req = url
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
+    ws.send(Message::text(init.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    match ws.next().await {
+        Some(Ok(Message::Text(t))) if t.contains("connection_ack") => {}
+        other => return Err(format!("no ack: {other:?}")),
+    }
+    let q = "subscription($j: ID!, $a: Int) { chapterStream(jobId: $j, after: $a) { __typename ... on ChapterChunk { seq text } } }";
+    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": q, "variables": { "j": job, "a": after } } });
+    ws.send(Message::text(sub.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// What one subscriber of the storm saw.
+struct Stormed {
+    /// Every chunk seq received, in order of arrival.
+    seqs: Vec<u64>,
+    /// From dropping its connection to the first chunk after resuming, ms.
+    recovery_ms: f64,
+    /// Connection attempts that failed before one succeeded.
+    retries: u32,
+}
+
+/// A frame of [`subscribe_after`]'s subscription: `Some(true)` for a chunk (its seq added
+/// to `seqs`), `Some(false)` for another event, `None` for `complete`.
+fn next_seq(t: &str, seqs: &mut Vec<u64>) -> Option<bool> {
+    let v: Value = serde_json::from_str(t).unwrap();
+    match v["type"].as_str() {
+        Some("next") => {
+            let ev = &v["payload"]["data"]["chapterStream"];
+            if ev["__typename"] == "ChapterChunk" {
+                seqs.push(ev["seq"].as_u64().unwrap());
+                return Some(true);
+            }
+            Some(false)
+        }
+        Some("complete") => None,
+        _ => panic!("unexpected message: {t}"),
+    }
+}
+
+/// Follows `job`; when `storm` turns true, drops the connection at once (no close
+/// handshake, as a crashed client or a dead load balancer does), reconnects and resumes
+/// with `after` = the last seq it saw, then follows to the end.
+async fn storm_follow(
+    url: String,
+    key: String,
+    job: String,
+    mut storm: watch::Receiver<bool>,
+) -> Stormed {
+    let mut ws = subscribe_after(&url, &key, &job, 0).await.unwrap();
+    let mut seqs = Vec::new();
+    // Before the storm.
+    loop {
+        tokio::select! {
+            _ = storm.wait_for(|s| *s) => break,
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if next_seq(&t, &mut seqs).is_none() {
+                        panic!("the job ended before the storm");
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection lost before the storm: {other:?}"),
+            },
+        }
+    }
+    let dropped = Instant::now();
+    drop(ws);
+    let after = seqs.last().copied().unwrap_or(0);
+    let mut retries = 0;
+    let mut ws = loop {
+        match subscribe_after(&url, &key, &job, after).await {
+            Ok(ws) => break ws,
+            Err(_) => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let mut recovery_ms = None;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        match next_seq(&t, &mut seqs) {
+            Some(true) => {
+                recovery_ms.get_or_insert(dropped.elapsed().as_secs_f64() * 1e3);
+            }
+            Some(false) => {}
+            None => break,
+        }
+    }
+    Stormed {
+        seqs,
+        recovery_ms: recovery_ms.unwrap_or(f64::NAN),
+        retries,
+    }
+}
+
+/// The reconnect storm: `jobs` × `subs` subscribers follow jobs of 600 chunks (12 s);
+/// 3 s in, every one of them drops its connection at once and resumes with `after`.
+async fn storm(jobs: usize, subs: usize) {
+    let chunks = 600;
+    let epoch = Instant::now();
+    let provider = start_provider(epoch, chunks, Duration::from_millis(20)).await;
+    let server = Server::start(Some(&provider.base_url), None);
+    let chapters = server.chapters(jobs).await;
+    let mut job_ids = Vec::new();
+    for c in &chapters {
+        job_ids.push(server.generate(c, chunks).await);
+    }
+    let (storm_tx, storm_rx) = watch::channel(false);
+    let mut followers = Vec::new();
+    for job in &job_ids {
+        for _ in 0..subs {
+            followers.push(tokio::spawn(storm_follow(
+                server.url.clone(),
+                server.key.clone(),
+                job.clone(),
+                storm_rx.clone(),
+            )));
+        }
+    }
+    let total = (jobs * subs) as f64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server
+        .metric(r#"znovel_subscriptions_active{field="chapterStream"}"#)
+        .await
+        < total
+    {
+        assert!(Instant::now() < deadline, "subscriptions did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    provider.gate.send_replace(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eprintln!("storm: {total} subscribers drop and resume at once");
+    storm_tx.send_replace(true);
+    let (mut lost, mut duplicated, mut retries) = (0usize, 0usize, 0u32);
+    let mut recovery = Vec::new();
+    for f in followers {
+        let s = f.await.unwrap();
+        let mut seen = std::collections::HashSet::new();
+        duplicated += s.seqs.iter().filter(|q| !seen.insert(**q)).count();
+        let last = s.seqs.iter().copied().max().unwrap_or(0);
+        // Every seq up to the job's last one, none missing.
+        lost += (1..=last).filter(|q| !seen.contains(q)).count();
+        lost += (chunks as u64).saturating_sub(last) as usize;
+        retries += s.retries;
+        recovery.push(s.recovery_ms);
+    }
+    recovery.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        recovery[((recovery.len() as f64 * p).ceil() as usize).clamp(1, recovery.len()) - 1]
+    };
+    println!("
+Reconnect storm: {jobs} jobs × {subs} subscribers, {chunks} chunks each at 50/s; all drop their connection 3 s in and resume with `after`.
+");
+    println!(
+        "| subscribers | chunks lost | chunks duplicated | failed connection attempts | resumed: p50 ms | p99 ms | all resumed (max) ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {total} | {lost} | {duplicated} | {retries} | {:.0} | {:.0} | {:.0} |",
+        q(0.5),
+        q(0.99),
+        recovery[recovery.len() - 1]
+    );
+}
+
+/// `n` idle subscribers (of 20 jobs waiting for their first token) on one server: the
+/// server's RSS per subscriber, measured twice a poll period apart (every follower checks
+/// its job's status each `FOLLOW_POLL`), and what it gives back once they have gone.
+async fn idle(n: usize) {
+    let jobs = 20;
+    let epoch = Instant::now();
+    let provider = start_provider(epoch, 10, Duration::from_millis(20)).await;
+    let server = Server::start(Some(&provider.base_url), None);
+    let chapters = server.chapters(jobs).await;
+    let mut job_ids = Vec::new();
+    for c in &chapters {
+        job_ids.push(server.generate(c, 10).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = server.rss();
+    let started = Instant::now();
+    let mut sockets = Vec::with_capacity(n);
+    for i in 0..n {
+        let job = &job_ids[i % jobs];
+        sockets.push(
+            subscribe_after(&server.url, &server.key, job, 0)
+                .await
+                .unwrap(),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while server
+        .metric(r#"znovel_subscriptions_active{field="chapterStream"}"#)
+        .await
+        < n as f64
+    {
+        assert!(Instant::now() < deadline, "subscriptions did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle1 = server.rss();
+    // Past a status poll of every follower.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let idle2 = server.rss();
+    let peak = server.peak_rss();
+    drop(sockets);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metric("websocket_connections_active").await > 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(RSS_SETTLE).await;
+    let after = server.rss();
+    let kib = |rss: u64| rss.saturating_sub(before) as f64 / n as f64 / 1024.0;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "
+{n} idle subscribers of {jobs} jobs on one server (connected in {connect_s:.1} s).
+"
+    );
+    println!(
+        "| subscribers | RSS per subscriber, connected | after a status poll | RSS before → peak → 5 s after they left |"
+    );
+    println!("|---:|---:|---:|---:|");
+    println!(
+        "| {n} | {:.1} KiB | {:.1} KiB | {:.0} → {:.0} → {:.0} MiB |",
+        kib(idle1),
+        kib(idle2),
+        mib(before),
+        mib(peak),
+        mib(after)
+    );
+    provider.gate.send_replace(true);
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -682,6 +985,12 @@ async fn main() {
     }
     if args.iter().any(|a| a == "--burst") {
         return bursts().await;
+    }
+    if args.iter().any(|a| a == "--storm") {
+        return storm(20, 100).await;
+    }
+    if let Some(w) = args.windows(2).find(|w| w[0] == "--idle") {
+        return idle(w[1].parse().expect("--idle N")).await;
     }
     let quick = args.iter().any(|a| a == "--quick");
     let (chunks, many, jobs) = if quick {
@@ -731,9 +1040,9 @@ async fn main() {
         interval().as_millis()
     );
     println!(
-        "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | RSS per idle subscriber |"
+        "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | RSS per idle subscriber | RSS before → peak → 5 s after the last left | job retries |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (r, p99, fps) in &rows {
         let first = r
             .first
@@ -742,7 +1051,7 @@ async fn main() {
             .collect::<Vec<_>>()
             .join(", ");
         println!(
-            "| {} × {} | {} | {} | {:.2} | {:.2} | {:.2} | {first} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {} × {} | {} | {} | {:.2} | {:.2} | {:.2} | {first} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
             r.jobs,
             r.subs,
             r.server,
@@ -754,6 +1063,12 @@ async fn main() {
             r.p99 / p99,
             r.frames_per_s / fps,
             r.idle_kib.map_or("—".to_owned(), |k| format!("{k:.1} KiB")),
+            r.rss_mib
+                .map_or("—".to_owned(), |(before, peak, after)| format!(
+                    "{before:.0} → {peak:.0} → {after:.0} MiB ({:.0} % of the growth given back)",
+                    100.0 * (peak - after) / (peak - before).max(1e-9)
+                )),
+            r.retries.map_or("—".to_owned(), |n| n.to_string()),
         );
     }
     if !only.is_empty() {
