@@ -163,7 +163,17 @@ impl GenerationService {
         job: JobId,
         after: u64,
     ) -> Result<ChapterStream, Error> {
-        let job = self.job(actor, job).await?;
+        // A reconnect storm resubscribes thousands of followers of a few jobs at once:
+        // one read per job serves them all.
+        let job = self
+            .follow_reads
+            .jobs
+            .get(
+                (actor.tenant_id, job),
+                |at, _| fresh(at),
+                || self.job(actor, job),
+            )
+            .await?;
         let follow = Follow {
             service: self.clone(),
             actor: actor.clone(),
