@@ -763,9 +763,16 @@ struct Stormed {
 }
 
 /// A frame of [`subscribe_after`]'s subscription: `Some(true)` for a chunk (its seq added
-/// to `seqs`), `Some(false)` for another event, `None` for `complete`.
+/// to `seqs`), `Some(false)` for another event, `None` for `complete`. An error is
+/// printed (the storm reports them).
 fn next_seq(t: &str, seqs: &mut Vec<u64>) -> Option<bool> {
     let v: Value = serde_json::from_str(t).unwrap();
+    if let Some(e) = v["payload"]["errors"].get(0) {
+        eprintln!(
+            "subscription error: {} {}",
+            e["extensions"]["code"], e["message"]
+        );
+    }
     match v["type"].as_str() {
         Some("next") => {
             let ev = &v["payload"]["data"]["chapterStream"];
@@ -813,7 +820,10 @@ async fn storm_follow(
     let mut ws = loop {
         match subscribe_after(&url, &key, &job, after).await {
             Ok(ws) => break ws,
-            Err(_) => {
+            Err(e) => {
+                if retries == 0 {
+                    eprintln!("reconnect failed: {e}");
+                }
                 retries += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -888,19 +898,25 @@ async fn storm(jobs: usize, subs: usize) {
         retries += s.retries;
         recovery.push(s.recovery_ms);
     }
+    // A subscriber whose resumed subscription brought no chunk did not resume.
+    let stuck = recovery.iter().filter(|r| !r.is_finite()).count();
+    recovery.retain(|r| r.is_finite());
     recovery.sort_by(f64::total_cmp);
+    if recovery.is_empty() {
+        recovery.push(f64::NAN);
+    }
     let q = |p: f64| {
         recovery[((recovery.len() as f64 * p).ceil() as usize).clamp(1, recovery.len()) - 1]
     };
-    println!("
-Reconnect storm: {jobs} jobs × {subs} subscribers, {chunks} chunks each at 50/s; all drop their connection 3 s in and resume with `after`.
-");
     println!(
-        "| subscribers | chunks lost | chunks duplicated | failed connection attempts | resumed: p50 ms | p99 ms | all resumed (max) ms |"
+        "\nReconnect storm: {jobs} jobs × {subs} subscribers, {chunks} chunks each at 50/s; all drop their connection 3 s in and resume with `after`.\n"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {total} | {lost} | {duplicated} | {retries} | {:.0} | {:.0} | {:.0} |",
+        "| subscribers | chunks lost | chunks duplicated | failed connection attempts | did not resume | resumed: p50 ms | p99 ms | all resumed (max) ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {total} | {lost} | {duplicated} | {retries} | {stuck} | {:.0} | {:.0} | {:.0} |",
         q(0.5),
         q(0.99),
         recovery[recovery.len() - 1]
@@ -958,9 +974,7 @@ async fn idle(n: usize) {
     let kib = |rss: u64| rss.saturating_sub(before) as f64 / n as f64 / 1024.0;
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
-        "
-{n} idle subscribers of {jobs} jobs on one server (connected in {connect_s:.1} s).
-"
+        "\n{n} idle subscribers of {jobs} jobs on one server (connected in {connect_s:.1} s).\n"
     );
     println!(
         "| subscribers | RSS per subscriber, connected | after a status poll | RSS before → peak → 5 s after they left |"

@@ -84,19 +84,31 @@ async fn connection(s: Baseline, mut socket: WebSocket) {
     s.subscribed.fetch_add(1, Ordering::AcqRel);
     let id_json = serde_json::to_string(&id).unwrap();
     let mut next = chunks.recv().await.ok().flatten();
-    while next.is_some() {
+    let mut ended = next.is_none();
+    while !ended {
         // What queued up while this subscriber was behind goes out in one write.
         while let Some(payload) = next.take() {
             let frame = format!(r#"{{"type":"next","id":{id_json},"payload":{payload}}}"#);
             if socket.feed(Message::text(frame)).await.is_err() {
                 return;
             }
-            next = chunks.try_recv().ok().flatten();
+            next = match chunks.try_recv() {
+                Ok(Some(p)) => Some(p),
+                // The end marker (or the job gone) may be among what queued up.
+                Ok(None) | Err(broadcast::error::TryRecvError::Closed) => {
+                    ended = true;
+                    None
+                }
+                Err(_) => None,
+            };
         }
         if socket.flush().await.is_err() {
             return;
         }
-        next = chunks.recv().await.ok().flatten();
+        if !ended {
+            next = chunks.recv().await.ok().flatten();
+            ended = next.is_none();
+        }
     }
     let done = format!(r#"{{"type":"complete","id":{id_json}}}"#);
     let _ = socket.send(Message::text(done)).await;
