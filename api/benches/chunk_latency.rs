@@ -923,7 +923,8 @@ async fn storm(jobs: usize, subs: usize) {
     );
 }
 
-/// `n` idle subscribers (of 20 jobs waiting for their first token) on one server: the
+/// `n` idle subscribers (of 20 jobs waiting for their first token: the provider is held
+/// shut until the end) on one server: the
 /// server's RSS per subscriber, measured twice a poll period apart (every follower checks
 /// its job's status each `FOLLOW_POLL`), and what it gives back once they have gone.
 async fn idle(n: usize) {
@@ -934,7 +935,7 @@ async fn idle(n: usize) {
     let chapters = server.chapters(jobs).await;
     let mut job_ids = Vec::new();
     for c in &chapters {
-        job_ids.push(server.generate(c, 10).await);
+        job_ids.push(server.generate(c, 50).await);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = server.rss();
