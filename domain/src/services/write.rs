@@ -10,7 +10,7 @@ use crate::ids::{NovelId, TenantId};
 use crate::model::*;
 use crate::page::PageRequest;
 use crate::ports::*;
-use crate::text::count_words;
+use crate::text::{WordCounter, count_words};
 use crate::{Error, StoreError};
 use futures_util::StreamExt;
 use futures_util::future::{Either, select};
@@ -22,6 +22,9 @@ use std::time::Duration;
 /// What streaming produced.
 struct Streamed {
     text: String,
+    /// The words of `text`, counted as it grows (counting the whole text at every delta
+    /// would cost a long chapter quadratic time).
+    words: WordCounter,
     seq: u64,
     served: Option<ServedBy>,
     fallback: bool,
@@ -357,14 +360,18 @@ impl JobRunner {
             Ok(e) => e,
             Err(e) => return RunOutcome::Retry(e.to_string()),
         };
+        let text: String = earlier
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Chunk { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut words = WordCounter::default();
+        text.chars().for_each(|c| words.push(c));
         let mut out = Streamed {
-            text: earlier
-                .iter()
-                .filter_map(|e| match e {
-                    StreamEvent::Chunk { text, .. } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect(),
+            text,
+            words,
             seq: earlier.last().map(StreamEvent::seq).unwrap_or(0),
             served: None,
             fallback: false,
@@ -400,7 +407,7 @@ impl JobRunner {
         futures_util::pin_mut!(stop);
         let mut end = StreamEnd::Done;
         for _ in 0..self.config.max_rounds {
-            let words = count_words(&out.text);
+            let words = out.words.count();
             if words > 0 && prompt::is_long_enough(words, target) {
                 break;
             }
@@ -578,7 +585,7 @@ impl JobRunner {
                         continue;
                     }
                     // Past the target: stop at the first sentence end (or the hard limit).
-                    let words = count_words(&out.text);
+                    let words = out.words.count();
                     let (piece, last) = if words >= target {
                         match sentence_end(&text) {
                             Some(end) => (text[..end].to_owned(), true),
@@ -608,6 +615,7 @@ impl JobRunner {
                             return StreamEnd::Store(e.into());
                         }
                         out.text.push_str(&piece);
+                        piece.chars().for_each(|c| out.words.push(c));
                         if out.first_token_at.is_none() {
                             let (at, jobs) = (now(), self.jobs.clone());
                             let (tenant, id) = (job.tenant_id, job.id);
