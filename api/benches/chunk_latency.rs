@@ -248,6 +248,29 @@ impl Server {
         self.status_kib("VmHWM:") * 1024
     }
 
+    /// Waits until `n` `chapterStream` subscriptions run (at most `within`).
+    async fn await_subscriptions(&self, n: f64, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self
+            .metric(r#"znovel_subscriptions_active{field="chapterStream"}"#)
+            .await
+            < n
+        {
+            assert!(Instant::now() < deadline, "subscriptions did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no WebSocket is open (at most `within`), then [`RSS_SETTLE`]: the
+    /// allocator returns freed memory on its own schedule.
+    async fn await_clients_gone(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.metric("websocket_connections_active").await > 0.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(RSS_SETTLE).await;
+    }
+
     fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
@@ -337,6 +360,20 @@ type Ws =
 
 /// A `graphql-transport-ws` client of `url` following `job`'s `chapterStream`.
 async fn subscribe(url: &str, key: &str, job: &str) -> Ws {
+    let q = "subscription($j: ID!) { chapterStream(jobId: $j) { __typename ... on ChapterChunk { text } } }";
+    open_subscription(url, key, q, json!({ "j": job }))
+        .await
+        .unwrap()
+}
+
+/// Connects to `url` over `graphql-transport-ws`, authenticates with `key` and starts
+/// `query` (operation id "1"); an error when the server cannot be reached or refuses.
+async fn open_subscription(
+    url: &str,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> Result<Ws, String> {
     let mut req = url
         .replace("http://", "ws://")
         .into_client_request()
@@ -345,20 +382,26 @@ async fn subscribe(url: &str, key: &str, job: &str) -> Ws {
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())?;
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
-    ws.send(Message::text(init.to_string())).await.unwrap();
+    ws.send(Message::text(init.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
-        if let Some(Ok(Message::Text(t))) = ws.next().await {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            assert_eq!(v["type"], "connection_ack");
-            break;
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("connection_ack") => break,
+            Some(Ok(Message::Text(t))) => return Err(format!("no ack: {t}")),
+            Some(Ok(_)) => {}
+            other => return Err(format!("no ack: {other:?}")),
         }
     }
-    let q = "subscription($j: ID!) { chapterStream(jobId: $j) { __typename ... on ChapterChunk { text } } }";
-    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": q, "variables": { "j": job } } });
-    ws.send(Message::text(sub.to_string())).await.unwrap();
-    ws
+    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
+    ws.send(Message::text(sub.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
 }
 
 /// What one client saw: the added latency of every chunk (µs), and when (ns since the
@@ -508,15 +551,9 @@ async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -
         }
     }
     let total = (jobs * subs) as f64;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server
-        .metric(r#"znovel_subscriptions_active{field="chapterStream"}"#)
-        .await
-        < total
-    {
-        assert!(Instant::now() < deadline, "subscriptions did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server
+        .await_subscriptions(total, Duration::from_secs(60))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = server.rss();
     let name = if transport == "Redis" {
@@ -542,14 +579,14 @@ async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -
     row.retries = Some(retries);
     // Memory given back: every subscriber has disconnected; what the process still holds
     // a few seconds later (the allocator returns freed memory on its own schedule).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.metric("websocket_connections_active").await > 0.0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(RSS_SETTLE).await;
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    server.await_clients_gone(Duration::from_secs(30)).await;
     row.rss_mib = Some((mib(before), mib(server.peak_rss()), mib(server.rss())));
     row
+}
+
+/// `b` bytes in MiB.
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
 }
 
 /// How long after the last subscriber left the server's RSS is read again.
@@ -725,31 +762,8 @@ async fn bursts() {
 /// A `graphql-transport-ws` client following `job`'s chunks (with their `seq`) after
 /// `after`; an error when the server cannot be reached or refuses.
 async fn subscribe_after(url: &str, key: &str, job: &str, after: u64) -> Result<Ws, String> {
-    let mut req = url
-        .replace("http://", "ws://")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .map_err(|e| e.to_string())?;
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } });
-    ws.send(Message::text(init.to_string()))
-        .await
-        .map_err(|e| e.to_string())?;
-    match ws.next().await {
-        Some(Ok(Message::Text(t))) if t.contains("connection_ack") => {}
-        other => return Err(format!("no ack: {other:?}")),
-    }
     let q = "subscription($j: ID!, $a: Int) { chapterStream(jobId: $j, after: $a) { __typename ... on ChapterChunk { seq text } } }";
-    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": q, "variables": { "j": job, "a": after } } });
-    ws.send(Message::text(sub.to_string()))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
+    open_subscription(url, key, q, json!({ "j": job, "a": after })).await
 }
 
 /// What one subscriber of the storm saw.
@@ -872,15 +886,9 @@ async fn storm(jobs: usize, subs: usize) {
         }
     }
     let total = (jobs * subs) as f64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while server
-        .metric(r#"znovel_subscriptions_active{field="chapterStream"}"#)
-        .await
-        < total
-    {
-        assert!(Instant::now() < deadline, "subscriptions did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server
+        .await_subscriptions(total, Duration::from_secs(120))
+        .await;
     provider.gate.send_replace(true);
     tokio::time::sleep(Duration::from_secs(3)).await;
     eprintln!("storm: {total} subscribers drop and resume at once");
@@ -949,15 +957,9 @@ async fn idle(n: usize) {
                 .unwrap(),
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while server
-        .metric(r#"znovel_subscriptions_active{field="chapterStream"}"#)
-        .await
-        < n as f64
-    {
-        assert!(Instant::now() < deadline, "subscriptions did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    server
+        .await_subscriptions(n as f64, Duration::from_secs(300))
+        .await;
     let connect_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle1 = server.rss();
@@ -966,14 +968,9 @@ async fn idle(n: usize) {
     let idle2 = server.rss();
     let peak = server.peak_rss();
     drop(sockets);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.metric("websocket_connections_active").await > 0.0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(RSS_SETTLE).await;
+    server.await_clients_gone(Duration::from_secs(60)).await;
     let after = server.rss();
     let kib = |rss: u64| rss.saturating_sub(before) as f64 / n as f64 / 1024.0;
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "\n{n} idle subscribers of {jobs} jobs on one server (connected in {connect_s:.1} s).\n"
     );

@@ -97,7 +97,7 @@ impl SubscriptionGuard {
 
     /// Counts `n` chunks delivered to this subscriber.
     pub fn delivered(&self, n: u64) {
-        if let Some(m) = self.slots.as_ref().and_then(|s| s.metrics.as_ref()) {
+        if let Some(m) = self.metrics() {
             m.chunks_delivered.inc_by(n);
         }
     }
@@ -105,10 +105,14 @@ impl SubscriptionGuard {
     /// Counts `n` chunks delivered to this subscriber as shared bytes (see
     /// [`fanout`](super::fanout)).
     pub fn delivered_shared(&self, n: u64) {
-        if let Some(m) = self.slots.as_ref().and_then(|s| s.metrics.as_ref()) {
-            m.chunks_delivered.inc_by(n);
+        self.delivered(n);
+        if let Some(m) = self.metrics() {
             m.chunks_shared.inc_by(n);
         }
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        self.slots.as_ref().and_then(|s| s.metrics.as_ref())
     }
 }
 

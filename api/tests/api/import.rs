@@ -778,24 +778,38 @@ async fn cancel_stops_an_import(backend: Backend) {
     assert!(created < 2_000, "{created}");
 }
 
+/// `POST {path}` (`/files?…` or `/files/import?…`) with `body`, as `key` (none: no
+/// credential) and with `content_type` when given: the status and the JSON answer (null
+/// when there is none).
+async fn post_file(
+    app: &TestApp,
+    key: Option<&str>,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = app.client.post(app.url(path)).body(body);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    if let Some(t) = content_type {
+        req = req.header("content-type", t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+}
+
 /// `POST /files`: the body stored as a file of the novel, answered as JSON; the same
 /// credential, tenancy and size limit as the GraphQL API.
 async fn plain_upload(backend: Backend) {
     let (app, _fake) = app(backend, Some(64 * 1024)).await;
     let novel = app.novel("Uploads").await;
     let post = |key: Option<String>, query: String, body: Vec<u8>| {
-        let mut req = app
-            .client
-            .post(app.url(&format!("/files{query}")))
-            .header("content-type", "text/plain")
-            .body(body);
-        if let Some(k) = key {
-            req = req.header("authorization", format!("Bearer {k}"));
-        }
+        let app = &app;
         async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            let path = format!("/files{query}");
+            post_file(app, key.as_deref(), &path, Some("text/plain"), body).await
         }
     };
     let key = Some(app.admin_key.clone());
@@ -892,17 +906,10 @@ async fn file_quota(backend: Backend) {
     let q = usage(app.ok(USAGE, json!({})).await);
     assert_eq!(q["novels"].as_i64(), Some(novels));
     assert_eq!(q["fileBytesUsed"], stored);
-    let resp = app
-        .client
-        .post(app.url(&format!("/files?novelId={novel}&name=notes.txt")))
-        .header("authorization", format!("Bearer {}", app.admin_key))
-        .header("content-type", "text/plain")
-        .body(vec![b'x'; 11])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 403);
-    let body: Value = resp.json().await.unwrap();
+    let notes = format!("/files?novelId={novel}&name=notes.txt");
+    let key = Some(app.admin_key.as_str());
+    let (status, body) = post_file(&app, key, &notes, Some("text/plain"), vec![b'x'; 11]).await;
+    assert_eq!(status, 403);
     assert_eq!(body["errors"][0]["extensions"]["code"], "QUOTA_EXCEEDED");
 
     // An export larger than the room left fails its job, saying why; none is stored.
@@ -944,16 +951,8 @@ async fn file_quota(backend: Backend) {
     }
     let q = usage(app.ok(USAGE, json!({})).await);
     assert_eq!(q["fileBytesUsed"], 0);
-    let resp = app
-        .client
-        .post(app.url(&format!("/files?novelId={novel}&name=notes.txt")))
-        .header("authorization", format!("Bearer {}", app.admin_key))
-        .header("content-type", "text/plain")
-        .body(vec![b'x'; 11])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
+    let (status, _) = post_file(&app, key, &notes, Some("text/plain"), vec![b'x'; 11]).await;
+    assert_eq!(status, 201);
 }
 
 /// A Word document: heading-styled chapters (one in Chinese), split like the EPUB and
@@ -1000,31 +999,18 @@ async fn docx_manuscripts(backend: Backend) {
     );
     // Through the plain route, the format detected from the bytes: a dry run first.
     let novels = app.novel_count().await;
-    let resp = app
-        .client
-        .post(app.url("/files/import?name=manuscript&dryRun=true"))
-        .header("authorization", format!("Bearer {}", app.admin_key))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let dry: Value = resp.json().await.unwrap();
+    let key = Some(app.admin_key.as_str());
+    let path = "/files/import?name=manuscript&dryRun=true";
+    let (status, dry) = post_file(&app, key, path, None, bytes.clone()).await;
+    assert_eq!(status, 200);
     assert_eq!(dry["format"], "DOCX", "{dry}");
     assert_eq!(dry["chapterCount"], 2);
     assert_eq!(dry["newNovel"], true);
     assert_eq!(dry["chapters"][0]["title"], "Chapter 1: Departure");
     assert_eq!(app.novel_count().await, novels, "a dry run writes nothing");
-    let resp = app
-        .client
-        .post(app.url("/files/import?name=manuscript"))
-        .header("authorization", format!("Bearer {}", app.admin_key))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
-    let body: Value = resp.json().await.unwrap();
+    let path = "/files/import?name=manuscript";
+    let (status, body) = post_file(&app, key, path, None, bytes.clone()).await;
+    assert_eq!(status, 202);
     let job = wait(
         &app,
         "query($j: ID!) { generationJob(id: $j) { status error file { contentType } } }",

@@ -154,6 +154,20 @@ struct Follow {
 }
 
 impl GenerationService {
+    /// The job as stored, read once for all of its followers while `accept` takes the
+    /// last read.
+    async fn followed_job(
+        &self,
+        actor: &Actor,
+        id: JobId,
+        accept: impl Fn(Instant, &GenerationJob) -> bool,
+    ) -> Result<GenerationJob, Error> {
+        self.follow_reads
+            .jobs
+            .get((actor.tenant_id, id), accept, || self.job(actor, id))
+            .await
+    }
+
     /// Follows the chapter a job writes: every chunk after `after` (0 = from the start)
     /// in order, then one `Completed` or `Failed`. Needs read access to the job: another
     /// tenant's job is `NotFound`, checked before the first event.
@@ -165,15 +179,7 @@ impl GenerationService {
     ) -> Result<ChapterStream, Error> {
         // A reconnect storm resubscribes thousands of followers of a few jobs at once:
         // one read per job serves them all.
-        let job = self
-            .follow_reads
-            .jobs
-            .get(
-                (actor.tenant_id, job),
-                |at, _| fresh(at),
-                || self.job(actor, job),
-            )
-            .await?;
+        let job = self.followed_job(actor, job, |at, _| fresh(at)).await?;
         let follow = Follow {
             service: self.clone(),
             actor: actor.clone(),
@@ -236,19 +242,13 @@ impl Follow {
         Err(e)
     }
 
-    /// The job as stored, read once for all of its followers while `accept` takes the
-    /// last read.
+    /// The job as stored (a read shared with its other followers).
     async fn status(
         &self,
         accept: impl Fn(Instant, &GenerationJob) -> bool,
     ) -> Result<GenerationJob, Error> {
-        let id = self.job.id;
         self.service
-            .follow_reads
-            .jobs
-            .get((self.actor.tenant_id, id), accept, || {
-                self.service.job(&self.actor, id)
-            })
+            .followed_job(&self.actor, self.job.id, accept)
             .await
     }
 
