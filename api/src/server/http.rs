@@ -254,15 +254,18 @@ async fn serve(state: AppState, req: Request, method: Method) -> Response {
         StatusCode::OK
     };
     // A request error has no `data` entry at all under the new media type (the spec's
-    // SHOULD; async-graphql writes `"data": null`).
-    let body = serde_json::to_value(&resp).map(|mut v| {
-        if status == StatusCode::BAD_REQUEST
-            && let Some(o) = v.as_object_mut()
-        {
-            o.remove("data");
-        }
-        v.to_string()
-    });
+    // SHOULD; async-graphql writes `"data": null`). Anything else is written straight to
+    // its bytes, not through a `serde_json::Value` (a copy of every string in the answer).
+    let body = if status == StatusCode::BAD_REQUEST {
+        serde_json::to_value(&resp).map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("data");
+            }
+            v.to_string()
+        })
+    } else {
+        serde_json::to_string(&resp)
+    };
     match body {
         Ok(body) => json_response(status, body, graphql_media),
         Err(e) => {

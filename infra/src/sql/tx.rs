@@ -1,9 +1,11 @@
 //! Transactions, and the tenant setting row-level security reads.
 //!
 //! PostgreSQL: every tenant-scoped operation runs in a transaction that starts with
-//! `SELECT set_config('app.tenant_id', $1, true)` — transaction-local, so the setting can
-//! never leak to the next user of a pooled connection. The policies compare each row's
-//! `tenant_id` with it; the code filters by tenant too.
+//! `SELECT set_config('app.tenant_id', '<tenant>', true)` — transaction-local, so the
+//! setting can never leak to the next user of a pooled connection. The policies compare
+//! each row's `tenant_id` with it; the code filters by tenant too. `BEGIN` and the
+//! setting go to the server as one simple-query message: one round trip, not two (the
+//! tenant is a UUID, written in its hyphenated form — nothing in it needs quoting).
 //!
 //! SQLite: writes start with `BEGIN IMMEDIATE`, taking the write lock up front so two
 //! writers queue on `busy_timeout` instead of deadlocking on a lock upgrade; reads are
@@ -11,8 +13,7 @@
 
 use super::error::db_err;
 use super::pool::SqliteConn;
-use diesel::sql_types::Text;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 use std::future::Future;
 use znovel_domain::ids::TenantId;
 use znovel_domain::ports::StoreResult;
@@ -53,13 +54,12 @@ impl TxConn for AsyncPgConnection {
         let Some(tenant) = tenant else {
             return Ok(false);
         };
-        PgTm::begin_transaction(self).await.map_err(db_err)?;
-        let set = diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind::<Text, _>(tenant.to_string())
-            .execute(self)
-            .await;
-        if let Err(e) = set {
-            let _ = PgTm::rollback_transaction(self).await;
+        let uuid = tenant.as_uuid().hyphenated();
+        let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{uuid}', true)");
+        if let Err(e) = PgTm::begin_transaction_sql(self, &begin).await {
+            // diesel counts no transaction after a failed batch, but a failed setting
+            // leaves the server's open (and aborted): end it (harmless when none is open).
+            let _ = self.batch_execute("ROLLBACK").await;
             return Err(db_err(e));
         }
         Ok(true)

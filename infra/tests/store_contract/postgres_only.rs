@@ -219,3 +219,44 @@ async fn a_lost_database_is_unavailable() {
         started.elapsed()
     );
 }
+
+/// Pooled connections the server has closed (a restart, an administrator, a failover) are
+/// left behind at checkout: the next operations succeed on fresh connections instead of
+/// failing once per dead connection. The checkout costs no round trip, so this relies on
+/// the driver having seen the connection close.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_the_server_closed_are_replaced_at_checkout() {
+    use std::time::Duration;
+    use znovel_infra::testing::pg_admin_url;
+    let ctx = Ctx::new(DbBackend::Postgres).await;
+    let s = &ctx.store;
+    let (t, n) = tenant_with_novel(s, "closed").await;
+    // Several connections in the pool, all idle.
+    let reads = (0..6).map(|_| s.get_novel(t.id, n.id));
+    for r in futures_util::future::join_all(reads).await {
+        r.unwrap();
+    }
+    let before = s.pool_stats().connections;
+    assert!(before >= 2, "{before} pooled connections");
+    let name = ctx.db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = AsyncPgConnection::establish(&pg_admin_url()).await.unwrap();
+    let killed: Vec<N> = diesel::sql_query(
+        "SELECT COUNT(pg_terminate_backend(pid))::bigint AS n FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind::<Text, _>(&name)
+    .load(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed[0].n >= i64::from(before), "{} terminated", killed[0].n);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..(before + 2) {
+        assert_eq!(s.get_novel(t.id, n.id).await.unwrap().id, n.id);
+    }
+    let c = chapter(&n, 1, 3);
+    s.insert_chapter(&c, Some(&revision(&c, None)))
+        .await
+        .unwrap();
+    assert_eq!(s.get_chapter(t.id, c.id).await.unwrap().id, c.id);
+    assert_not_found(s.get_chapter(TenantId::new(), c.id).await);
+}
