@@ -3,8 +3,9 @@
 //!
 //! Each such connection gets a [`LiveCredential`]: the connection's current standing
 //! (valid with an actor, revoked, expired) in a [`watch`] channel that every operation
-//! reads — no database round trip per operation. A task per connection keeps it current:
-//! it re-checks the credential against the database when a [`CredentialChange`] for its
+//! reads — no database round trip per operation. A task per credential (shared by every
+//! connection open with it at the moment: a client's many tabs, or a service's many
+//! subscribers on one key, cost one task, not one each) keeps it current: it re-checks the credential against the database when a [`CredentialChange`] for its
 //! user is announced (by any process: in-process broadcast, or Redis pub/sub with
 //! `REDIS_URL`), every [`RECHECK_EVERY`] in case an announcement was lost, and ends it
 //! when a JWT's `exp` passes.
@@ -19,7 +20,8 @@ use crate::graphql::errors::{error_response, to_gql};
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Data, Executor, Request, Response};
 use std::any::TypeId;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use znovel_domain::Error;
@@ -46,6 +48,36 @@ pub enum Standing {
 pub struct LiveCredentials {
     auth: Authenticator,
     events: Arc<dyn CredentialEvents>,
+    /// The watch of each credential some connection holds, by credential.
+    watched: Arc<Mutex<WatchIndex>>,
+}
+
+/// One credential's standing and the task keeping it current (ended when the last
+/// connection holding it lets go).
+struct Watched {
+    rx: watch::Receiver<Standing>,
+    task: tokio::task::JoinHandle<()>,
+    credential: String,
+    index: Weak<Mutex<WatchIndex>>,
+}
+
+/// The running watches, by credential.
+type WatchIndex = HashMap<String, Weak<Watched>>;
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(index) = self.index.upgrade() {
+            let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+            // Unless a newer watch of the same credential has taken the entry.
+            if index
+                .get(&self.credential)
+                .is_some_and(|w| w.strong_count() == 0)
+            {
+                index.remove(&self.credential);
+            }
+        }
+    }
 }
 
 impl LiveCredentials {
@@ -60,28 +92,62 @@ impl LiveCredentials {
                 admin.forget_cached();
             }
         });
-        Self { auth, events }
+        Self {
+            auth,
+            events,
+            watched: Arc::default(),
+        }
     }
 
     /// Authenticates `credential` and keeps watching it for as long as the returned
     /// handle (or a clone) lives.
+    ///
+    /// Connections with the same credential share its watch while it is running and
+    /// agrees with this authentication (same actor); otherwise this one starts a new one.
     pub async fn watch(&self, credential: &str) -> Result<LiveCredential, Error> {
         // Subscribed before the check, so a change right after it is not missed.
         let changes = self.events.subscribe();
         let (actor, exp) = self.auth.authenticate_until(credential, false).await?;
-        let (tx, rx) = watch::channel(Standing::Valid(actor.clone()));
-        let task = tokio::spawn(keep_current(
-            self.auth.clone(),
-            credential.to_owned(),
-            changes,
-            tx,
-            actor,
-            exp,
-        ));
+        let running = self
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(credential)
+            .and_then(Weak::upgrade);
+        // (The lock is released first: a watch dropped here removes its own entry.)
+        let running = running.filter(|w| {
+            !w.task.is_finished()
+                && matches!(&*w.rx.borrow(), Standing::Valid(current) if *current == actor)
+        });
+        let shared = match running {
+            Some(w) => w,
+            None => {
+                let (tx, rx) = watch::channel(Standing::Valid(actor.clone()));
+                let task = tokio::spawn(keep_current(
+                    self.auth.clone(),
+                    credential.to_owned(),
+                    changes,
+                    tx,
+                    actor,
+                    exp,
+                ));
+                let w = Arc::new(Watched {
+                    rx,
+                    task,
+                    credential: credential.to_owned(),
+                    index: Arc::downgrade(&self.watched),
+                });
+                self.watched
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(credential.to_owned(), Arc::downgrade(&w));
+                w
+            }
+        };
         Ok(LiveCredential {
-            rx,
+            rx: shared.rx.clone(),
             exp,
-            _task: Arc::new(AbortOnDrop(task)),
+            _watched: shared,
         })
     }
 }
@@ -91,15 +157,7 @@ impl LiveCredentials {
 pub struct LiveCredential {
     rx: watch::Receiver<Standing>,
     exp: Option<i64>,
-    _task: Arc<AbortOnDrop>,
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _watched: Arc<Watched>,
 }
 
 impl LiveCredential {

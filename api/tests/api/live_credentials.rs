@@ -106,10 +106,20 @@ async fn revoked_key_closes_its_socket(backend: Backend) {
     send(&mut ws, "q", "{ viewer { role } }", json!({})).await;
     let msg = next_of(&mut ws, "q").await;
     assert_eq!(msg["payload"]["data"]["viewer"]["role"], "MEMBER", "{msg}");
+    // More connections on the same key share its watch; one that leaves first does not
+    // end it for the others.
+    let mut second = open(connect(&app).await, &key).await;
+    let mut early = open(connect(&app).await, &key).await;
+    early.close(None).await.unwrap();
+    drop(early);
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     app.ok(REVOKE, json!({ "id": key_id })).await;
     let (code, took) = until_closed(&mut ws).await;
     assert_eq!(code, 4403);
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    let (code, took) = until_closed(&mut second).await;
+    assert_eq!(code, 4403, "every socket of the key is closed");
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
     // The key is refused everywhere else too.
     let (status, _) = app.post(Some(&key), "{ viewer { role } }", json!({})).await;

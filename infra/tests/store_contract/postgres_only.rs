@@ -248,7 +248,11 @@ async fn connections_the_server_closed_are_replaced_at_checkout() {
     .load(&mut admin)
     .await
     .unwrap();
-    assert!(killed[0].n >= i64::from(before), "{} terminated", killed[0].n);
+    assert!(
+        killed[0].n >= i64::from(before),
+        "{} terminated",
+        killed[0].n
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..(before + 2) {
         assert_eq!(s.get_novel(t.id, n.id).await.unwrap().id, n.id);
