@@ -5,8 +5,9 @@
 //! (valid with an actor, revoked, expired) in a [`watch`] channel that every operation
 //! reads — no database round trip per operation. A task per credential (shared by every
 //! connection open with it at the moment: a client's many tabs, or a service's many
-//! subscribers on one key, cost one task, not one each) keeps it current: it re-checks the credential against the database when a [`CredentialChange`] for its
-//! user is announced (by any process: in-process broadcast, or Redis pub/sub with
+//! subscribers on one key, cost one task, not one each) keeps it current: it re-checks
+//! the credential against the database when a [`CredentialChange`] for its user is
+//! announced (by any process: in-process broadcast, or Redis pub/sub with
 //! `REDIS_URL`), every [`RECHECK_EVERY`] in case an announcement was lost, and ends it
 //! when a JWT's `exp` passes.
 //!

@@ -172,7 +172,7 @@ pub fn is_cjk_char(c: char) -> bool {
 /// every language, so a Chinese text with some Latin names is counted sensibly too.
 pub fn count_words(text: &str) -> i64 {
     let mut counter = WordCounter::default();
-    text.chars().for_each(|c| counter.push(c));
+    counter.push_str(text);
     counter.count()
 }
 
@@ -198,6 +198,11 @@ impl WordCounter {
         } else {
             self.in_word = false;
         }
+    }
+
+    /// Takes every character of `text`.
+    pub fn push_str(&mut self, text: &str) {
+        text.chars().for_each(|c| self.push(c));
     }
 
     /// Words so far.

@@ -368,7 +368,7 @@ impl JobRunner {
             })
             .collect();
         let mut words = WordCounter::default();
-        text.chars().for_each(|c| words.push(c));
+        words.push_str(&text);
         let mut out = Streamed {
             text,
             words,
@@ -615,7 +615,7 @@ impl JobRunner {
                             return StreamEnd::Store(e.into());
                         }
                         out.text.push_str(&piece);
-                        piece.chars().for_each(|c| out.words.push(c));
+                        out.words.push_str(&piece);
                         if out.first_token_at.is_none() {
                             let (at, jobs) = (now(), self.jobs.clone());
                             let (tenant, id) = (job.tenant_id, job.id);
