@@ -20,6 +20,8 @@ let fake;
 let browser;
 let watch;
 let page;
+/** The page a failure is shown from when it is not `page` (a second browser context). */
+let other = null;
 /** The novel and chapter the first test makes; later tests build on them. */
 const story = {};
 
@@ -46,14 +48,16 @@ after(async () => {
  */
 function scenario(name, body) {
   test(name, async () => {
+    other = null;
     try {
       await body();
     } catch (e) {
+      const shown = other ?? page;
       const dir = join(process.env.ZNOVEL_TEST_ARTIFACTS ?? tmpdir(), 'znovel-web-failures');
       mkdirSync(dir, { recursive: true });
       const file = join(dir, `${name.replace(/\W+/g, '-').slice(0, 60)}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      const notice = await page?.locator('#notice').textContent().catch(() => '');
+      await shown?.screenshot({ path: file, fullPage: true }).catch(() => {});
+      const notice = await shown?.locator('#notice').textContent().catch(() => '');
       console.error(`failed: ${name}\n  screenshot: ${file}\n  status line: ${notice}\n  server log:\n${server.log.split('\n').slice(-15).join('\n')}`);
       throw e;
     }
@@ -147,11 +151,19 @@ describe('the writing room', () => {
     try {
       const context = (await watchedContext(browser)).context;
       const remote = await openRoom(context, proxy.url, server.key, `#novel=${story.novelId}&chapter=${story.chapterId}`);
+      other = remote;
       await remote.locator('#chapter-title').waitFor();
       fake.play({ pieces: wordsOf(`${ENGLISH} ${ENGLISH}`), firstTokenDelayMs: 100, intervalMs: 50 });
       const watching = watchStream(remote);
       await generate(remote, { target: 230 });
-      await remote.waitForFunction(() => (document.querySelector('#chapter-text')?.textContent.length ?? 0) > 120);
+      // The stored chapter is already longer than that: wait for the live text, which
+      // replaces it once the job is followed, and for the stream's first event (so the
+      // WebSocket is open through the proxy when the connections are dropped).
+      await remote.waitForFunction(
+        () =>
+          document.querySelector('#progress')?.dataset.connection === 'live' &&
+          (document.querySelector('#chapter-text[data-live="true"]')?.textContent.length ?? 0) > 120,
+      );
       assert.ok(proxy.dropAll() >= 1, 'the WebSocket was open through the proxy');
       await remote.locator('#progress[data-connection="reconnecting"], #progress[data-resumes="1"]').first().waitFor();
       const run = await watching;

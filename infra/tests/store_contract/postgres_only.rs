@@ -231,13 +231,28 @@ async fn connections_the_server_closed_are_replaced_at_checkout() {
     let ctx = Ctx::new(DbBackend::Postgres).await;
     let s = &ctx.store;
     let (t, n) = tenant_with_novel(s, "closed").await;
-    // Several connections in the pool, all idle.
-    let reads = (0..6).map(|_| s.get_novel(t.id, n.id));
-    for r in futures_util::future::join_all(reads).await {
+    // Several connections in the pool, all idle: reads held up by a lock until the pool
+    // has opened a connection for each (reads that finish at once would share one).
+    let mut locker = AsyncPgConnection::establish(&ctx.db.url).await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE novels IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let reads = futures_util::future::join_all((0..6).map(|_| s.get_novel(t.id, n.id)));
+    let release = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while s.pool_stats().connections < 4 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        locker.batch_execute("COMMIT").await.unwrap();
+    };
+    let (results, ()) = tokio::join!(reads, release);
+    for r in results {
         r.unwrap();
     }
     let before = s.pool_stats().connections;
-    assert!(before >= 2, "{before} pooled connections");
+    assert!(before >= 4, "{before} pooled connections");
+    drop(locker);
     let name = ctx.db.url.rsplit('/').next().unwrap().to_owned();
     let mut admin = AsyncPgConnection::establish(&pg_admin_url()).await.unwrap();
     let killed: Vec<N> = diesel::sql_query(
