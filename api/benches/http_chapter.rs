@@ -223,6 +223,8 @@ async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
     let mut rps = vec![Vec::new(); targets.len()];
     for _ in 0..rounds {
         for (i, t) in targets.iter().enumerate() {
+            // On stderr, so a profiler can be pointed at one endpoint's round.
+            eprintln!("round: {name} {}", t.name);
             let (r, h) = load(t.clone(), conc, secs).await;
             rps[i].push(r);
             hists[i].add(h).unwrap();

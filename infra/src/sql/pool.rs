@@ -218,6 +218,25 @@ mod tests {
         }
     }
 
+    /// The build's SQLite plans a statement once: a bound `LIMIT ?` (diesel's `.first()`)
+    /// does not make it parse and plan again at every execution (`.cargo/config.toml`).
+    #[test]
+    fn the_bundled_sqlite_keeps_its_query_plans() {
+        use diesel::RunQueryDsl;
+        let path = std::env::temp_dir().join(format!("znovel-qpsg-{}.db", uuid::Uuid::new_v4()));
+        let mut conn = open_sqlite(&path).unwrap();
+        let on: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG')",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert_eq!(on, 1, "SQLite was built without SQLITE_ENABLE_QPSG");
+    }
+
     #[test]
     fn quotes_identifiers() {
         assert_eq!(quote_ident("znovel_app"), "\"znovel_app\"");
