@@ -31,9 +31,22 @@ const RATE_BUCKETS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 400.0,
 ];
 
-/// Every metric of the process.
+/// Every metric of the process, shared: a clone is one reference count (the HTTP
+/// middleware and every handler's state clone it per request). Its fields are those of
+/// [`MetricSet`].
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// The metrics themselves (see [`Metrics`]).
+pub struct MetricSet {
     registry: Registry,
     /// HTTP requests by method, route and status code.
     pub http_requests: IntCounterVec,
@@ -76,9 +89,9 @@ pub struct Metrics {
     pub chunks_shared: IntCounter,
     store: Option<Arc<SqlStore>>,
     /// The operation names already used as labels (at most [`MAX_OPERATION_LABELS`]).
-    operation_names: Arc<Mutex<HashSet<String>>>,
+    operation_names: Mutex<HashSet<String>>,
     /// Every registered metric's full name, sorted.
-    names: Arc<[String]>,
+    names: Box<[String]>,
 }
 
 impl Metrics {
@@ -222,7 +235,7 @@ impl Metrics {
         for c in collectors {
             registry.register(c)?;
         }
-        Ok(Self {
+        Ok(Self(Arc::new(MetricSet {
             registry,
             http_requests,
             http_duration,
@@ -243,9 +256,9 @@ impl Metrics {
             chunks_delivered,
             chunks_shared,
             store,
-            operation_names: Arc::default(),
+            operation_names: Mutex::default(),
             names: names.into(),
-        })
+        })))
     }
 
     /// Records a job attempt that ended with `outcome` (`succeeded`, `failed`,

@@ -25,6 +25,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use std::sync::Arc;
 use znovel_domain::Error;
 use znovel_domain::auth::Actor;
 use znovel_domain::ids::{FileId, NovelId};
@@ -130,7 +131,7 @@ async fn body(state: &AppState, req: axum::extract::Request) -> Result<Vec<u8>, 
 
 /// Stores an uploaded file.
 pub async fn upload(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<UploadQuery>,
     req: axum::extract::Request,
 ) -> Response {
@@ -188,7 +189,7 @@ pub struct ImportQuery {
 
 /// Imports the request body as a manuscript (`importManuscript` without GraphQL).
 pub async fn import(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<ImportQuery>,
     req: axum::extract::Request,
 ) -> Response {
@@ -282,7 +283,7 @@ pub async fn import(
 
 /// Serves one file.
 pub async fn download(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(query): Query<DownloadQuery>,
 ) -> Response {

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use znovel_domain::Error;
 use znovel_domain::auth::Actor;
 
@@ -119,7 +120,7 @@ pub(super) async fn authenticate(
 
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL (queries only: a mutation
 /// over GET is 405, so a link or an image tag cannot change anything).
-pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+pub async fn get(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -152,7 +153,7 @@ pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
 /// must not run an operation. A multipart form can be sent by another site too, but not
 /// with a credential header, and the public endpoint refuses a request without one
 /// before reading its body (credentials are never cookies).
-pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+pub async fn post(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let media = media_type(req.headers());
     if media != "application/json" && media != "multipart/form-data" {
         return error_body(
@@ -192,7 +193,7 @@ enum Method {
 
 /// One GraphQL request over HTTP: the credential first (a request without one is refused
 /// on the public endpoint before its body is read), then the body, then execution.
-async fn serve(state: AppState, req: Request, method: Method) -> Response {
+async fn serve(state: Arc<AppState>, req: Request, method: Method) -> Response {
     let graphql_media = wants_graphql_media(req.headers());
     let headers = req.headers().clone();
     if !state.behind_router && credential(&headers).is_none() {

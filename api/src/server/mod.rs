@@ -91,8 +91,8 @@ pub struct Probes {
     pub store: Arc<SqlStore>,
 }
 
-impl FromRef<AppState> for Probes {
-    fn from_ref(state: &AppState) -> Self {
+impl FromRef<Arc<AppState>> for Probes {
+    fn from_ref(state: &Arc<AppState>) -> Self {
         Self {
             metrics: state.metrics.clone(),
             store: state.store.clone(),
@@ -124,12 +124,11 @@ pub fn router(state: AppState, limits: &LimitSettings) -> Router {
             .route("/files/import", axum::routing::post(files::import))
             .route("/files/{id}", get(files::download));
     }
-    let mut routes =
-        routes
-            .with_state(state)
-            .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-                limits.body_timeout_secs,
-            )));
+    let mut routes = routes
+        .with_state(Arc::new(state))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            limits.body_timeout_secs,
+        )));
     if serve_playground {
         routes = playground::mount(routes);
     }

@@ -53,7 +53,7 @@ const FORBIDDEN_PREFIX: &str = "Forbidden: ";
 const MAX_CLOSE_REASON: usize = 123;
 
 /// Upgrades `GET /graphql` to a GraphQL WebSocket session.
-pub(super) async fn upgrade(state: AppState, req: Request) -> Response {
+pub(super) async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &state).await {
         Ok(p) => p,
@@ -65,9 +65,6 @@ pub(super) async fn upgrade(state: AppState, req: Request) -> Response {
     };
     let request_id = request_id(&parts.headers);
     let sessions = state.sessions.clone();
-    // Boxed before the upgrade callback captures it: the task running the session keeps
-    // that callback's captures for its whole life.
-    let state = Box::new(state);
     // The protocol the upgrade picks (as `GraphQLProtocol` does): chunks of
     // `chapterStream` are written directly only in graphql-transport-ws's frames.
     let transport_ws = parts
@@ -94,10 +91,10 @@ pub(super) async fn upgrade(state: AppState, req: Request) -> Response {
 
 /// Runs one WebSocket session until either side ends it or the server shuts down.
 ///
-/// The state comes boxed and goes once the session is built: an async fn keeps its
-/// arguments for its whole life, and an idle connection should not carry a copy of it.
+/// The state is let go once the session is built: an async fn keeps its arguments for
+/// its whole life, and an idle connection should not hold on to it.
 async fn serve(
-    state: Box<AppState>,
+    state: Arc<AppState>,
     protocol: GraphQLProtocol,
     transport_ws: bool,
     request_id: String,
