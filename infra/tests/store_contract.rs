@@ -54,6 +54,7 @@ mod postgres_only;
 mod timeline;
 
 contract_test!(
+    chapters::reads_do_not_wait_for_a_writer,
     admin::tenant_round_trip,
     admin::tenant_slug_conflict,
     admin::users,

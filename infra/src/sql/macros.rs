@@ -62,6 +62,27 @@ macro_rules! dispatch {
     };
 }
 
+/// `dispatch_point!(store, function(args…))`: [`dispatch!`] for a point read — a row, or a
+/// few, by key. On SQLite its statements run on the calling thread rather than a blocking
+/// one (see [`super::pool::on_caller`]).
+macro_rules! dispatch_point {
+    ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match &$store.pools {
+            $crate::sql::pool::Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
+                pg::$f(&mut conn, $($arg),*).await
+            }
+            $crate::sql::pool::Pools::Sqlite(pool) => {
+                $crate::sql::pool::on_caller(async {
+                    let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
+                    sqlite::$f(&mut conn, $($arg),*).await
+                })
+                .await
+            }
+        }
+    };
+}
+
 /// `tx!(conn, tenant, Read | Write, { body })`: runs `body` (an expression returning a
 /// `StoreResult`) in the transaction [`super::tx::TxConn::begin`] opens for `tenant`,
 /// committing on `Ok` and rolling back on `Err`.

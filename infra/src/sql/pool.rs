@@ -23,13 +23,88 @@ use diesel::{Connection, ConnectionResult};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolError, PoolableConnection, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::future::BoxFuture;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// The SQLite connection diesel-async drives (a sync connection on blocking threads).
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// The SQLite connection diesel-async drives: a sync connection whose statements run on
+/// tokio's blocking threads, or, inside [`on_caller`], on the calling thread.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, SqliteThreads>;
+
+tokio::task_local! {
+    /// Set while [`on_caller`]'s future runs.
+    static ON_CALLER: ();
+}
+
+/// Runs `read`, a point read, with its SQLite statements on the calling thread instead of
+/// a blocking thread. A lookup by key (one row, WAL mode: a reader never waits for a
+/// writer) takes tens of microseconds; handing it to a blocking thread and back costs
+/// more than that in wake-ups and context switches, and holds a pooled connection across
+/// them. Only for reads of a row or a few by key: anything that may scan or wait for
+/// a lock belongs on a blocking thread, which is what every other statement gets.
+pub async fn on_caller<F: Future>(read: F) -> F::Output {
+    ON_CALLER.scope((), read).await
+}
+
+/// Where [`SqliteConn`] runs its statements (see [`on_caller`]).
+pub struct SqliteThreads(tokio::runtime::Handle);
+
+impl SpawnBlocking for SqliteThreads {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        if ON_CALLER.try_with(|()| ()).is_ok() {
+            return Box::pin(std::future::ready(Ok(task())));
+        }
+        let task = self.0.spawn_blocking(task);
+        Box::pin(FinishOnDrop {
+            task,
+            handle: self.0.clone(),
+        })
+    }
+
+    fn get_runtime() -> Self {
+        Self(tokio::runtime::Handle::current())
+    }
+}
+
+/// A statement running on a blocking thread. Dropped before it finished (the caller gave
+/// up), it waits for the statement: the connection must not go back to the pool while a
+/// statement still runs on it (diesel-async's own wrapper does the same).
+struct FinishOnDrop<R> {
+    task: tokio::task::JoinHandle<R>,
+    handle: tokio::runtime::Handle,
+}
+
+impl<R> Future for FinishOnDrop<R> {
+    type Output = Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.task)
+            .poll(cx)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    }
+}
+
+impl<R> Drop for FinishOnDrop<R> {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            let (task, handle) = (&mut self.task, &self.handle);
+            tokio::task::block_in_place(|| {
+                let _ = handle.block_on(task);
+            });
+        }
+    }
+}
 /// A pool of PostgreSQL connections.
 pub type PgPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 /// A pool of SQLite connections.

@@ -289,3 +289,31 @@ pub async fn concurrent_chapter_writes(ctx: &Ctx) {
         (1..=20).sum::<i64>()
     );
 }
+
+/// While another connection holds a write open (an import, a long save), reads do not
+/// wait for it: they answer at once with what was last committed. On SQLite a point read
+/// runs on the server's own threads, so one that waited for the write lock would stall
+/// other requests too.
+pub async fn reads_do_not_wait_for_a_writer(ctx: &Ctx) {
+    let s = &ctx.store;
+    let (t, n) = tenant_with_novel(s, "reader").await;
+    let c = chapter(&n, 1, 3);
+    s.insert_chapter(&c, Some(&revision(&c, None)))
+        .await
+        .unwrap();
+    let held = ctx
+        .hold_write("UPDATE chapters SET title = 'Not yet committed'")
+        .await;
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        (
+            s.get_chapter(t.id, c.id).await.unwrap(),
+            s.get_novel(t.id, n.id).await.unwrap(),
+        )
+    })
+    .await
+    .expect("the reads waited for the writer");
+    assert_eq!(read.0.title, c.title);
+    assert_eq!(read.1.id, n.id);
+    held.rollback().await;
+    assert_eq!(s.get_chapter(t.id, c.id).await.unwrap().title, c.title);
+}

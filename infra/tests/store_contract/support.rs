@@ -62,6 +62,47 @@ impl Ctx {
     }
 }
 
+/// A write transaction left open on a raw owner connection (see [`Ctx::hold_write`]).
+pub enum HeldWrite {
+    Postgres(Box<AsyncPgConnection>),
+    Sqlite(diesel::SqliteConnection),
+}
+
+impl HeldWrite {
+    /// Rolls the transaction back.
+    pub async fn rollback(self) {
+        match self {
+            Self::Postgres(mut c) => c.batch_execute("ROLLBACK").await.unwrap(),
+            Self::Sqlite(mut c) => {
+                diesel::connection::SimpleConnection::batch_execute(&mut c, "ROLLBACK").unwrap()
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Opens a write transaction on a raw owner connection, runs `sql` in it and leaves it
+    /// open (on SQLite it holds the database's write lock) until the result is rolled back.
+    pub async fn hold_write(&self, sql: &str) -> HeldWrite {
+        match self.db.backend {
+            DbBackend::Postgres => {
+                let mut c = AsyncPgConnection::establish(&self.db.url).await.unwrap();
+                c.batch_execute(&format!("BEGIN; {sql}")).await.unwrap();
+                HeldWrite::Postgres(Box::new(c))
+            }
+            DbBackend::Sqlite => {
+                let mut c = sqlite_raw(&self.db);
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut c,
+                    &format!("BEGIN IMMEDIATE; {sql}"),
+                )
+                .unwrap();
+                HeldWrite::Sqlite(c)
+            }
+        }
+    }
+}
+
 fn sqlite_raw(db: &TestDatabase) -> diesel::SqliteConnection {
     let path = db.url.strip_prefix("sqlite://").unwrap();
     let mut c = diesel::SqliteConnection::establish(path).unwrap();

@@ -345,7 +345,7 @@ impl ChapterRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, chapter = %id))]
     async fn get_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<Chapter> {
-        dispatch!(self, get(tenant, id))
+        dispatch_point!(self, get(tenant, id))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %novel, seq))]

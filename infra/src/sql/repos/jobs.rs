@@ -473,7 +473,7 @@ impl JobRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
     async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<GenerationJob> {
-        dispatch!(self, get(tenant, id))
+        dispatch_point!(self, get(tenant, id))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]

@@ -223,7 +223,7 @@ impl NovelRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %id))]
     async fn get_novel(&self, tenant: TenantId, id: NovelId) -> StoreResult<Novel> {
-        dispatch!(self, get(tenant, id))
+        dispatch_point!(self, get(tenant, id))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]

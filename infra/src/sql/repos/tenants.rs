@@ -82,7 +82,7 @@ impl TenantRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %id))]
     async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant> {
-        dispatch!(self, get(id))
+        dispatch_point!(self, get(id))
     }
 
     #[tracing::instrument(skip_all)]

@@ -115,7 +115,7 @@ impl UserRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, user = %id))]
     async fn get_user(&self, tenant: TenantId, id: UserId) -> StoreResult<User> {
-        dispatch!(self, get(tenant, id))
+        dispatch_point!(self, get(tenant, id))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
