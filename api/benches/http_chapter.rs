@@ -6,9 +6,9 @@
 //! `chapter(id) { title content }` (adds the tenant-scoped read and a ≈16 KB answer), and
 //! a bare axum handler returning the chapter's JSON bytes from memory (HTTP alone, no
 //! middleware). The server is built like `znovel serve` builds it (JSON logs at `info`,
-//! request limits on — set so high they never refuse). Rounds alternate between the
-//! endpoints so machine noise hits them alike; the ratio to `/health` is the number to
-//! compare, with the p99 at the default 50 connections.
+//! request limits on — set so high they never refuse, jemalloc as the allocator).
+//! Rounds alternate between the endpoints so machine noise hits them alike; the ratio to
+//! `/health` is the number to compare, with the p99 at the default 50 connections.
 //!
 //! Knobs: `BENCH_SECONDS` (per round, default 5), `BENCH_ROUNDS` (default 3),
 //! `BENCH_CONCURRENCY` (default 50), `BENCH_BACKENDS` (default `sqlite,postgres`).
@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 use znovel::app::{self, App};
 use znovel::config::{LogFormat, Settings};
 use znovel_infra::testing::TestDatabase;
+
+/// The server runs in this process: it gets the `znovel` binary's allocator (src/main.rs),
+/// not glibc's malloc, whose arena locks and consolidation would be measured instead.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const QUERY: &str = "query Chapter($id: ID!) { chapter(id: $id) { title content } }";
 /// Requests per minute: counted on every request, never reached.
