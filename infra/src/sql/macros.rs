@@ -65,12 +65,17 @@ macro_rules! dispatch {
 /// `dispatch_point!(store, function(args…))`: [`dispatch!`] for a point read — a row, or a
 /// few, by key. On SQLite its statements run on the calling thread rather than a blocking
 /// one (see [`super::pool::on_caller`]).
+/// `dispatch_point!(store, function(args…), pg = other)` calls `other` on PostgreSQL
+/// instead of `pg::function` (a read written for [`super::tx::pg_pipelined_read`]).
 macro_rules! dispatch_point {
     ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        dispatch_point!($store, $f($($arg),*), pg = pg::$f)
+    };
+    ($store:expr, $f:ident($($arg:expr),* $(,)?), pg = $pg:path) => {
         match &$store.pools {
             $crate::sql::pool::Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
-                pg::$f(&mut conn, $($arg),*).await
+                $pg(&mut conn, $($arg),*).await
             }
             $crate::sql::pool::Pools::Sqlite(pool) => {
                 $crate::sql::pool::on_caller(async {

@@ -13,7 +13,9 @@
 
 use super::error::db_err;
 use super::pool::SqliteConn;
+use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
+use futures_util::future::BoxFuture;
 use std::future::Future;
 use znovel_domain::ids::TenantId;
 use znovel_domain::ports::StoreResult;
@@ -83,6 +85,54 @@ impl TxConn for AsyncPgConnection {
             }
         }
     }
+}
+
+/// PostgreSQL: a tenant-scoped point read whose statement goes to the server right behind
+/// `BEGIN` and the tenant setting, without waiting for their answer (diesel-async
+/// pipelines futures polled together on a shared `&AsyncPgConnection`): two round trips
+/// with `COMMIT`, not three. The server runs the messages in order, so the statement sees
+/// the setting; `read` gets the shared connection and runs one statement.
+///
+/// The transaction is counted in diesel's transaction manager before anything is sent:
+/// a read abandoned midway leaves a connection in a transaction, which the pool's
+/// checkout check drops instead of handing it on.
+pub(crate) async fn pg_pipelined_read<T, F>(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    read: F,
+) -> StoreResult<T>
+where
+    T: Send,
+    F: for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, StoreResult<T>>,
+{
+    match PgTm::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(state) if state.transaction_depth().is_none() => state
+            .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+            .map_err(db_err)?,
+        TransactionManagerStatus::Valid(_) => {
+            return Err(db_err(diesel::result::Error::AlreadyInTransaction));
+        }
+        TransactionManagerStatus::InError => {
+            return Err(db_err(diesel::result::Error::BrokenTransactionManager));
+        }
+    }
+    let uuid = tenant.as_uuid().hyphenated();
+    let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{uuid}', true)");
+    let (began, result) = {
+        let shared: &AsyncPgConnection = conn;
+        let mut beginning = shared;
+        futures_util::future::join(beginning.batch_execute(&begin), read(shared)).await
+    };
+    let outcome = match (began, result) {
+        (Ok(()), Ok(value)) => match PgTm::commit_transaction(conn).await {
+            Ok(()) => return Ok(value),
+            Err(e) => Err(db_err(e)),
+        },
+        (Err(e), _) => Err(db_err(e)),
+        (Ok(()), Err(e)) => Err(e),
+    };
+    let _ = PgTm::rollback_transaction(conn).await;
+    outcome
 }
 
 impl TxConn for SqliteConn {

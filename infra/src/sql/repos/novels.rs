@@ -214,6 +214,29 @@ per_backend! {
     }
 }
 
+/// PostgreSQL's `get`: the `SELECT` pipelined behind the tenant transaction's `BEGIN` (see
+/// [`crate::sql::tx::pg_pipelined_read`]).
+async fn pg_get(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: TenantId,
+    id: NovelId,
+) -> StoreResult<Novel> {
+    crate::sql::tx::pg_pipelined_read(conn, tenant, move |shared| {
+        Box::pin(async move {
+            let mut shared = shared;
+            novels::table
+                .filter(novels::id.eq(id.db()))
+                .filter(novels::tenant_id.eq(tenant.db()))
+                .select(NovelRow::as_select())
+                .first::<NovelRow>(&mut shared)
+                .await
+                .map_err(db_err)?
+                .try_into()
+        })
+    })
+    .await
+}
+
 #[async_trait]
 impl NovelRepository for SqlStore {
     #[tracing::instrument(skip_all, fields(tenant = %novel.tenant_id, novel = %novel.id))]
@@ -223,7 +246,7 @@ impl NovelRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %id))]
     async fn get_novel(&self, tenant: TenantId, id: NovelId) -> StoreResult<Novel> {
-        dispatch_point!(self, get(tenant, id))
+        dispatch_point!(self, get(tenant, id), pg = pg_get)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
