@@ -25,7 +25,8 @@ RUN apt-get update \
 
 WORKDIR /src
 # .cargo/config.toml carries the GGML_* build settings (x86-64-v3 SIMD level for
-# llama.cpp); .dockerignore keeps the context to what the build reads.
+# llama.cpp) and the bundled SQLite's flags; .dockerignore keeps the context to what the
+# build reads.
 COPY . .
 
 # The registry and target caches survive between builds (BuildKit); the binary is copied
