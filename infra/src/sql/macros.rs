@@ -88,6 +88,37 @@ macro_rules! dispatch_point {
     };
 }
 
+/// `pg_pipelined_get!(table, Row, Id, Model)`: defines `pg_get`, PostgreSQL's read of the
+/// `table` row with this id and tenant for `dispatch_point!(…, pg = pg_get)`, its
+/// `SELECT` pipelined behind the tenant transaction's `BEGIN` (see
+/// [`super::tx::pg_pipelined_read`]).
+macro_rules! pg_pipelined_get {
+    ($table:ident, $row:ty, $id:ty, $model:ty) => {
+        /// PostgreSQL's `get`: the `SELECT` pipelined behind the tenant transaction's
+        /// `BEGIN` (see [`crate::sql::tx::pg_pipelined_read`]).
+        async fn pg_get(
+            conn: &mut diesel_async::AsyncPgConnection,
+            tenant: TenantId,
+            id: $id,
+        ) -> StoreResult<$model> {
+            $crate::sql::tx::pg_pipelined_read(conn, tenant, move |shared| {
+                Box::pin(async move {
+                    let mut shared = shared;
+                    $table::table
+                        .filter($table::id.eq(id.db()))
+                        .filter($table::tenant_id.eq(tenant.db()))
+                        .select(<$row>::as_select())
+                        .first::<$row>(&mut shared)
+                        .await
+                        .map_err(db_err)?
+                        .try_into()
+                })
+            })
+            .await
+        }
+    };
+}
+
 /// `tx!(conn, tenant, Read | Write, { body })`: runs `body` (an expression returning a
 /// `StoreResult`) in the transaction [`super::tx::TxConn::begin`] opens for `tenant`,
 /// committing on `Ok` and rolling back on `Err`.

@@ -56,9 +56,7 @@ impl TxConn for AsyncPgConnection {
         let Some(tenant) = tenant else {
             return Ok(false);
         };
-        let uuid = tenant.as_uuid().hyphenated();
-        let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{uuid}', true)");
-        if let Err(e) = PgTm::begin_transaction_sql(self, &begin).await {
+        if let Err(e) = PgTm::begin_transaction_sql(self, &begin_for(tenant)).await {
             // diesel counts no transaction after a failed batch, but a failed setting
             // leaves the server's open (and aborted): end it (harmless when none is open).
             let _ = self.batch_execute("ROLLBACK").await;
@@ -85,6 +83,12 @@ impl TxConn for AsyncPgConnection {
             }
         }
     }
+}
+
+/// `BEGIN` and the tenant setting, as one simple query (see the module docs).
+fn begin_for(tenant: TenantId) -> String {
+    let uuid = tenant.as_uuid().hyphenated();
+    format!("BEGIN; SELECT set_config('app.tenant_id', '{uuid}', true)")
 }
 
 /// PostgreSQL: a tenant-scoped point read whose statement goes to the server right behind
@@ -116,23 +120,15 @@ where
             return Err(db_err(diesel::result::Error::BrokenTransactionManager));
         }
     }
-    let uuid = tenant.as_uuid().hyphenated();
-    let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{uuid}', true)");
+    let begin = begin_for(tenant);
     let (began, result) = {
         let shared: &AsyncPgConnection = conn;
         let mut beginning = shared;
         futures_util::future::join(beginning.batch_execute(&begin), read(shared)).await
     };
-    let outcome = match (began, result) {
-        (Ok(()), Ok(value)) => match PgTm::commit_transaction(conn).await {
-            Ok(()) => return Ok(value),
-            Err(e) => Err(db_err(e)),
-        },
-        (Err(e), _) => Err(db_err(e)),
-        (Ok(()), Err(e)) => Err(e),
-    };
-    let _ = PgTm::rollback_transaction(conn).await;
-    outcome
+    // A failed `BEGIN` is the error to report, whatever the statement answered.
+    let result = began.map_err(db_err).and(result);
+    conn.finish(true, result).await
 }
 
 impl TxConn for SqliteConn {

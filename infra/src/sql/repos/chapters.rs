@@ -297,28 +297,7 @@ per_backend! {
     }
 }
 
-/// PostgreSQL's `get`: the `SELECT` pipelined behind the tenant transaction's `BEGIN` (see
-/// [`crate::sql::tx::pg_pipelined_read`]).
-async fn pg_get(
-    conn: &mut diesel_async::AsyncPgConnection,
-    tenant: TenantId,
-    id: ChapterId,
-) -> StoreResult<Chapter> {
-    crate::sql::tx::pg_pipelined_read(conn, tenant, move |shared| {
-        Box::pin(async move {
-            let mut shared = shared;
-            chapters::table
-                .filter(chapters::id.eq(id.db()))
-                .filter(chapters::tenant_id.eq(tenant.db()))
-                .select(ChapterRow::as_select())
-                .first::<ChapterRow>(&mut shared)
-                .await
-                .map_err(db_err)?
-                .try_into()
-        })
-    })
-    .await
-}
+pg_pipelined_get!(chapters, ChapterRow, ChapterId, Chapter);
 
 /// [`save_content_in`](pg::save_content_in) of the connection's backend, so a query body
 /// of another repository written once in `per_backend!` can store chapter content inside

@@ -214,28 +214,7 @@ per_backend! {
     }
 }
 
-/// PostgreSQL's `get`: the `SELECT` pipelined behind the tenant transaction's `BEGIN` (see
-/// [`crate::sql::tx::pg_pipelined_read`]).
-async fn pg_get(
-    conn: &mut diesel_async::AsyncPgConnection,
-    tenant: TenantId,
-    id: NovelId,
-) -> StoreResult<Novel> {
-    crate::sql::tx::pg_pipelined_read(conn, tenant, move |shared| {
-        Box::pin(async move {
-            let mut shared = shared;
-            novels::table
-                .filter(novels::id.eq(id.db()))
-                .filter(novels::tenant_id.eq(tenant.db()))
-                .select(NovelRow::as_select())
-                .first::<NovelRow>(&mut shared)
-                .await
-                .map_err(db_err)?
-                .try_into()
-        })
-    })
-    .await
-}
+pg_pipelined_get!(novels, NovelRow, NovelId, Novel);
 
 #[async_trait]
 impl NovelRepository for SqlStore {
