@@ -5,7 +5,8 @@
 //! work), `{ __typename }` (adds authentication, rate limits and the GraphQL executor),
 //! `chapter(id) { title content }` (adds the tenant-scoped read and a ≈16 KB answer), and
 //! a bare axum handler returning the chapter's JSON bytes from memory (HTTP alone, no
-//! middleware). The server is built like `znovel serve` builds it (JSON logs at `info`,
+//! middleware), and the chapter read alone — `StoryService::chapter` called by 50 tasks in
+//! the process, no HTTP, no GraphQL: the floor the store itself sets. The server is built like `znovel serve` builds it (JSON logs at `info`,
 //! request limits on — set so high they never refuse, jemalloc as the allocator).
 //! Rounds alternate between the endpoints so machine noise hits them alike; the ratio to
 //! `/health` is the number to compare, with the p99 at the default 50 connections.
@@ -51,6 +52,17 @@ struct Target {
     key: Option<String>,
     /// `None`: a `GET`.
     body: Option<String>,
+    /// Set: not an HTTP endpoint but the domain service's read itself, called in process
+    /// (no HTTP, no GraphQL): the floor the store sets.
+    direct: Option<DirectRead>,
+}
+
+/// The chapter read as the resolver makes it: `StoryService::chapter` for an actor.
+#[derive(Clone)]
+struct DirectRead {
+    services: znovel_domain::services::Services,
+    actor: znovel_domain::auth::Actor,
+    chapter: znovel_domain::ids::ChapterId,
 }
 
 /// Runs `concurrency` keep-alive clients for `secs`: (requests/s, histogram of µs).
@@ -60,11 +72,20 @@ async fn load(target: Arc<Target>, concurrency: u64, secs: u64) -> (f64, Histogr
     for _ in 0..concurrency {
         let t = target.clone();
         tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            if let Some(d) = &t.direct {
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    let c = d.services.story.chapter(&d.actor, d.chapter).await.unwrap();
+                    h.record(start.elapsed().as_micros() as u64).unwrap();
+                    assert!(c.content.len() >= 16_000);
+                }
+                return h;
+            }
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
                 .build()
                 .unwrap();
-            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             while Instant::now() < deadline {
                 let mut req = match &t.body {
                     Some(body) => client
@@ -96,8 +117,15 @@ async fn load(target: Arc<Target>, concurrency: u64, secs: u64) -> (f64, Histogr
 }
 
 /// Starts the server on `db` (as `znovel serve` would, limits never reached): (base
-/// URL, admin key, data dir).
-async fn server(db: &TestDatabase) -> (String, String, std::path::PathBuf) {
+/// URL, admin key, data dir, the server's services).
+async fn server(
+    db: &TestDatabase,
+) -> (
+    String,
+    String,
+    std::path::PathBuf,
+    znovel_domain::services::Services,
+) {
     let dir = std::env::temp_dir().join(format!("znovel-bench-{}", uuid::Uuid::new_v4()));
     let mut settings = Settings {
         data_dir: dir.clone(),
@@ -110,6 +138,7 @@ async fn server(db: &TestDatabase) -> (String, String, std::path::PathBuf) {
     settings.rate_limits.requests_per_tenant = NEVER_REACHED;
     let app = App::build(&settings).await.unwrap();
     let key = app.admin_key.clone().unwrap().key;
+    let services = app.services.clone();
     let listener = app::bind(
         settings.listen,
         settings.limits.listen_backlog,
@@ -119,11 +148,12 @@ async fn server(db: &TestDatabase) -> (String, String, std::path::PathBuf) {
     let ml = app::bind(settings.metrics_listen, 128, "ZNOVEL_METRICS_LISTEN").unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, ml, std::future::pending()));
-    (format!("http://{addr}"), key, dir)
+    (format!("http://{addr}"), key, dir, services)
 }
 
-/// Creates a novel and a chapter of ~3,000 words; the `chapter(id)` request body.
-async fn chapter_request(url: &str, key: &str) -> String {
+/// Creates a novel and a chapter of ~3,000 words: the `chapter(id)` request body and the
+/// chapter's global ID.
+async fn chapter_request(url: &str, key: &str) -> (String, String) {
     let client = reqwest::Client::new();
     let gql = |q: &'static str, v: Value| {
         let client = client.clone();
@@ -155,8 +185,10 @@ async fn chapter_request(url: &str, key: &str) -> String {
     )
     .await;
     let chapter = r["data"]["createChapter"]["chapter"]["id"].clone();
-    json!({ "query": QUERY, "variables": { "id": chapter }, "operationName": "Chapter" })
-        .to_string()
+    let body =
+        json!({ "query": QUERY, "variables": { "id": chapter }, "operationName": "Chapter" })
+            .to_string();
+    (body, chapter.as_str().unwrap().to_owned())
 }
 
 /// A bare axum handler answering `bytes` to every `POST`: its URL.
@@ -175,9 +207,14 @@ async fn bare_handler(bytes: axum::body::Bytes) -> String {
 }
 
 async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
-    let (base, key, dir) = server(&db).await;
+    let (base, key, dir, services) = server(&db).await;
     let graphql = format!("{base}/graphql");
-    let body = chapter_request(&graphql, &key).await;
+    let (body, chapter) = chapter_request(&graphql, &key).await;
+    let direct = DirectRead {
+        actor: services.admin.authenticate_api_key(&key).await.unwrap(),
+        chapter: znovel::graphql::ids::decode(&async_graphql::ID(chapter), "id").unwrap(),
+        services,
+    };
     let expected = reqwest::Client::new()
         .post(&graphql)
         .bearer_auth(&key)
@@ -196,24 +233,35 @@ async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
             url: format!("{base}/health"),
             key: None,
             body: None,
+            direct: None,
         },
         Target {
             name: "`{ __typename }`",
             url: graphql.clone(),
             key: Some(key.clone()),
             body: Some(json!({ "query": "{ __typename }" }).to_string()),
+            direct: None,
         },
         Target {
             name: "`chapter(id) { title content }`",
             url: graphql.clone(),
             key: Some(key.clone()),
             body: Some(body.clone()),
+            direct: None,
         },
         Target {
             name: "bare axum handler (same JSON, other listener)",
             url: bare_handler(expected).await,
             key: None,
             body: Some(body),
+            direct: None,
+        },
+        Target {
+            name: "the read alone: `StoryService::chapter`, in process (no HTTP, no GraphQL)",
+            url: String::new(),
+            key: None,
+            body: None,
+            direct: Some(direct),
         },
     ]
     .map(Arc::new);
