@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod file;
 pub mod ids;
 pub mod memory;
+pub mod parsed;
 pub mod refs;
 pub mod retrieval;
 pub mod root;
@@ -122,6 +123,10 @@ fn limited<Q, M, S>(
     builder
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        // First, so a remembered document skips the other extensions' parse checks
+        // (it passed them when it was parsed); one cache per schema (a validation holds
+        // only for the schema that ran it).
+        .extension(parsed::ParsedDocuments::default())
         .extension(limits.trusted.clone())
         .extension(selections::SelectionLimit {
             max: limits.max_selections,

@@ -442,3 +442,73 @@ async fn the_standard_introspection_query_fits_the_limits() {
     let resp = run(&schema, None, INTROSPECTION, json!({})).await;
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
 }
+
+#[tokio::test]
+async fn a_remembered_document_is_validated_again_with_other_variables() {
+    let (schema, _) = harness();
+    let q =
+        "query($n: Int) { novels(first: $n) { edges { node { chapters(first: $n) { edges { node {
+             revisions(first: $n) { edges { node { id } } } } } } } } } }";
+    // Small pages pass validation (and fail only for lack of credentials), each time.
+    for _ in 0..2 {
+        let resp = run(&schema, None, q, json!({"n": 5})).await;
+        assert_eq!(first_error(&resp).0, "UNAUTHENTICATED");
+    }
+    // The same document with large pages: the complexity reads the variable.
+    let resp = run(&schema, None, q, json!({"n": 100})).await;
+    assert_eq!(
+        (first_error(&resp).0.as_str(), first_error(&resp).2.as_str()),
+        ("BAD_USER_INPUT", "Query is too complex.")
+    );
+    // A variable of the wrong type.
+    let resp = run(&schema, None, q, json!({"n": "five"})).await;
+    assert_eq!(first_error(&resp).0, "BAD_USER_INPUT");
+    let resp = run(&schema, None, q, json!({"n": 5})).await;
+    assert_eq!(first_error(&resp).0, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_refused_document_is_refused_every_time() {
+    let (schema, _) = harness();
+    let bomb = {
+        // Expands to 4,096 selections: over the cap.
+        let mut q = String::from("query { ...F12 }\nfragment F0 on Query { __typename }\n");
+        for i in 1..13 {
+            q.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{0} ...F{0} }}\n",
+                i - 1
+            ));
+        }
+        q
+    };
+    for q in ["{ novels(", "{ novels { nope } }", bomb.as_str()] {
+        let first = run(&schema, None, q, json!({})).await;
+        let again = run(&schema, None, q, json!({})).await;
+        assert_eq!(first_error(&first).0, "BAD_USER_INPUT", "{q}");
+        assert_eq!(first_error(&again), first_error(&first), "{q}");
+    }
+}
+
+#[tokio::test]
+async fn one_remembered_document_answers_each_request_with_its_own_variables() {
+    let (schema, services) = harness();
+    let me = super::new_tenant(&services, "parsed").await;
+    let create = "mutation($t: String!) { createNovel(input: {title: $t}) { novel { id } } }";
+    let mut ids = Vec::new();
+    for title in ["Dune", "Emma", "Ulysses"] {
+        let data = super::ok(run(&schema, Some(&me), create, json!({"t": title})).await);
+        ids.push(
+            data["createNovel"]["novel"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let read = "query Read($id: ID!) { novel(id: $id) { title } }";
+    for _ in 0..2 {
+        for (id, title) in ids.iter().zip(["Dune", "Emma", "Ulysses"]) {
+            let data = super::ok(run(&schema, Some(&me), read, json!({"id": id})).await);
+            assert_eq!(data["novel"]["title"], title);
+        }
+    }
+}
