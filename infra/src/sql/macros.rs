@@ -89,13 +89,12 @@ macro_rules! dispatch_point {
 }
 
 /// `pg_pipelined_get!(table, Row, Id, Model)`: defines `pg_get`, PostgreSQL's read of the
-/// `table` row with this id and tenant for `dispatch_point!(…, pg = pg_get)`, its
-/// `SELECT` pipelined behind the tenant transaction's `BEGIN` (see
-/// [`super::tx::pg_pipelined_read`]).
+/// `table` row with this id and tenant for `dispatch_point!(…, pg = pg_get)`: `BEGIN`,
+/// the `SELECT` and `COMMIT` in one round trip (see [`super::tx::pg_pipelined_read`]).
 macro_rules! pg_pipelined_get {
     ($table:ident, $row:ty, $id:ty, $model:ty) => {
-        /// PostgreSQL's `get`: the `SELECT` pipelined behind the tenant transaction's
-        /// `BEGIN` (see [`crate::sql::tx::pg_pipelined_read`]).
+        /// PostgreSQL's `get`: `BEGIN`, the `SELECT` and `COMMIT` in one round trip
+        /// (see [`crate::sql::tx::pg_pipelined_read`]).
         async fn pg_get(
             conn: &mut diesel_async::AsyncPgConnection,
             tenant: TenantId,

@@ -91,15 +91,24 @@ fn begin_for(tenant: TenantId) -> String {
     format!("BEGIN; SELECT set_config('app.tenant_id', '{uuid}', true)")
 }
 
-/// PostgreSQL: a tenant-scoped point read whose statement goes to the server right behind
-/// `BEGIN` and the tenant setting, without waiting for their answer (diesel-async
-/// pipelines futures polled together on a shared `&AsyncPgConnection`): two round trips
-/// with `COMMIT`, not three. The server runs the messages in order, so the statement sees
-/// the setting; `read` gets the shared connection and runs one statement.
+/// PostgreSQL: a tenant-scoped point read in one round trip. `BEGIN` with the tenant
+/// setting, the statement and `COMMIT` go to the server together, without waiting for
+/// each other's answers (diesel-async pipelines futures polled together on a shared
+/// `&AsyncPgConnection`), and the server runs them in order, so the statement sees the
+/// setting. `read` gets the shared connection and runs one statement; it may run twice
+/// (below).
 ///
-/// The transaction is counted in diesel's transaction manager before anything is sent:
-/// a read abandoned midway leaves a connection in a transaction, which the pool's
-/// checkout check drops instead of handing it on.
+/// A statement the connection has not prepared yet is the exception: diesel-async sends
+/// its `Parse` first and its `Bind`/`Execute` only once the `Parse` is answered — after
+/// the `COMMIT` has gone. It then runs outside the transaction, without the setting, and
+/// row-level security shows it no row: such a "not found" (it cannot be a wrong row) is
+/// read again the two-round-trip way, the `COMMIT` sent only after the answer. That
+/// happens once per connection and statement, and for ids that do not exist.
+///
+/// The transaction is counted in diesel's transaction manager before anything is sent,
+/// and uncounted only once the `COMMIT` has answered: a read abandoned midway, or whose
+/// `COMMIT` failed, leaves a connection in a transaction, which the pool's checkout check
+/// drops instead of handing it on.
 pub(crate) async fn pg_pipelined_read<T, F>(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -107,19 +116,42 @@ pub(crate) async fn pg_pipelined_read<T, F>(
 ) -> StoreResult<T>
 where
     T: Send,
-    F: for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, StoreResult<T>>,
+    F: for<'c> Fn(&'c AsyncPgConnection) -> BoxFuture<'c, StoreResult<T>>,
 {
-    match PgTm::transaction_manager_status_mut(conn) {
-        TransactionManagerStatus::Valid(state) if state.transaction_depth().is_none() => state
-            .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
-            .map_err(db_err)?,
-        TransactionManagerStatus::Valid(_) => {
-            return Err(db_err(diesel::result::Error::AlreadyInTransaction));
-        }
-        TransactionManagerStatus::InError => {
-            return Err(db_err(diesel::result::Error::BrokenTransactionManager));
-        }
+    enter_transaction(conn)?;
+    let begin = begin_for(tenant);
+    let (began, result, committed) = {
+        let shared: &AsyncPgConnection = conn;
+        let (mut beginning, mut committing) = (shared, shared);
+        futures_util::future::join3(
+            beginning.batch_execute(&begin),
+            read(shared),
+            committing.batch_execute("COMMIT"),
+        )
+        .await
+    };
+    committed.map_err(db_err)?;
+    leave_transaction(conn)?;
+    // A failed `BEGIN` is the error to report, whatever the statement answered.
+    began.map_err(db_err)?;
+    match result {
+        Err(znovel_domain::StoreError::NotFound) => pg_read_then_commit(conn, tenant, read).await,
+        other => other,
     }
+}
+
+/// [`pg_pipelined_read`]'s second way: `BEGIN` and the statement together, `COMMIT` once
+/// the statement has answered (two round trips).
+async fn pg_read_then_commit<T, F>(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    read: F,
+) -> StoreResult<T>
+where
+    T: Send,
+    F: for<'c> Fn(&'c AsyncPgConnection) -> BoxFuture<'c, StoreResult<T>>,
+{
+    enter_transaction(conn)?;
     let begin = begin_for(tenant);
     let (began, result) = {
         let shared: &AsyncPgConnection = conn;
@@ -129,6 +161,33 @@ where
     // A failed `BEGIN` is the error to report, whatever the statement answered.
     let result = began.map_err(db_err).and(result);
     conn.finish(true, result).await
+}
+
+/// Counts a transaction in diesel's transaction manager (before its `BEGIN` is sent).
+fn enter_transaction(conn: &mut AsyncPgConnection) -> StoreResult<()> {
+    match PgTm::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(state) if state.transaction_depth().is_none() => state
+            .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+            .map_err(db_err),
+        TransactionManagerStatus::Valid(_) => {
+            Err(db_err(diesel::result::Error::AlreadyInTransaction))
+        }
+        TransactionManagerStatus::InError => {
+            Err(db_err(diesel::result::Error::BrokenTransactionManager))
+        }
+    }
+}
+
+/// Uncounts the transaction [`enter_transaction`] counted (its `COMMIT` has answered).
+fn leave_transaction(conn: &mut AsyncPgConnection) -> StoreResult<()> {
+    match PgTm::transaction_manager_status_mut(conn) {
+        TransactionManagerStatus::Valid(state) => state
+            .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
+            .map_err(db_err),
+        TransactionManagerStatus::InError => {
+            Err(db_err(diesel::result::Error::BrokenTransactionManager))
+        }
+    }
 }
 
 impl TxConn for SqliteConn {

@@ -5,7 +5,7 @@ use crate::support::*;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use znovel_domain::ids::TenantId;
+use znovel_domain::ids::{ChapterId, TenantId};
 use znovel_domain::model::EntityKind;
 use znovel_domain::ports::*;
 use znovel_infra::DbBackend;
@@ -278,4 +278,51 @@ async fn connections_the_server_closed_are_replaced_at_checkout() {
         .unwrap();
     assert_eq!(s.get_chapter(t.id, c.id).await.unwrap().id, c.id);
     assert_not_found(s.get_chapter(TenantId::new(), c.id).await);
+}
+
+/// A point read sends `BEGIN`, its statement and `COMMIT` together. On a connection that
+/// has not prepared the statement yet, the statement runs after the `COMMIT`: the read
+/// must then be made again, not answered "not found". Either way no transaction is left
+/// open on the server, and another tenant's row stays invisible.
+#[tokio::test(flavor = "multi_thread")]
+async fn point_reads_in_one_round_trip_find_their_row_cold_and_warm() {
+    use znovel_infra::testing::pg_admin_url;
+    let ctx = Ctx::new(DbBackend::Postgres).await;
+    let s = &ctx.store;
+    let (t, n) = tenant_with_novel(s, "onetrip").await;
+    let (other, _) = tenant_with_novel(s, "onetrip-other").await;
+    let c = chapter(&n, 1, 3);
+    s.insert_chapter(&c, Some(&revision(&c, None)))
+        .await
+        .unwrap();
+    for round in 0..4 {
+        // Concurrent reads: several pooled connections, each cold on the first round.
+        let reads = futures_util::future::join_all((0..4).map(|_| s.get_chapter(t.id, c.id)));
+        for r in reads.await {
+            assert_eq!(r.unwrap().content, c.content, "round {round}");
+        }
+        assert_eq!(s.get_novel(t.id, n.id).await.unwrap().id, n.id);
+        assert_not_found(s.get_chapter(other.id, c.id).await);
+        assert_not_found(s.get_novel(other.id, n.id).await);
+        assert_not_found(s.get_chapter(t.id, ChapterId::new()).await);
+    }
+    let name = ctx.db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = AsyncPgConnection::establish(&pg_admin_url()).await.unwrap();
+    let open: Vec<N> = diesel::sql_query(
+        "SELECT COUNT(*)::bigint AS n FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'",
+    )
+    .bind::<Text, _>(&name)
+    .load(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(open[0].n, 0, "connections left in a transaction");
+    // The pooled connections are fit for writes after those reads, and the next reads
+    // see what was written.
+    let mut renamed = c.clone();
+    renamed.title = "Renamed".into();
+    s.update_chapter(&renamed).await.unwrap();
+    for _ in 0..4 {
+        assert_eq!(s.get_chapter(t.id, c.id).await.unwrap().title, "Renamed");
+    }
 }
