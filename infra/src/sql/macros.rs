@@ -65,13 +65,14 @@ macro_rules! dispatch {
 /// `dispatch_point!(store, function(args…))`: [`dispatch!`] for a point read — a row, or a
 /// few, by key. On SQLite its statements run on the calling thread rather than a blocking
 /// one (see [`super::pool::on_caller`]).
-/// `dispatch_point!(store, function(args…), pg = other)` calls `other` on PostgreSQL
-/// instead of `pg::function` (a read written for [`super::tx::pg_pipelined_read`]).
+/// `dispatch_point!(store, function(args…), pg = a, sqlite = b)` calls `a` on PostgreSQL
+/// and `b` on SQLite instead of `pg::function` and `sqlite::function` (the reads
+/// [`point_get!`] writes).
 macro_rules! dispatch_point {
     ($store:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        dispatch_point!($store, $f($($arg),*), pg = pg::$f)
+        dispatch_point!($store, $f($($arg),*), pg = pg::$f, sqlite = sqlite::$f)
     };
-    ($store:expr, $f:ident($($arg:expr),* $(,)?), pg = $pg:path) => {
+    ($store:expr, $f:ident($($arg:expr),* $(,)?), pg = $pg:path, sqlite = $sqlite:path) => {
         match &$store.pools {
             $crate::sql::pool::Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
@@ -80,7 +81,7 @@ macro_rules! dispatch_point {
             $crate::sql::pool::Pools::Sqlite(pool) => {
                 $crate::sql::pool::on_caller(async {
                     let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
-                    sqlite::$f(&mut conn, $($arg),*).await
+                    $sqlite(&mut conn, $($arg),*).await
                 })
                 .await
             }
@@ -88,10 +89,14 @@ macro_rules! dispatch_point {
     };
 }
 
-/// `pg_pipelined_get!(table, Row, Id, Model)`: defines `pg_get`, PostgreSQL's read of the
-/// `table` row with this id and tenant for `dispatch_point!(…, pg = pg_get)`: `BEGIN`,
-/// the `SELECT` and `COMMIT` in one round trip (see [`super::tx::pg_pipelined_read`]).
-macro_rules! pg_pipelined_get {
+/// `point_get!(table, Row, Id, Model)`: defines `pg_get` and `sqlite_get`, the read of the
+/// `table` row with this id and tenant for `dispatch_point!(…, pg = pg_get, sqlite =
+/// sqlite_get)`. PostgreSQL: `BEGIN`, the `SELECT` and `COMMIT` in one round trip (see
+/// [`super::tx::pg_pipelined_read`]). SQLite: the query run by diesel's synchronous
+/// connection inside the wrapper's `spawn_blocking` (on the calling thread for a point
+/// read), so it is found in the statement cache by its type — the asynchronous wrapper
+/// would write out its SQL text and copy each row first, to send them to another thread.
+macro_rules! point_get {
     ($table:ident, $row:ty, $id:ty, $model:ty) => {
         /// PostgreSQL's `get`: `BEGIN`, the `SELECT` and `COMMIT` in one round trip
         /// (see [`crate::sql::tx::pg_pipelined_read`]).
@@ -114,6 +119,25 @@ macro_rules! pg_pipelined_get {
                 })
             })
             .await
+        }
+
+        /// SQLite's `get`: diesel's synchronous query on the wrapped connection.
+        async fn sqlite_get(
+            conn: &mut $crate::sql::pool::SqliteConn,
+            tenant: TenantId,
+            id: $id,
+        ) -> StoreResult<$model> {
+            let row = conn
+                .spawn_blocking(move |c| {
+                    let query = $table::table
+                        .filter($table::id.eq(id.db()))
+                        .filter($table::tenant_id.eq(tenant.db()))
+                        .select(<$row>::as_select());
+                    diesel::RunQueryDsl::first::<$row>(query, c)
+                })
+                .await
+                .map_err(db_err)?;
+            row.try_into()
         }
     };
 }

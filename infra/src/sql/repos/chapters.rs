@@ -76,23 +76,6 @@ per_backend! {
         })
     }
 
-    pub(crate) async fn get(
-        conn: &mut Conn,
-        tenant: TenantId,
-        id: ChapterId,
-    ) -> StoreResult<Chapter> {
-        tx!(conn, Some(tenant), Read, {
-            chapters::table
-                .filter(chapters::id.eq(id.db()))
-                .filter(chapters::tenant_id.eq(tenant.db()))
-                .select(ChapterRow::as_select())
-                .first(conn)
-                .await
-                .map_err(db_err)?
-                .try_into()
-        })
-    }
-
     pub(crate) async fn by_seq(
         conn: &mut Conn,
         tenant: TenantId,
@@ -297,7 +280,7 @@ per_backend! {
     }
 }
 
-pg_pipelined_get!(chapters, ChapterRow, ChapterId, Chapter);
+point_get!(chapters, ChapterRow, ChapterId, Chapter);
 
 /// [`save_content_in`](pg::save_content_in) of the connection's backend, so a query body
 /// of another repository written once in `per_backend!` can store chapter content inside
@@ -347,7 +330,7 @@ impl ChapterRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, chapter = %id))]
     async fn get_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<Chapter> {
-        dispatch_point!(self, get(tenant, id), pg = pg_get)
+        dispatch_point!(self, get(tenant, id), pg = pg_get, sqlite = sqlite_get)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %novel, seq))]

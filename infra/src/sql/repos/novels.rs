@@ -26,19 +26,6 @@ per_backend! {
         })
     }
 
-    pub(crate) async fn get(conn: &mut Conn, tenant: TenantId, id: NovelId) -> StoreResult<Novel> {
-        tx!(conn, Some(tenant), Read, {
-            novels::table
-                .filter(novels::id.eq(id.db()))
-                .filter(novels::tenant_id.eq(tenant.db()))
-                .select(NovelRow::as_select())
-                .first(conn)
-                .await
-                .map_err(db_err)?
-                .try_into()
-        })
-    }
-
     pub(crate) async fn list(
         conn: &mut Conn,
         tenant: TenantId,
@@ -214,7 +201,7 @@ per_backend! {
     }
 }
 
-pg_pipelined_get!(novels, NovelRow, NovelId, Novel);
+point_get!(novels, NovelRow, NovelId, Novel);
 
 #[async_trait]
 impl NovelRepository for SqlStore {
@@ -225,7 +212,7 @@ impl NovelRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %id))]
     async fn get_novel(&self, tenant: TenantId, id: NovelId) -> StoreResult<Novel> {
-        dispatch_point!(self, get(tenant, id), pg = pg_get)
+        dispatch_point!(self, get(tenant, id), pg = pg_get, sqlite = sqlite_get)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
