@@ -76,7 +76,7 @@ impl Default for ParsedDocuments {
                     bytes: 0,
                 }),
                 validations: Mutex::new(LruCache::new(
-                    std::num::NonZeroUsize::new(VALIDATIONS).expect("non-zero"),
+                    std::num::NonZeroUsize::new(VALIDATIONS).unwrap_or(std::num::NonZeroUsize::MIN),
                 )),
             }),
         }
