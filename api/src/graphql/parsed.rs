@@ -14,7 +14,7 @@
 //!   depends on an argument), so a request with other variables is validated again. Only
 //!   successes are remembered; a refused request is refused each time with the same errors.
 //!
-//! Both caches are bounded (entries and bytes of text, least recently used out first) and
+//! Both caches are bounded (entries and bytes held, least recently used out first) and
 //! hold only documents that passed, from requests that carried a credential (the
 //! transports refuse the others before execution), so a client cannot fill them with
 //! garbage. Long documents and large variables are not remembered at all.
@@ -37,6 +37,9 @@ const DOCUMENT_BYTES: usize = 1024 * 1024;
 const LONGEST_DOCUMENT: usize = 16 * 1024;
 /// Most validation results remembered.
 const VALIDATIONS: usize = 4_096;
+/// Most bytes of keys (document text, operation name, variables) the validation results
+/// hold.
+const VALIDATION_BYTES: usize = 2 * 1024 * 1024;
 /// Longest variables (as JSON) whose validation is remembered.
 const LONGEST_VARIABLES: usize = 512;
 
@@ -49,7 +52,13 @@ pub struct ParsedDocuments {
 
 struct Caches {
     documents: Mutex<Documents>,
-    validations: Mutex<LruCache<ValidationKey, ValidationResult>>,
+    validations: Mutex<Validations>,
+}
+
+/// Validation results by what they depend on, with the bytes of keys held.
+struct Validations {
+    entries: LruCache<ValidationKey, ValidationResult>,
+    bytes: usize,
 }
 
 /// Parsed documents by text, with the bytes of text held.
@@ -67,6 +76,13 @@ struct ValidationKey {
     variables: String,
 }
 
+impl ValidationKey {
+    /// The bytes this key holds.
+    fn bytes(&self) -> usize {
+        self.query.len() + self.operation.as_ref().map_or(0, String::len) + self.variables.len()
+    }
+}
+
 impl Default for ParsedDocuments {
     fn default() -> Self {
         Self {
@@ -75,9 +91,10 @@ impl Default for ParsedDocuments {
                     entries: LruCache::unbounded(),
                     bytes: 0,
                 }),
-                validations: Mutex::new(LruCache::new(
-                    std::num::NonZeroUsize::new(VALIDATIONS).unwrap_or(std::num::NonZeroUsize::MIN),
-                )),
+                validations: Mutex::new(Validations {
+                    entries: LruCache::unbounded(),
+                    bytes: 0,
+                }),
             }),
         }
     }
@@ -120,9 +137,29 @@ impl ParsedDocuments {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_validations(
-        &self,
-    ) -> std::sync::MutexGuard<'_, LruCache<ValidationKey, ValidationResult>> {
+    /// The validation result remembered for `key`.
+    fn validation(&self, key: &ValidationKey) -> Option<ValidationResult> {
+        self.lock_validations().entries.get(key).copied()
+    }
+
+    /// Remembers `result` for `key`, evicting the least recently used results beyond the
+    /// bounds.
+    fn remember_validation(&self, key: ValidationKey, result: ValidationResult) {
+        let mut v = self.lock_validations();
+        if v.entries.contains(&key) {
+            return;
+        }
+        v.bytes += key.bytes();
+        v.entries.put(key, result);
+        while v.entries.len() > VALIDATIONS || v.bytes > VALIDATION_BYTES {
+            match v.entries.pop_lru() {
+                Some((key, _)) => v.bytes -= key.bytes(),
+                None => break,
+            }
+        }
+    }
+
+    fn lock_validations(&self) -> std::sync::MutexGuard<'_, Validations> {
         self.inner
             .validations
             .lock()
@@ -133,7 +170,7 @@ impl ParsedDocuments {
     pub fn len(&self) -> (usize, usize) {
         (
             self.lock_documents().entries.len(),
-            self.lock_validations().len(),
+            self.lock_validations().entries.len(),
         )
     }
 
@@ -219,19 +256,24 @@ impl Extension for PerRequest {
         let Some(key) = self.key() else {
             return next.run(ctx).await;
         };
-        if let Some(result) = self.caches.lock_validations().get(&key) {
-            return Ok(*result);
+        if let Some(result) = self.caches.validation(&key) {
+            return Ok(result);
         }
         let result = next.run(ctx).await?;
-        self.caches.lock_validations().put(key, result);
+        self.caches.remember_validation(key, result);
         Ok(result)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{DOCUMENT_BYTES, DOCUMENTS, LONGEST_DOCUMENT, ParsedDocuments};
+    use super::{
+        DOCUMENT_BYTES, DOCUMENTS, LONGEST_DOCUMENT, ParsedDocuments, VALIDATION_BYTES,
+        VALIDATIONS, ValidationKey,
+    };
+    use async_graphql::ValidationResult;
     use async_graphql::parser::parse_query;
+    use std::sync::Arc;
 
     #[test]
     fn the_caches_stay_within_their_bounds() {
@@ -264,5 +306,33 @@ mod tests {
         let held = cache.lock_documents().bytes;
         assert!(held <= DOCUMENT_BYTES, "{held} bytes");
         assert!(cache.len().0 < DOCUMENTS);
+
+        // Validation results: bounded in entries, and in the bytes of their keys.
+        let result = ValidationResult {
+            cache_control: Default::default(),
+            complexity: 1,
+            depth: 1,
+        };
+        let key = |query: String, i: usize| ValidationKey {
+            query: Arc::from(query),
+            operation: None,
+            variables: format!("{{\"n\":{i}}}"),
+        };
+        for i in 0..VALIDATIONS + 10 {
+            cache.remember_validation(key("{ a }".into(), i), result);
+        }
+        assert_eq!(cache.len().1, VALIDATIONS);
+        assert!(cache.validation(&key("{ a }".into(), 0)).is_none());
+        assert!(
+            cache
+                .validation(&key("{ a }".into(), VALIDATIONS + 9))
+                .is_some()
+        );
+        let long = format!("{{ {} }}", "a ".repeat(LONGEST_DOCUMENT / 2 - 4));
+        for i in 0..VALIDATION_BYTES / LONGEST_DOCUMENT + 10 {
+            cache.remember_validation(key(long.clone(), i), result);
+        }
+        let held = cache.lock_validations().bytes;
+        assert!(held <= VALIDATION_BYTES, "{held} bytes");
     }
 }
