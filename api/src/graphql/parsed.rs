@@ -19,13 +19,13 @@
 //! transports refuse the others before execution), so a client cannot fill them with
 //! garbage. Long documents and large variables are not remembered at all.
 
+use super::bounded::{Bounded, lock};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
-use lru::LruCache;
 use std::sync::{Arc, Mutex};
 
 /// Most documents remembered.
@@ -51,20 +51,10 @@ pub struct ParsedDocuments {
 }
 
 struct Caches {
-    documents: Mutex<Documents>,
-    validations: Mutex<Validations>,
-}
-
-/// Validation results by what they depend on, with the bytes of keys held.
-struct Validations {
-    entries: LruCache<ValidationKey, ValidationResult>,
-    bytes: usize,
-}
-
-/// Parsed documents by text, with the bytes of text held.
-struct Documents {
-    entries: LruCache<Arc<str>, Arc<ExecutableDocument>>,
-    bytes: usize,
+    /// Parsed documents by text (sized by their text).
+    documents: Mutex<Bounded<Arc<str>, Arc<ExecutableDocument>>>,
+    /// Validation results by what they depend on (sized by their key).
+    validations: Mutex<Bounded<ValidationKey, ValidationResult>>,
 }
 
 /// What a validation result depends on besides the schema: the document, the operation
@@ -87,14 +77,8 @@ impl Default for ParsedDocuments {
     fn default() -> Self {
         Self {
             inner: Arc::new(Caches {
-                documents: Mutex::new(Documents {
-                    entries: LruCache::unbounded(),
-                    bytes: 0,
-                }),
-                validations: Mutex::new(Validations {
-                    entries: LruCache::unbounded(),
-                    bytes: 0,
-                }),
+                documents: Mutex::new(Bounded::new(DOCUMENTS, DOCUMENT_BYTES)),
+                validations: Mutex::new(Bounded::new(VALIDATIONS, VALIDATION_BYTES)),
             }),
         }
     }
@@ -103,80 +87,29 @@ impl Default for ParsedDocuments {
 impl ParsedDocuments {
     /// The parsed document of `query`, if remembered.
     fn document(&self, query: &str) -> Option<ExecutableDocument> {
-        let doc = self.lock_documents().entries.get(query).cloned();
+        let doc = lock(&self.inner.documents).get(query).cloned();
         // Copied outside the lock: the executor takes the document apart.
         doc.map(|d| ExecutableDocument::clone(&d))
     }
 
-    /// Remembers `doc` as the parse of `query` (if it is short enough), evicting the least
-    /// recently used documents beyond the bounds.
+    /// Remembers `doc` as the parse of `query` (if it is short enough).
     fn remember_document(&self, query: &str, doc: &ExecutableDocument) {
         if query.len() > LONGEST_DOCUMENT {
             return;
         }
         let doc = Arc::new(doc.clone());
-        let mut docs = self.lock_documents();
-        if docs.entries.contains(query) {
-            return;
-        }
-        docs.bytes += query.len();
-        docs.entries.put(Arc::from(query), doc);
-        while docs.entries.len() > DOCUMENTS || docs.bytes > DOCUMENT_BYTES {
-            match docs.entries.pop_lru() {
-                Some((text, _)) => docs.bytes -= text.len(),
-                None => break,
-            }
-        }
-    }
-
-    fn lock_documents(&self) -> std::sync::MutexGuard<'_, Documents> {
-        // A panic while holding the lock leaves a consistent map (each step is one call).
-        self.inner
-            .documents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.documents).insert(Arc::from(query), doc, query.len());
     }
 
     /// The validation result remembered for `key`.
     fn validation(&self, key: &ValidationKey) -> Option<ValidationResult> {
-        self.lock_validations().entries.get(key).copied()
+        lock(&self.inner.validations).get(key).copied()
     }
 
-    /// Remembers `result` for `key`, evicting the least recently used results beyond the
-    /// bounds.
+    /// Remembers `result` for `key`.
     fn remember_validation(&self, key: ValidationKey, result: ValidationResult) {
-        let mut v = self.lock_validations();
-        if v.entries.contains(&key) {
-            return;
-        }
-        v.bytes += key.bytes();
-        v.entries.put(key, result);
-        while v.entries.len() > VALIDATIONS || v.bytes > VALIDATION_BYTES {
-            match v.entries.pop_lru() {
-                Some((key, _)) => v.bytes -= key.bytes(),
-                None => break,
-            }
-        }
-    }
-
-    fn lock_validations(&self) -> std::sync::MutexGuard<'_, Validations> {
-        self.inner
-            .validations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// How many documents and validation results are remembered.
-    pub fn len(&self) -> (usize, usize) {
-        (
-            self.lock_documents().entries.len(),
-            self.lock_validations().entries.len(),
-        )
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0)
+        let bytes = key.bytes();
+        lock(&self.inner.validations).insert(key, result, bytes);
     }
 }
 
@@ -198,7 +131,7 @@ struct PerRequest {
 
 impl PerRequest {
     fn key(&self) -> Option<ValidationKey> {
-        self.key.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.key).clone()
     }
 }
 
@@ -224,7 +157,7 @@ impl Extension for PerRequest {
             && request.uploads.is_empty()
             && let Some(variables) = variables_key(&request.variables)
         {
-            *self.key.lock().unwrap_or_else(|e| e.into_inner()) = Some(ValidationKey {
+            *lock(&self.key) = Some(ValidationKey {
                 query: Arc::from(request.query.as_str()),
                 operation: request.operation_name.clone(),
                 variables,
@@ -269,7 +202,7 @@ impl Extension for PerRequest {
 mod tests {
     use super::{
         DOCUMENT_BYTES, DOCUMENTS, LONGEST_DOCUMENT, ParsedDocuments, VALIDATION_BYTES,
-        VALIDATIONS, ValidationKey,
+        VALIDATIONS, ValidationKey, lock,
     };
     use async_graphql::ValidationResult;
     use async_graphql::parser::parse_query;
@@ -282,7 +215,7 @@ mod tests {
             let q = format!("{{ f{i} }}");
             cache.remember_document(&q, &parse_query(&q).unwrap());
         }
-        assert_eq!(cache.len().0, DOCUMENTS);
+        assert_eq!(lock(&cache.inner.documents).len(), DOCUMENTS);
         // The oldest went first; the newest are there.
         assert!(cache.document("{ f0 }").is_none());
         assert!(
@@ -303,9 +236,9 @@ mod tests {
             let q = format!("{{ c{i} {field} }}");
             cache.remember_document(&q, &parse_query(&q).unwrap());
         }
-        let held = cache.lock_documents().bytes;
+        let held = lock(&cache.inner.documents).bytes();
         assert!(held <= DOCUMENT_BYTES, "{held} bytes");
-        assert!(cache.len().0 < DOCUMENTS);
+        assert!(lock(&cache.inner.documents).len() < DOCUMENTS);
 
         // Validation results: bounded in entries, and in the bytes of their keys.
         let result = ValidationResult {
@@ -321,7 +254,7 @@ mod tests {
         for i in 0..VALIDATIONS + 10 {
             cache.remember_validation(key("{ a }".into(), i), result);
         }
-        assert_eq!(cache.len().1, VALIDATIONS);
+        assert_eq!(lock(&cache.inner.validations).len(), VALIDATIONS);
         assert!(cache.validation(&key("{ a }".into(), 0)).is_none());
         assert!(
             cache
@@ -332,7 +265,7 @@ mod tests {
         for i in 0..VALIDATION_BYTES / LONGEST_DOCUMENT + 10 {
             cache.remember_validation(key(long.clone(), i), result);
         }
-        let held = cache.lock_validations().bytes;
+        let held = lock(&cache.inner.validations).bytes();
         assert!(held <= VALIDATION_BYTES, "{held} bytes");
     }
 }

@@ -17,6 +17,7 @@
 //! Requests reach this only once they carry a credential (the transports refuse the others
 //! first), so an anonymous client cannot fill the cache.
 
+use super::bounded::{Bounded, lock};
 use super::errors::{ErrorCode, to_gql};
 use crate::config::TrustedDocumentsMode;
 use async_graphql::extensions::{
@@ -26,7 +27,6 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, ServerError, ServerResult};
 use serde::Deserialize;
 use std::any::TypeId;
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use znovel_domain::model::DocumentHash;
 use znovel_domain::ports::TrustedDocumentRepository;
@@ -50,7 +50,9 @@ pub struct TrustedDocuments {
 struct Inner {
     mode: TrustedDocumentsMode,
     registry: Option<Arc<dyn TrustedDocumentRepository>>,
-    cache: Mutex<Cache>,
+    /// Document texts by hash, sized by their text; read with `peek`, so the oldest
+    /// goes first.
+    cache: Mutex<Bounded<DocumentHash, Arc<str>>>,
 }
 
 impl std::fmt::Debug for TrustedDocuments {
@@ -79,7 +81,7 @@ impl TrustedDocuments {
             inner: Arc::new(Inner {
                 mode,
                 registry,
-                cache: Mutex::new(Cache::default()),
+                cache: Mutex::new(Bounded::new(CACHE_ENTRIES, CACHE_BYTES)),
             }),
         }
     }
@@ -147,13 +149,12 @@ impl TrustedDocuments {
     }
 
     fn cached(&self, hash: &DocumentHash) -> Option<Arc<str>> {
-        let cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.map.get(hash).cloned()
+        lock(&self.inner.cache).peek(hash).cloned()
     }
 
     fn remember(&self, hash: DocumentHash, text: Arc<str>) {
-        let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(hash, text);
+        let bytes = text.len();
+        lock(&self.inner.cache).insert(hash, text, bytes);
     }
 }
 
@@ -173,33 +174,6 @@ impl Extension for TrustedDocuments {
     ) -> ServerResult<Request> {
         let request = self.resolve(request).await?;
         next.run(ctx, request).await
-    }
-}
-
-/// The documents remembered by hash, bounded in entries and bytes, oldest out first.
-#[derive(Default)]
-struct Cache {
-    map: HashMap<DocumentHash, Arc<str>>,
-    order: VecDeque<DocumentHash>,
-    bytes: usize,
-}
-
-impl Cache {
-    fn insert(&mut self, hash: DocumentHash, text: Arc<str>) {
-        if text.len() > CACHE_BYTES || self.map.contains_key(&hash) {
-            return;
-        }
-        while self.map.len() >= CACHE_ENTRIES || self.bytes + text.len() > CACHE_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(t) = self.map.remove(&old) {
-                self.bytes -= t.len();
-            }
-        }
-        self.bytes += text.len();
-        self.order.push_back(hash.clone());
-        self.map.insert(hash, text);
     }
 }
 
@@ -257,27 +231,27 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_bounds() {
-        let mut cache = Cache::default();
+        let docs = TrustedDocuments::default();
         for i in 0..(CACHE_ENTRIES + 10) {
             let text = format!("{{ a{i}: __typename }}");
-            cache.insert(DocumentHash::of(&text), Arc::from(text.as_str()));
+            docs.remember(DocumentHash::of(&text), Arc::from(text.as_str()));
         }
-        assert_eq!(cache.map.len(), CACHE_ENTRIES);
-        assert_eq!(cache.order.len(), CACHE_ENTRIES);
+        // Read back (without changing the order) the ones that should stay.
+        for i in 10..(CACHE_ENTRIES + 10) {
+            let text = format!("{{ a{i}: __typename }}");
+            assert!(docs.cached(&DocumentHash::of(&text)).is_some(), "{text}");
+        }
+        assert_eq!(lock(&docs.inner.cache).len(), CACHE_ENTRIES);
         assert!(
-            !cache
-                .map
-                .contains_key(&DocumentHash::of("{ a0: __typename }")),
+            docs.cached(&DocumentHash::of("{ a0: __typename }"))
+                .is_none(),
             "the oldest entry went first"
         );
         let big = "x".repeat(CACHE_BYTES / 2 + 1);
-        cache.insert(DocumentHash::of(&big), Arc::from(big.as_str()));
+        docs.remember(DocumentHash::of(&big), Arc::from(big.as_str()));
         let big2 = "y".repeat(CACHE_BYTES / 2 + 1);
-        cache.insert(DocumentHash::of(&big2), Arc::from(big2.as_str()));
-        assert!(cache.bytes <= CACHE_BYTES);
-        assert_eq!(
-            cache.map.values().map(|t| t.len()).sum::<usize>(),
-            cache.bytes
-        );
+        docs.remember(DocumentHash::of(&big2), Arc::from(big2.as_str()));
+        assert!(lock(&docs.inner.cache).bytes() <= CACHE_BYTES);
+        assert!(docs.cached(&DocumentHash::of(&big2)).is_some());
     }
 }
