@@ -130,10 +130,13 @@ where
         )
         .await
     };
-    committed.map_err(db_err)?;
-    leave_transaction(conn)?;
-    // A failed `BEGIN` is the error to report, whatever the statement answered.
+    // Uncounted only once the `COMMIT` has answered (see above).
+    let left = committed
+        .map_err(db_err)
+        .and_then(|()| leave_transaction(conn));
+    // A failed `BEGIN` is the error to report, whatever the statement or `COMMIT` answered.
     began.map_err(db_err)?;
+    left?;
     match result {
         Err(znovel_domain::StoreError::NotFound) => pg_read_then_commit(conn, tenant, read).await,
         other => other,
