@@ -1,5 +1,6 @@
 //! Z-Novel adapters implementing the domain's ports.
 //!
+//! - [`bounded`]: a map bounded in entries and bytes, behind the in-memory caches.
 //! - [`embed`]: embedders — the embedded multilingual model, an OpenAI-compatible
 //!   `/v1/embeddings` endpoint, and a cache in front of either.
 //! - [`llm`]: language models — an OpenAI-compatible provider over SSE and a fallback
@@ -10,6 +11,7 @@
 //! - `testing` (feature `testing`): throw-away test databases for this crate's and the
 //!   API's tests.
 
+pub mod bounded;
 pub mod embed;
 pub mod llm;
 pub mod memory;

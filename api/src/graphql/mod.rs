@@ -13,7 +13,6 @@
 //! request's [`context::actor`], and map errors with [`errors::to_gql`].
 
 pub mod admin;
-mod bounded;
 pub mod connection;
 pub mod context;
 pub mod errors;

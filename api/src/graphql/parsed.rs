@@ -19,7 +19,6 @@
 //! transports refuse the others before execution), so a client cannot fill them with
 //! garbage. Long documents and large variables are not remembered at all.
 
-use super::bounded::{Bounded, lock};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
@@ -27,6 +26,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
 use std::sync::{Arc, Mutex};
+use znovel_infra::bounded::{Bounded, lock};
 
 /// Most documents remembered.
 const DOCUMENTS: usize = 512;

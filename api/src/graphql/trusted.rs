@@ -17,7 +17,6 @@
 //! Requests reach this only once they carry a credential (the transports refuse the others
 //! first), so an anonymous client cannot fill the cache.
 
-use super::bounded::{Bounded, lock};
 use super::errors::{ErrorCode, to_gql};
 use crate::config::TrustedDocumentsMode;
 use async_graphql::extensions::{
@@ -30,6 +29,7 @@ use std::any::TypeId;
 use std::sync::{Arc, Mutex};
 use znovel_domain::model::DocumentHash;
 use znovel_domain::ports::TrustedDocumentRepository;
+use znovel_infra::bounded::{Bounded, lock};
 
 /// Most documents the persisted-query cache holds.
 const CACHE_ENTRIES: usize = 4_096;

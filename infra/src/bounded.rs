@@ -1,6 +1,6 @@
-//! A cache bounded in entries and in bytes, shared by the GraphQL layer's in-memory caches:
-//! the persisted-query cache ([`super::trusted`]) and the parsed documents and validation
-//! results ([`super::parsed`]).
+//! A map bounded in entries and in bytes, behind every in-memory cache of the process: the
+//! chapters kept for display reads (`sql::chapter_cache`) and, in the API, the
+//! persisted-query cache and the parsed documents and validation results.
 
 use lru::LruCache;
 use std::borrow::Borrow;
@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 /// A map of at most `max_entries` entries holding at most `max_bytes` bytes (each entry's
 /// size is given when it is inserted). Entries go least recently used first; one only
 /// ever read with [`Bounded::peek`] goes in insertion order (oldest first).
-pub(crate) struct Bounded<K: Hash + Eq, V> {
+pub struct Bounded<K: Hash + Eq, V> {
     entries: LruCache<K, (V, usize)>,
     bytes: usize,
     max_entries: usize,
@@ -19,7 +19,7 @@ pub(crate) struct Bounded<K: Hash + Eq, V> {
 
 impl<K: Hash + Eq, V> Bounded<K, V> {
     /// An empty cache with these bounds.
-    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
         Self {
             entries: LruCache::unbounded(),
             bytes: 0,
@@ -29,7 +29,7 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
     }
 
     /// The value under `key`, now the most recently used.
-    pub(crate) fn get<Q>(&mut self, key: &Q) -> Option<&V>
+    pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -38,7 +38,7 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
     }
 
     /// The value under `key`, its place in the eviction order unchanged.
-    pub(crate) fn peek<Q>(&self, key: &Q) -> Option<&V>
+    pub fn peek<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -46,9 +46,8 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         self.entries.peek(key).map(|(v, _)| v)
     }
 
-    /// Whether `key` is there (tests only).
-    #[cfg(test)]
-    pub(crate) fn contains<Q>(&self, key: &Q) -> bool
+    /// Whether `key` is there.
+    pub fn contains<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -59,7 +58,7 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
     /// Keeps `value` (holding `bytes`) under `key`, evicting entries until both bounds
     /// hold. Nothing changes when `key` is there already or `value` alone is over the
     /// byte bound.
-    pub(crate) fn insert(&mut self, key: K, value: V, bytes: usize) {
+    pub fn insert(&mut self, key: K, value: V, bytes: usize) {
         if bytes > self.max_bytes || self.entries.contains(&key) {
             return;
         }
@@ -73,22 +72,42 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         self.entries.put(key, (value, bytes));
     }
 
-    /// How many entries are held (tests only).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// How many bytes the entries hold (tests only).
-    #[cfg(test)]
-    pub(crate) fn bytes(&self) -> usize {
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Drops the entry under `key`, if any.
+    pub fn remove<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some((_, size)) = self.entries.pop(key) {
+            self.bytes -= size;
+        }
+    }
+
+    /// Drops every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// How many bytes the entries hold.
+    pub fn bytes(&self) -> usize {
         self.bytes
     }
 }
 
 /// Locks `mutex`, also after a panic while it was held: every change to a [`Bounded`] is
 /// complete between two calls, so what a panicking holder left is consistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -119,5 +138,12 @@ mod tests {
         // Already there: unchanged.
         c.insert("e", (), 1);
         assert_eq!(c.bytes(), 10);
+        // Removed: its bytes are free again; cleared: nothing held.
+        c.remove("e");
+        assert_eq!((c.len(), c.bytes()), (1, 3));
+        c.remove("e");
+        assert_eq!((c.len(), c.bytes()), (1, 3));
+        c.clear();
+        assert!(c.is_empty() && c.bytes() == 0);
     }
 }
