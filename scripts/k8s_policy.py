@@ -23,8 +23,8 @@ overlay unless said otherwise:
   LLM_FALLBACK_ENABLED_FILE is a mounted ConfigMap key holding true/false; in-cluster
   DATABASE_URL/REDIS_URL/QDRANT_URL hosts are Services with that port, and their
   passwords match the data stores' credentials; the PostgreSQL connection budget
-  (pool size x pods at the autoscalers' maximum, plus a rollout's surge) fits
-  max_connections.
+  ((pool size + the chapter cache's listener) x pods at the autoscalers' maximum, plus a
+  rollout's surge) fits max_connections.
 - gateway: the router configuration (Hive Router 0.3 keys) points every supergraph
   subgraph at an existing Service port (a fixed URL, or the default of a
   `from_env: SUBGRAPH_URL_<NAME>` placeholder).
@@ -571,6 +571,8 @@ def check_connection_budget(ov: str, docs: list[dict]) -> None:
             if "postgres" not in env.get("DATABASE_URL", "") or "@postgres" not in env.get("DATABASE_URL", ""):
                 continue
             pool = int(env.get("ZNOVEL_DATABASE_MAX_CONNECTIONS", "16"))
+            # The chapter cache's LISTEN connection, outside the pool.
+            pool += 0 if env.get("ZNOVEL_CHAPTER_CACHE_BYTES", "") == "0" else 1
             if w["kind"] == "Deployment":
                 hpa = next((h for h in by_kind(docs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == w["metadata"]["name"]), None)
                 pods = hpa["spec"]["maxReplicas"] if hpa else w["spec"].get("replicas", 1)

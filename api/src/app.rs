@@ -73,6 +73,7 @@ pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Sq
     })?;
     let opts = SqlOptions {
         max_connections: settings.database_max_connections,
+        chapter_cache_bytes: settings.chapter_cache_bytes,
         ..SqlOptions::default()
     };
     let store = SqlStore::connect(&settings.effective_database_url(), opts)

@@ -10,6 +10,7 @@
 //! | `ZNOVEL_DATA_DIR` | `./data` | SQLite file, admin key, local files |
 //! | `DATABASE_URL` | unset = SQLite in the data dir | `sqlite://path` or `postgres://…` |
 //! | `ZNOVEL_DATABASE_MAX_CONNECTIONS` | `16` | connection pool size |
+//! | `ZNOVEL_CHAPTER_CACHE_BYTES` | `67108864` | chapters kept in memory for display reads (`chapter(id)`), 64 MiB; `0` = off. PostgreSQL: needs `LISTEN` (not through a transaction-pooling proxy) |
 //! | `ZNOVEL_MIGRATE` | `true` | run pending migrations at start-up |
 //! | `ZNOVEL_BOOTSTRAP` | `true` for `znovel serve`, `false` with `--role` | create a local tenant and admin key on first start |
 //! | `REDIS_URL` | unset = in-process queue | Redis for queues and token streams |
@@ -82,6 +83,8 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     /// Pool size.
     pub database_max_connections: u32,
+    /// Most bytes of chapters kept in memory for display reads; `0` = off.
+    pub chapter_cache_bytes: usize,
     /// Run migrations at start-up.
     pub migrate: bool,
     /// Create the local tenant and admin key on first start; `None` = yes for the
@@ -384,6 +387,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             database_max_connections: 16,
+            chapter_cache_bytes: znovel_infra::sql::DEFAULT_CHAPTER_CACHE_BYTES,
             migrate: true,
             bootstrap: None,
             redis_url: None,
@@ -451,6 +455,7 @@ pub const VARIABLES: &[&str] = &[
     "ZNOVEL_DATA_DIR",
     "DATABASE_URL",
     "ZNOVEL_DATABASE_MAX_CONNECTIONS",
+    "ZNOVEL_CHAPTER_CACHE_BYTES",
     "ZNOVEL_MIGRATE",
     "ZNOVEL_BOOTSTRAP",
     "REDIS_URL",
@@ -649,6 +654,9 @@ impl Settings {
         }
         if let Some(v) = get("ZNOVEL_DATABASE_MAX_CONNECTIONS") {
             self.database_max_connections = parse("ZNOVEL_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("ZNOVEL_CHAPTER_CACHE_BYTES") {
+            self.chapter_cache_bytes = parse("ZNOVEL_CHAPTER_CACHE_BYTES", &v)?;
         }
         if let Some(v) = get("ZNOVEL_MIGRATE") {
             self.migrate = parse_bool("ZNOVEL_MIGRATE", &v)?;
@@ -1078,6 +1086,7 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("LLM_FALLBACK_ENABLED", "maybe"),
             ("ZNOVEL_DATABASE_MAX_CONNECTIONS", "-1"),
+            ("ZNOVEL_CHAPTER_CACHE_BYTES", "64MiB"),
             ("LLM_BASE_URL", "ftp://x"),
             ("ZNOVEL_PLAYGROUND", "perhaps"),
         ] {

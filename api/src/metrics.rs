@@ -62,6 +62,10 @@ pub struct MetricSet {
     pub ws_connections: IntGauge,
     /// Database pool connections by state (`idle`, `in_use`, `max`).
     pub db_pool: IntGaugeVec,
+    /// The chapter cache: `entries`, `bytes`, `serving` (1 or 0).
+    pub chapter_cache: IntGaugeVec,
+    /// Display reads of a chapter by outcome (`hit`: from memory, `miss`: the database).
+    pub chapter_cache_reads: IntCounterVec,
     /// Generation jobs finished by this process's workers, by kind and outcome
     /// (`succeeded`, `failed`, `cancelled`, `retried`).
     pub jobs: IntCounterVec,
@@ -134,6 +138,20 @@ impl Metrics {
         let db_pool = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
+        )?;
+        let chapter_cache = IntGaugeVec::new(
+            Opts::new(
+                "chapter_cache",
+                "Chapters kept in memory for display reads: entries, bytes, serving (1/0)",
+            ),
+            &["state"],
+        )?;
+        let chapter_cache_reads = IntCounterVec::new(
+            Opts::new(
+                "chapter_cache_reads_total",
+                "Display reads of a chapter by outcome (hit: from memory, miss: the database)",
+            ),
+            &["outcome"],
         )?;
         let jobs = IntCounterVec::new(
             Opts::new(
@@ -214,6 +232,8 @@ impl Metrics {
             Box::new(graphql_errors.clone()),
             Box::new(ws_connections.clone()),
             Box::new(db_pool.clone()),
+            Box::new(chapter_cache.clone()),
+            Box::new(chapter_cache_reads.clone()),
             Box::new(jobs.clone()),
             Box::new(job_duration.clone()),
             Box::new(ttft.clone()),
@@ -244,6 +264,8 @@ impl Metrics {
             graphql_errors,
             ws_connections,
             db_pool,
+            chapter_cache,
+            chapter_cache_reads,
             jobs,
             job_duration,
             ttft,
@@ -357,6 +379,19 @@ impl Metrics {
             self.db_pool
                 .with_label_values(&["max"])
                 .set(i64::from(s.max));
+            let c = store.chapter_cache_stats();
+            let gauge = |state: &str, v: usize| {
+                self.chapter_cache
+                    .with_label_values(&[state])
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
+            };
+            gauge("entries", c.entries);
+            gauge("bytes", c.bytes);
+            gauge("serving", usize::from(c.serving));
+            for (outcome, total) in [("hit", c.hits), ("miss", c.misses)] {
+                let counter = self.chapter_cache_reads.with_label_values(&[outcome]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
         }
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {

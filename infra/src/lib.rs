@@ -21,4 +21,4 @@ pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use sql::{DbBackend, PgRoleInfo, PoolStats, SqlOptions, SqlStore};
+pub use sql::{ChapterCacheStats, DbBackend, PgRoleInfo, PoolStats, SqlOptions, SqlStore};

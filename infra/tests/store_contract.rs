@@ -50,11 +50,15 @@ mod novels;
 mod operations;
 #[path = "store_contract/postgres_only.rs"]
 mod postgres_only;
+#[path = "store_contract/shown.rs"]
+mod shown;
 #[path = "store_contract/timeline.rs"]
 mod timeline;
 
 contract_test!(
     chapters::reads_do_not_wait_for_a_writer,
+    shown::a_shown_chapter_follows_every_write_of_its_store,
+    shown::a_shown_chapter_follows_writes_of_other_processes,
     admin::tenant_round_trip,
     admin::tenant_slug_conflict,
     admin::users,

@@ -181,8 +181,15 @@ pub trait ChapterRepository: Send + Sync + 'static {
         chapter: &Chapter,
         first_revision: Option<&ChapterRevision>,
     ) -> StoreResult<()>;
-    /// Reads a chapter.
+    /// Reads a chapter from the database: what a read that decides a write needs.
     async fn get_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<Chapter>;
+    /// Reads a chapter to show it: may answer from memory. This process's own writes are
+    /// seen at once; another process's write once its notification arrived (milliseconds
+    /// after its commit). Never for a read whose result decides a write: use
+    /// [`ChapterRepository::get_chapter`]. By default the same as `get_chapter`.
+    async fn show_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<Chapter> {
+        self.get_chapter(tenant, id).await
+    }
     /// Reads the chapter of a novel at a seq.
     async fn find_chapter_by_seq(
         &self,

@@ -535,8 +535,17 @@ impl StoryService {
         Ok(self.store.memory_progress(actor.tenant_id, novel).await?)
     }
 
-    /// Reads a chapter.
+    /// Reads a chapter to show it (possibly from the store's memory: see
+    /// [`ChapterRepository::show_chapter`](crate::ports::ChapterRepository::show_chapter)).
     pub async fn chapter(&self, actor: &Actor, id: ChapterId) -> Result<Chapter, Error> {
+        self.store
+            .show_chapter(actor.tenant_id, id)
+            .await
+            .or_not_found("chapter")
+    }
+
+    /// Reads a chapter from the database, for a change based on it.
+    async fn stored_chapter(&self, actor: &Actor, id: ChapterId) -> Result<Chapter, Error> {
         self.store
             .get_chapter(actor.tenant_id, id)
             .await
@@ -567,7 +576,7 @@ impl StoryService {
         input: UpdateChapter,
     ) -> Result<Chapter, Error> {
         actor.require_write()?;
-        let mut c = self.chapter(actor, id).await?;
+        let mut c = self.stored_chapter(actor, id).await?;
         if let Some(vid) = input.volume_id {
             if let Some(vid) = vid {
                 self.volume_of(actor, vid, c.novel_id).await?;
@@ -649,7 +658,7 @@ impl StoryService {
         revision: RevisionId,
     ) -> Result<Chapter, Error> {
         actor.require_write()?;
-        let c = self.chapter(actor, id).await?;
+        let c = self.stored_chapter(actor, id).await?;
         let r = self
             .store
             .get_revision(actor.tenant_id, revision)
@@ -672,7 +681,7 @@ impl StoryService {
     /// Deletes a chapter and its revisions. Needs MEMBER.
     pub async fn delete_chapter(&self, actor: &Actor, id: ChapterId) -> Result<Chapter, Error> {
         actor.require_write()?;
-        let c = self.chapter(actor, id).await?;
+        let c = self.stored_chapter(actor, id).await?;
         self.store
             .delete_chapter(actor.tenant_id, id)
             .await

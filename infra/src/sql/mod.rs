@@ -11,6 +11,8 @@
 
 #[macro_use]
 mod macros;
+pub(crate) mod chapter_cache;
+pub use chapter_cache::ChapterCacheStats;
 mod error;
 mod migrate;
 pub(crate) mod pool;
@@ -41,7 +43,15 @@ pub struct SqlOptions {
     /// would not apply. The migrations create `znovel_app`; another name is created and
     /// granted by [`SqlStore::migrate`].
     pub pg_app_role: String,
+    /// Most bytes of chapters kept in memory for display reads (see
+    /// [`ChapterRepository::show_chapter`]); `0` turns that cache off.
+    ///
+    /// [`ChapterRepository::show_chapter`]: znovel_domain::ports::ChapterRepository::show_chapter
+    pub chapter_cache_bytes: usize,
 }
+
+/// [`SqlOptions::chapter_cache_bytes`] by default: 64 MiB.
+pub const DEFAULT_CHAPTER_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for SqlOptions {
     fn default() -> Self {
@@ -49,6 +59,7 @@ impl Default for SqlOptions {
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
             pg_app_role: migrate::DEFAULT_APP_ROLE.to_owned(),
+            chapter_cache_bytes: DEFAULT_CHAPTER_CACHE_BYTES,
         }
     }
 }
@@ -97,17 +108,22 @@ pub struct SqlStore {
 struct Inner {
     target: Target,
     opts: SqlOptions,
+    /// Chapters kept for display reads.
+    chapters: Arc<chapter_cache::ChapterCache>,
 }
 
 impl SqlStore {
     /// Connects to `url`: `sqlite://<path to file>` (the file and its parent
     /// directories are created if missing) or `postgres://…` / `postgresql://…`; anything
     /// else is an error naming the accepted forms. Checks that the database is reachable
-    /// but does not migrate (see [`SqlStore::migrate`]).
+    /// but does not migrate (see [`SqlStore::migrate`]). A PostgreSQL store with a chapter
+    /// cache starts a task listening for chapter writes on the current tokio runtime.
     pub async fn connect(url: &str, opts: SqlOptions) -> anyhow::Result<SqlStore> {
         use anyhow::Context;
+        use chapter_cache::{ChapterCache, DataVersion};
         let target = pool::parse_url(url)?;
-        let pools =
+        let cache_bytes = opts.chapter_cache_bytes;
+        let (pools, chapters) =
             match &target {
                 Target::Sqlite(path) => {
                     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -119,7 +135,16 @@ impl SqlStore {
                     drop(pool.get().await.map_err(error::pool_err).with_context(|| {
                         format!("opening the SQLite database {}", path.display())
                     })?);
-                    Pools::Sqlite(pool)
+                    let cache = if cache_bytes == 0 {
+                        ChapterCache::new(0, false)
+                    } else {
+                        let file = path.clone();
+                        let watch = tokio::task::spawn_blocking(move || pool::open_sqlite(&file))
+                            .await
+                            .context("opening the SQLite database")??;
+                        ChapterCache::sqlite(cache_bytes, DataVersion::new(watch))
+                    };
+                    (Pools::Sqlite(pool), Arc::new(cache))
                 }
                 Target::Postgres(url) => {
                     // Fail fast on a wrong URL or a down server. The pool's connections also
@@ -129,12 +154,24 @@ impl SqlStore {
                             .await
                             .context("connecting to PostgreSQL")?,
                     );
-                    Pools::Postgres(pool::pg_pool(url, &opts))
+                    let cache = Arc::new(ChapterCache::new(cache_bytes, false));
+                    if cache.enabled() {
+                        chapter_cache::listen::spawn(
+                            Arc::downgrade(&cache),
+                            url.clone(),
+                            opts.connect_timeout,
+                        );
+                    }
+                    (Pools::Postgres(pool::pg_pool(url, &opts)), cache)
                 }
             };
         Ok(SqlStore {
             pools,
-            inner: Arc::new(Inner { target, opts }),
+            inner: Arc::new(Inner {
+                target,
+                opts,
+                chapters,
+            }),
         })
     }
 
@@ -180,6 +217,23 @@ impl SqlStore {
             idle: state.idle_connections,
             max: self.inner.opts.max_connections.max(1),
         }
+    }
+
+    /// The chapters kept for display reads.
+    pub(crate) fn chapter_cache(&self) -> &chapter_cache::ChapterCache {
+        &self.inner.chapters
+    }
+
+    /// Whether display reads may be answered from memory now: the chapter cache is on
+    /// and, on PostgreSQL, its connection listens for chapter writes (after start-up,
+    /// and again after that connection was lost and replaced).
+    pub fn chapter_cache_serving(&self) -> bool {
+        self.inner.chapters.serving()
+    }
+
+    /// What the chapter cache holds and has done (for metrics).
+    pub fn chapter_cache_stats(&self) -> ChapterCacheStats {
+        self.inner.chapters.stats()
     }
 
     /// Which database this store talks to.

@@ -326,3 +326,71 @@ async fn point_reads_in_one_round_trip_find_their_row_cold_and_warm() {
         assert_eq!(s.get_chapter(t.id, c.id).await.unwrap().title, "Renamed");
     }
 }
+
+/// The chapter cache answers from memory only while it hears of every write: with the
+/// notifying trigger disabled an operator's SQL goes unnoticed (the kept chapter is shown),
+/// but once its listening connection is cut it reads the database again, stays off while
+/// the trigger is disabled, and comes back on, empty, when the trigger is enabled again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chapter_cache_is_off_until_it_listens_again() {
+    use crate::shown::{shown_until, until_serving};
+    let ctx = Ctx::new(DbBackend::Postgres).await;
+    let s = &ctx.store;
+    until_serving(s).await;
+    let (t, n) = tenant_with_novel(s, "listen").await;
+    let c = chapter(&n, 1, 12);
+    s.insert_chapter(&c, None).await.unwrap();
+    // Once the insert's notification was heard, a chapter shown is kept.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.chapter_cache_stats().notifications < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the insert was never heard of"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.show_chapter(t.id, c.id).await.unwrap(), c);
+    let hits = s.chapter_cache_stats().hits;
+    assert_eq!(s.show_chapter(t.id, c.id).await.unwrap(), c);
+    assert_eq!(s.chapter_cache_stats().hits, hits + 1, "shown from memory");
+
+    ctx.exec("ALTER TABLE chapters DISABLE TRIGGER chapters_notify")
+        .await;
+    ctx.exec(&format!(
+        "UPDATE chapters SET title = 'unnoticed' WHERE id = '{}'",
+        c.id
+    ))
+    .await;
+    // Kept: the update was not heard of.
+    assert_eq!(s.show_chapter(t.id, c.id).await.unwrap().title, c.title);
+    assert_eq!(s.chapter_cache_stats().hits, hits + 2);
+
+    ctx.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'znovel-chapter-cache' AND datname = current_database()",
+    )
+    .await;
+    let shown = shown_until(s, t.id, c.id, |r| {
+        r.as_ref().is_ok_and(|x| x.title == "unnoticed")
+    })
+    .await;
+    assert_eq!(shown.unwrap().title, "unnoticed");
+    // The trigger is disabled: listening again would miss writes, so the cache stays off.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(!s.chapter_cache_serving());
+
+    ctx.exec("ALTER TABLE chapters ENABLE TRIGGER chapters_notify")
+        .await;
+    until_serving(s).await;
+    assert_eq!(s.show_chapter(t.id, c.id).await.unwrap().title, "unnoticed");
+    ctx.exec(&format!(
+        "UPDATE chapters SET title = 'heard of' WHERE id = '{}'",
+        c.id
+    ))
+    .await;
+    let shown = shown_until(s, t.id, c.id, |r| {
+        r.as_ref().is_ok_and(|x| x.title == "heard of")
+    })
+    .await;
+    assert_eq!(shown.unwrap().title, "heard of");
+}

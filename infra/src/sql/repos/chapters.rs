@@ -333,6 +333,18 @@ impl ChapterRepository for SqlStore {
         dispatch_point!(self, get(tenant, id), pg = pg_get, sqlite = sqlite_get)
     }
 
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, chapter = %id))]
+    async fn show_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<Chapter> {
+        let cache = self.chapter_cache();
+        if let Some(kept) = cache.get(tenant, id) {
+            return Ok(kept);
+        }
+        let epoch = cache.epoch();
+        let c = dispatch_point!(self, get(tenant, id), pg = pg_get, sqlite = sqlite_get)?;
+        cache.keep(epoch, &c);
+        Ok(c)
+    }
+
     #[tracing::instrument(skip_all, fields(tenant = %tenant, novel = %novel, seq))]
     async fn find_chapter_by_seq(
         &self,
@@ -366,7 +378,9 @@ impl ChapterRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %chapter.tenant_id, chapter = %chapter.id))]
     async fn update_chapter(&self, chapter: &Chapter) -> StoreResult<()> {
-        dispatch!(self, update(chapter))
+        let written = dispatch!(self, update(chapter));
+        self.chapter_cache().forget(chapter.id);
+        written
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %chapter.tenant_id, chapter = %chapter.id))]
@@ -376,12 +390,16 @@ impl ChapterRepository for SqlStore {
         expected_version: i32,
         revision: &ChapterRevision,
     ) -> StoreResult<()> {
-        dispatch!(self, save_content(chapter, expected_version, revision))
+        let written = dispatch!(self, save_content(chapter, expected_version, revision));
+        self.chapter_cache().forget(chapter.id);
+        written
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, chapter = %id))]
     async fn delete_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<()> {
-        dispatch!(self, delete(tenant, id))
+        let written = dispatch!(self, delete(tenant, id));
+        self.chapter_cache().forget(id);
+        written
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, revision = %id))]

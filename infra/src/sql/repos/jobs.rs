@@ -524,7 +524,9 @@ impl JobRepository for SqlStore {
         expected_version: i32,
         revision: &ChapterRevision,
     ) -> StoreResult<()> {
-        dispatch!(self, complete(job, chapter, expected_version, revision))
+        let written = dispatch!(self, complete(job, chapter, expected_version, revision));
+        self.chapter_cache().forget(chapter.id);
+        written
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, model))]

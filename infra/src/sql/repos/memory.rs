@@ -606,7 +606,9 @@ impl MemoryRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %memory.tenant_id, chapter = %memory.chapter_id))]
     async fn replace_extracted(&self, memory: &ExtractedMemory) -> StoreResult<Option<Vec<Uuid>>> {
-        dispatch!(self, replace_extracted(memory))
+        let written = dispatch!(self, replace_extracted(memory));
+        self.chapter_cache().forget(memory.chapter_id);
+        written
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %appearances.tenant_id, chapter = %appearances.chapter_id))]

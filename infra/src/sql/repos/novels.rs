@@ -262,6 +262,9 @@ impl NovelRepository for SqlStore {
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant, volume = %id))]
     async fn delete_volume(&self, tenant: TenantId, id: VolumeId) -> StoreResult<()> {
-        dispatch!(self, delete_volume(tenant, id))
+        let written = dispatch!(self, delete_volume(tenant, id));
+        // Its chapters' volume_id became NULL.
+        self.chapter_cache().forget_all();
+        written
     }
 }

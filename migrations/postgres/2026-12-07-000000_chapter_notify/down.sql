@@ -1,0 +1,2 @@
+DROP TRIGGER chapters_notify ON chapters;
+DROP FUNCTION znovel_chapters_notify();
