@@ -6,8 +6,12 @@
 //! `chapter(id) { title content }` (adds the tenant-scoped read and a ≈16 KB answer), and
 //! a bare axum handler returning the chapter's JSON bytes from memory (HTTP alone, no
 //! middleware), and the chapter read alone — `StoryService::chapter` called by 50 tasks in
-//! the process, no HTTP, no GraphQL: the floor the store itself sets. The server is built like `znovel serve` builds it (JSON logs at `info`,
-//! request limits on — set so high they never refuse, jemalloc as the allocator).
+//! the process, no HTTP, no GraphQL: the floor the store itself sets. `chapter(id)` and
+//! the read alone run twice: on the server as configured by default (chapters shown are
+//! kept in memory) and on a second server on the same database with
+//! `ZNOVEL_CHAPTER_CACHE_BYTES=0` (every read goes to the database). The servers are built
+//! like `znovel serve` builds them (JSON logs at `info`, request limits on — set so high
+//! they never refuse, jemalloc as the allocator).
 //! Rounds alternate between the endpoints so machine noise hits them alike; the ratio to
 //! `/health` is the number to compare, with the p99 at the default 50 connections.
 //!
@@ -116,13 +120,15 @@ async fn load(target: Arc<Target>, concurrency: u64, secs: u64) -> (f64, Histogr
     (rps, total)
 }
 
-/// Starts the server on `db` (as `znovel serve` would, limits never reached): (base
-/// URL, admin key, data dir, the server's services).
+/// Starts a server on `db` (as `znovel serve` would, limits never reached, keeping at
+/// most `chapter_cache_bytes` of chapters): (base URL, the admin key when this server
+/// created it, data dir, the server's services).
 async fn server(
     db: &TestDatabase,
+    chapter_cache_bytes: usize,
 ) -> (
     String,
-    String,
+    Option<String>,
     std::path::PathBuf,
     znovel_domain::services::Services,
 ) {
@@ -132,12 +138,13 @@ async fn server(
         database_url: Some(db.url.clone().into()),
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        chapter_cache_bytes,
         ..Settings::default()
     };
     settings.rate_limits.requests_per_key = NEVER_REACHED;
     settings.rate_limits.requests_per_tenant = NEVER_REACHED;
     let app = App::build(&settings).await.unwrap();
-    let key = app.admin_key.clone().unwrap().key;
+    let key = app.admin_key.clone().map(|k| k.key);
     let services = app.services.clone();
     let listener = app::bind(
         settings.listen,
@@ -207,13 +214,23 @@ async fn bare_handler(bytes: axum::body::Bytes) -> String {
 }
 
 async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
-    let (base, key, dir, services) = server(&db).await;
+    let (base, key, dir, services) =
+        server(&db, znovel_infra::sql::DEFAULT_CHAPTER_CACHE_BYTES).await;
+    let key = key.unwrap();
+    let (cold_base, _, cold_dir, cold_services) = server(&db, 0).await;
     let graphql = format!("{base}/graphql");
     let (body, chapter) = chapter_request(&graphql, &key).await;
+    let chapter = znovel::graphql::ids::decode(&async_graphql::ID(chapter), "id").unwrap();
+    let actor = services.admin.authenticate_api_key(&key).await.unwrap();
     let direct = DirectRead {
-        actor: services.admin.authenticate_api_key(&key).await.unwrap(),
-        chapter: znovel::graphql::ids::decode(&async_graphql::ID(chapter), "id").unwrap(),
+        actor: actor.clone(),
+        chapter,
         services,
+    };
+    let cold_direct = DirectRead {
+        actor,
+        chapter,
+        services: cold_services,
     };
     let expected = reqwest::Client::new()
         .post(&graphql)
@@ -253,7 +270,7 @@ async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
             name: "bare axum handler (same JSON, other listener)",
             url: bare_handler(expected).await,
             key: None,
-            body: Some(body),
+            body: Some(body.clone()),
             direct: None,
         },
         Target {
@@ -262,6 +279,20 @@ async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
             key: None,
             body: None,
             direct: Some(direct),
+        },
+        Target {
+            name: "`chapter(id) { title content }`, chapter cache off",
+            url: format!("{cold_base}/graphql"),
+            key: Some(key.clone()),
+            body: Some(body.clone()),
+            direct: None,
+        },
+        Target {
+            name: "the read alone, chapter cache off",
+            url: String::new(),
+            key: None,
+            body: None,
+            direct: Some(cold_direct),
         },
     ]
     .map(Arc::new);
@@ -285,6 +316,7 @@ async fn bench_backend(name: &str, db: TestDatabase) -> Vec<String> {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&cold_dir).ok();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1000.0;
     let health = mean(&rps[0]);
