@@ -36,9 +36,10 @@
 //! [`SqlStore`]: super::SqlStore
 
 use crate::bounded::{Bounded, lock};
-use diesel::QueryableByName;
+use diesel::QueryResult;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::BigInt;
-use diesel::sqlite::SqliteConnection;
+use diesel::sqlite::{Sqlite, SqliteConnection};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,11 +99,24 @@ pub(crate) struct DataVersion {
     conn: Mutex<(SqliteConnection, Option<i64>)>,
 }
 
-#[derive(QueryableByName)]
-struct Version {
-    #[diesel(sql_type = BigInt)]
-    data_version: i64,
+/// `PRAGMA data_version` as a query of its own type, so diesel prepares it once per
+/// connection and finds it in its statement cache afterwards (`sql_query` would be
+/// prepared again at every call: most of the check's cost).
+#[derive(Debug, Clone, Copy, QueryId)]
+struct PragmaDataVersion;
+
+impl Query for PragmaDataVersion {
+    type SqlType = BigInt;
 }
+
+impl QueryFragment<Sqlite> for PragmaDataVersion {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("PRAGMA data_version");
+        Ok(())
+    }
+}
+
+impl diesel::RunQueryDsl<SqliteConnection> for PragmaDataVersion {}
 
 impl DataVersion {
     /// Watches the file `conn` is open on.
@@ -117,12 +131,7 @@ impl DataVersion {
     fn moved(&self) -> bool {
         let mut guard = lock(&self.conn);
         let (conn, seen) = &mut *guard;
-        let now = diesel::RunQueryDsl::get_result::<Version>(
-            diesel::sql_query("PRAGMA data_version"),
-            conn,
-        )
-        .map(|v| v.data_version)
-        .ok();
+        let now = diesel::RunQueryDsl::get_result::<i64>(PragmaDataVersion, conn).ok();
         let moved = now.is_none() || now != *seen;
         *seen = now;
         moved
