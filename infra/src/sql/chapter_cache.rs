@@ -9,8 +9,8 @@
 //! - **other processes' writes (SQLite)**: before answering, the cache asks SQLite for
 //!   the file's `PRAGMA data_version` on a connection of its own; it moves whenever any
 //!   other connection (of this process or another, such as a `znovel worker` on the same
-//!   file) committed a change, and the cache then drops everything. A few microseconds,
-//!   no disk read;
+//!   file) committed a change, and the cache then drops everything. A few microseconds
+//!   (a read transaction: locks on the WAL index), no disk read;
 //! - **other processes' writes (PostgreSQL)**: a trigger on `chapters` sends
 //!   `NOTIFY znovel_chapters, '<id>'` with every row written, delivered when its
 //!   transaction commits; each store keeps one connection listening and forgets the
@@ -18,16 +18,17 @@
 //!   an error, the trigger missing because the migrations have not run), the cache is off:
 //!   every read goes to the database and nothing is kept; it is emptied again when
 //!   listening resumes. The connection's `application_name` is `znovel-chapter-cache`.
-//!   It is checked every [`PING_EVERY`]; one that does not
-//!   answer within [`PING_TIMEOUT`] is replaced (a silent network partition would
-//!   otherwise leave stale entries forever).
+//!   It is checked every [`PING_EVERY`]; one that does not answer within
+//!   [`PING_TIMEOUT`] is replaced (a silent network partition would otherwise leave stale
+//!   entries forever).
 //!
 //! A read that raced a write never leaves the old row behind: forgetting bumps an epoch
 //! (under the lock that guards the entries), a read notes the epoch before it asks the
 //! database and keeps its row only if the epoch has not moved since.
 //!
-//! What the cache trades: another process's write is seen once its notification arrived
-//! (milliseconds after its commit), not at its commit. Reads that decide a write
+//! What the cache trades (PostgreSQL): another process's write is seen once its
+//! notification arrived (typically well under a millisecond after its commit), not at its
+//! commit. Reads that decide a write
 //! (optimistic versions, the pipeline, memory, validation) use
 //! [`ChapterRepository::get_chapter`], which always reads the database.
 //!
@@ -127,12 +128,17 @@ impl DataVersion {
     }
 
     /// Whether another connection committed a change since the last call (also `true`
-    /// on the first call, and when the version cannot be read).
-    fn moved(&self) -> bool {
+    /// on the first call, and when the version cannot be read); runs `then` first when
+    /// so, before another caller can see the new version as already seen (or a second
+    /// reader would answer an entry the first is about to drop).
+    fn moved(&self, then: impl FnOnce()) -> bool {
         let mut guard = lock(&self.conn);
         let (conn, seen) = &mut *guard;
         let now = diesel::RunQueryDsl::get_result::<i64>(PragmaDataVersion, conn).ok();
         let moved = now.is_none() || now != *seen;
+        if moved {
+            then();
+        }
         *seen = now;
         moved
     }
@@ -187,9 +193,8 @@ impl ChapterCache {
             return None;
         }
         if let Some(version) = &self.data_version
-            && version.moved()
+            && version.moved(|| self.forget_all())
         {
-            self.forget_all();
             return None;
         }
         let kept = lock(&self.entries).get(&id).cloned()?;
