@@ -99,8 +99,9 @@ REQUIRED_ALERT_METRICS = {
     "forced fallback": {"znovel_llm_fallback_forced"},
 }
 
-# Identifiers in the runbook that look like metrics but are not (PostgreSQL role).
-NOT_METRICS = {"znovel_app"}
+# Identifiers in the runbook that look like metrics but are not (the PostgreSQL role, the
+# channel chapter writes are notified on).
+NOT_METRICS = {"znovel_app", "znovel_chapters"}
 
 # The canary overlay adds exactly these (kind, name) -- generated ConfigMaps by prefix.
 CANARY_ADDED = {
