@@ -226,34 +226,32 @@ impl ChapterCache {
 
     /// Drops chapter `id` (it was written, or may have been).
     pub(crate) fn forget(&self, id: ChapterId) {
-        if !self.enabled {
-            return;
-        }
-        let mut entries = lock(&self.entries);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.remove(&id);
+        self.invalidate(|entries| entries.remove(&id));
     }
 
     /// Drops every chapter (a write touched rows it does not name).
     pub(crate) fn forget_all(&self) {
-        if !self.enabled {
-            return;
-        }
-        let mut entries = lock(&self.entries);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.invalidate(Bounded::clear);
     }
 
     /// Turns serving on or off; either way the entries are dropped (while off, writes
     /// elsewhere may have gone unnoticed).
     pub(crate) fn set_on(&self, on: bool) {
+        self.invalidate(|entries| {
+            entries.clear();
+            self.on.store(on, Ordering::Release);
+        });
+    }
+
+    /// Moves the epoch and applies `change` under the entries' lock: every change that may
+    /// make a kept row out of date goes through here, so no read in flight keeps one.
+    fn invalidate(&self, change: impl FnOnce(&mut Bounded<ChapterId, Arc<Chapter>>)) {
         if !self.enabled {
             return;
         }
         let mut entries = lock(&self.entries);
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-        self.on.store(on, Ordering::Release);
+        change(&mut entries);
     }
 
     /// Whether entries may be served now.

@@ -340,7 +340,7 @@ impl ChapterRepository for SqlStore {
             return Ok(kept);
         }
         let epoch = cache.epoch();
-        let c = dispatch_point!(self, get(tenant, id), pg = pg_get, sqlite = sqlite_get)?;
+        let c = self.get_chapter(tenant, id).await?;
         cache.keep(epoch, &c);
         Ok(c)
     }
