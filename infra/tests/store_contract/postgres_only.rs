@@ -333,7 +333,7 @@ async fn point_reads_in_one_round_trip_find_their_row_cold_and_warm() {
 /// the trigger is disabled, and comes back on, empty, when the trigger is enabled again.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chapter_cache_is_off_until_it_listens_again() {
-    use crate::shown::{shown_until, until_serving};
+    use crate::shown::{shown_until, until, until_serving};
     let ctx = Ctx::new(DbBackend::Postgres).await;
     let s = &ctx.store;
     until_serving(s).await;
@@ -341,14 +341,10 @@ async fn the_chapter_cache_is_off_until_it_listens_again() {
     let c = chapter(&n, 1, 12);
     s.insert_chapter(&c, None).await.unwrap();
     // Once the insert's notification was heard, a chapter shown is kept.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while s.chapter_cache_stats().notifications < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the insert was never heard of"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until("the insert's notification", || {
+        s.chapter_cache_stats().notifications >= 1
+    })
+    .await;
     assert_eq!(s.show_chapter(t.id, c.id).await.unwrap(), c);
     let hits = s.chapter_cache_stats().hits;
     assert_eq!(s.show_chapter(t.id, c.id).await.unwrap(), c);

@@ -14,13 +14,21 @@ use znovel_infra::{DbBackend, SqlStore};
 /// its commit; SQLite: at once).
 const NOTICED_WITHIN: Duration = Duration::from_secs(10);
 
+/// Waits until `done` holds, for at most [`NOTICED_WITHIN`] (then fails naming `what`).
+pub async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + NOTICED_WITHIN;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits until `store` answers display reads from memory (PostgreSQL: its listener runs).
 pub async fn until_serving(store: &SqlStore) {
-    let deadline = Instant::now() + NOTICED_WITHIN;
-    while !store.chapter_cache_serving() {
-        assert!(Instant::now() < deadline, "the chapter cache never came on");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the chapter cache coming on", || {
+        store.chapter_cache_serving()
+    })
+    .await;
 }
 
 /// Shows `id` until `done` holds for it, for at most [`NOTICED_WITHIN`]; the last shown.
