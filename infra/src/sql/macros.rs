@@ -40,7 +40,8 @@ macro_rules! per_backend {
 }
 
 /// `dispatch!(store, [module::]function(args…))`: checks a connection out of the store's
-/// pool and calls `[module::]pg::function(conn, args…)` or `[module::]sqlite::function(…)`.
+/// pool and calls `[module::]pg::function(conn, args…)` or `[module::]sqlite::function(…)`
+/// (the latter with the store's [`super::tx::WriteGate`] as the one its writes queue at).
 macro_rules! dispatch {
     ($store:expr, $module:ident :: $f:ident($($arg:expr),* $(,)?)) => {
         dispatch!(@go $store, $module::pg::$f, $module::sqlite::$f, $($arg),*)
@@ -54,9 +55,13 @@ macro_rules! dispatch {
                 let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
                 $pg(&mut conn, $($arg),*).await
             }
-            $crate::sql::pool::Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
-                $sqlite(&mut conn, $($arg),*).await
+            $crate::sql::pool::Pools::Sqlite(pool, writes) => {
+                writes
+                    .serve(async {
+                        let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
+                        $sqlite(&mut conn, $($arg),*).await
+                    })
+                    .await
             }
         }
     };
@@ -78,7 +83,7 @@ macro_rules! dispatch_point {
                 let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
                 $pg(&mut conn, $($arg),*).await
             }
-            $crate::sql::pool::Pools::Sqlite(pool) => {
+            $crate::sql::pool::Pools::Sqlite(pool, _) => {
                 $crate::sql::pool::on_caller(async {
                     let mut conn = pool.get().await.map_err($crate::sql::error::pool_err)?;
                     $sqlite(&mut conn, $($arg),*).await

@@ -19,7 +19,7 @@ pub(crate) mod pool;
 pub(crate) mod repos;
 mod rows;
 mod schema;
-mod tx;
+pub(crate) mod tx;
 pub(crate) mod types;
 
 use diesel::deserialize::QueryableByName;
@@ -144,7 +144,7 @@ impl SqlStore {
                             .context("opening the SQLite database")??;
                         ChapterCache::sqlite(cache_bytes, DataVersion::new(watch))
                     };
-                    (Pools::Sqlite(pool), Arc::new(cache))
+                    (Pools::Sqlite(pool, tx::WriteGate::new()), Arc::new(cache))
                 }
                 Target::Postgres(url) => {
                     // Fail fast on a wrong URL or a down server. The pool's connections also
@@ -196,7 +196,7 @@ impl SqlStore {
                 sql.execute(&mut p.get().await.map_err(error::pool_err)?)
                     .await
             }
-            Pools::Sqlite(p) => {
+            Pools::Sqlite(p, _) => {
                 sql.execute(&mut p.get().await.map_err(error::pool_err)?)
                     .await
             }
@@ -210,7 +210,7 @@ impl SqlStore {
     pub fn pool_stats(&self) -> PoolStats {
         let state = match &self.pools {
             Pools::Postgres(p) => p.state(),
-            Pools::Sqlite(p) => p.state(),
+            Pools::Sqlite(p, _) => p.state(),
         };
         PoolStats {
             connections: state.connections,

@@ -115,8 +115,8 @@ pub type SqlitePool = bb8::Pool<AsyncDieselConnectionManager<SqliteConn>>;
 pub enum Pools {
     /// PostgreSQL.
     Postgres(PgPool),
-    /// SQLite.
-    Sqlite(SqlitePool),
+    /// SQLite, and the queue its write transactions take turns in.
+    Sqlite(SqlitePool, super::tx::WriteGate),
 }
 
 /// A parsed database URL.
@@ -220,9 +220,9 @@ pub fn pg_pool(url: &str, opts: &SqlOptions) -> PgPool {
         .build_unchecked(manager)
 }
 
-/// The statements every SQLite connection runs first.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// The statements every SQLite connection runs first (after `busy_timeout`).
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 diesel::define_sql_function! {
     /// Unicode lower-case (SQLite's `lower` only folds ASCII); used for searches.
@@ -233,7 +233,8 @@ diesel::define_sql_function! {
 pub fn open_sqlite(path: &Path) -> ConnectionResult<SqliteConnection> {
     let url = path.to_string_lossy();
     let mut conn = SqliteConnection::establish(&url)?;
-    conn.batch_execute(SQLITE_PRAGMAS)
+    let busy = super::tx::SQLITE_BUSY_TIMEOUT.as_millis();
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {busy}; {SQLITE_PRAGMAS}"))
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
     znovel_casefold_utils::register_impl(&mut conn, |x: String| x.to_lowercase())
         .map_err(ConnectionError::CouldntSetupConfiguration)?;

@@ -8,8 +8,12 @@
 //! tenant is a UUID, written in its hyphenated form — nothing in it needs quoting).
 //!
 //! SQLite: writes start with `BEGIN IMMEDIATE`, taking the write lock up front so two
-//! writers queue on `busy_timeout` instead of deadlocking on a lock upgrade; reads are
-//! single statements and need no transaction.
+//! writers never deadlock on a lock upgrade; reads are single statements and need no
+//! transaction. The writers of one store first take their turn at its [`WriteGate`], in
+//! the order they asked, so `BEGIN IMMEDIATE` finds the lock free: SQLite's own queue for
+//! it is a busy handler that sleeps and retries (up to 100 ms a try), in no order, and
+//! under a burst of writes a few unlucky ones lost the lock again and again. Writers of
+//! other processes on the same file still meet in `busy_timeout`.
 
 use super::error::db_err;
 use super::pool::SqliteConn;
@@ -17,6 +21,9 @@ use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 use futures_util::future::BoxFuture;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use znovel_domain::ids::TenantId;
 use znovel_domain::ports::StoreResult;
 
@@ -29,32 +36,103 @@ pub enum Access {
     Write,
 }
 
+/// What [`TxConn::begin`] opened, to hand to [`TxConn::finish`].
+#[derive(Debug)]
+pub struct Opened {
+    /// Whether a transaction is open.
+    open: bool,
+    /// A SQLite writer's turn at its store's [`WriteGate`], given back once the
+    /// transaction has ended.
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl Opened {
+    /// No transaction (nothing to end).
+    const NONE: Opened = Opened {
+        open: false,
+        _turn: None,
+    };
+    /// A transaction without a write turn.
+    const OPEN: Opened = Opened {
+        open: true,
+        _turn: None,
+    };
+}
+
 /// Opening and closing the transaction of one repository operation.
 pub trait TxConn: Send {
-    /// Opens the transaction `access` needs, scoped to `tenant` when given. Returns
-    /// whether a transaction was opened (to hand to [`TxConn::finish`]).
+    /// Opens the transaction `access` needs, scoped to `tenant` when given.
     fn begin(
         &mut self,
         tenant: Option<TenantId>,
         access: Access,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    ) -> impl Future<Output = StoreResult<Opened>> + Send;
 
     /// Commits when `result` is `Ok`, rolls back otherwise; returns `result` (or the
     /// commit's error).
     fn finish<T: Send>(
         &mut self,
-        opened: bool,
+        opened: Opened,
         result: StoreResult<T>,
     ) -> impl Future<Output = StoreResult<T>> + Send;
+}
+
+/// The queue of one SQLite store's writers: one write transaction at a time, in the order
+/// they asked (tokio's semaphore is fair). Reads never take it (WAL: a reader does not
+/// wait for the writer).
+#[derive(Clone, Debug)]
+pub struct WriteGate(Arc<Semaphore>);
+
+/// How long a writer waits for its turn before it tries SQLite's lock anyway (where
+/// `busy_timeout` then decides), so the gate can never wait forever where SQLite alone
+/// would have given up: SQLite's `busy_timeout`.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+impl WriteGate {
+    /// A gate with no writer in it.
+    pub fn new() -> WriteGate {
+        WriteGate(Arc::new(Semaphore::new(1)))
+    }
+
+    /// Runs `operation` with this gate as the one its SQLite write transactions queue at.
+    pub fn serve<F: Future>(&self, operation: F) -> impl Future<Output = F::Output> + use<F> {
+        SQLITE_WRITE_GATE.scope(self.clone(), operation)
+    }
+
+    /// Waits for the turn of the writer calling (none outside [`WriteGate::serve`]).
+    async fn turn() -> Option<OwnedSemaphorePermit> {
+        let gate = SQLITE_WRITE_GATE.try_with(|gate| gate.0.clone()).ok()?;
+        match tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.acquire_owned()).await {
+            Ok(turn) => turn.ok(),
+            Err(_) => {
+                tracing::warn!(
+                    waited = ?SQLITE_BUSY_TIMEOUT,
+                    "a SQLite write waited its whole turn: trying the database's lock anyway"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Default for WriteGate {
+    fn default() -> Self {
+        WriteGate::new()
+    }
+}
+
+tokio::task_local! {
+    /// The gate of the store whose operation runs (set by `dispatch!`).
+    static SQLITE_WRITE_GATE: WriteGate;
 }
 
 type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
 type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
 
 impl TxConn for AsyncPgConnection {
-    async fn begin(&mut self, tenant: Option<TenantId>, _access: Access) -> StoreResult<bool> {
+    async fn begin(&mut self, tenant: Option<TenantId>, _access: Access) -> StoreResult<Opened> {
         let Some(tenant) = tenant else {
-            return Ok(false);
+            return Ok(Opened::NONE);
         };
         if let Err(e) = PgTm::begin_transaction_sql(self, &begin_for(tenant)).await {
             // diesel counts no transaction after a failed batch, but a failed setting
@@ -62,11 +140,11 @@ impl TxConn for AsyncPgConnection {
             let _ = self.batch_execute("ROLLBACK").await;
             return Err(db_err(e));
         }
-        Ok(true)
+        Ok(Opened::OPEN)
     }
 
-    async fn finish<T: Send>(&mut self, opened: bool, result: StoreResult<T>) -> StoreResult<T> {
-        if !opened {
+    async fn finish<T: Send>(&mut self, opened: Opened, result: StoreResult<T>) -> StoreResult<T> {
+        if !opened.open {
             return result;
         }
         match result {
@@ -163,7 +241,7 @@ where
     };
     // A failed `BEGIN` is the error to report, whatever the statement answered.
     let result = began.map_err(db_err).and(result);
-    conn.finish(true, result).await
+    conn.finish(Opened::OPEN, result).await
 }
 
 /// Counts a transaction in diesel's transaction manager (before its `BEGIN` is sent).
@@ -194,10 +272,11 @@ fn leave_transaction(conn: &mut AsyncPgConnection) -> StoreResult<()> {
 }
 
 impl TxConn for SqliteConn {
-    async fn begin(&mut self, _tenant: Option<TenantId>, access: Access) -> StoreResult<bool> {
+    async fn begin(&mut self, _tenant: Option<TenantId>, access: Access) -> StoreResult<Opened> {
         if access == Access::Read {
-            return Ok(false);
+            return Ok(Opened::NONE);
         }
+        let turn = WriteGate::turn().await;
         self.spawn_blocking(|conn| {
             diesel::connection::AnsiTransactionManager::begin_transaction_sql(
                 conn,
@@ -206,11 +285,14 @@ impl TxConn for SqliteConn {
         })
         .await
         .map_err(db_err)?;
-        Ok(true)
+        Ok(Opened {
+            open: true,
+            _turn: turn,
+        })
     }
 
-    async fn finish<T: Send>(&mut self, opened: bool, result: StoreResult<T>) -> StoreResult<T> {
-        if !opened {
+    async fn finish<T: Send>(&mut self, opened: Opened, result: StoreResult<T>) -> StoreResult<T> {
+        if !opened.open {
             return result;
         }
         match result {
@@ -226,5 +308,96 @@ impl TxConn for SqliteConn {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+
+    fn sqlite_file() -> (std::path::PathBuf, SqliteConn) {
+        let dir = std::env::temp_dir().join(format!("znovel-tx-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = super::super::pool::open_sqlite(&dir.join("z.db")).unwrap();
+        (dir, SyncConnectionWrapper::new(conn))
+    }
+
+    /// A write transaction holds its store's turn from `BEGIN IMMEDIATE` until it has
+    /// committed or rolled back; a read takes none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sqlite_writer_holds_its_turn_for_its_whole_transaction() {
+        let (dir, mut conn) = sqlite_file();
+        let gate = WriteGate::new();
+        let free = |gate: &WriteGate| gate.0.available_permits();
+        gate.serve(async {
+            let read = conn.begin(None, Access::Read).await.unwrap();
+            assert_eq!(free(&gate), 1, "a read waits for no writer");
+            conn.finish(read, Ok(())).await.unwrap();
+
+            let write = conn.begin(None, Access::Write).await.unwrap();
+            assert_eq!(free(&gate), 0, "the writer has its turn");
+            conn.batch_execute("CREATE TABLE t (x INTEGER)")
+                .await
+                .unwrap();
+            conn.finish(write, Ok(())).await.unwrap();
+            assert_eq!(free(&gate), 1, "given back once committed");
+
+            let write = conn.begin(None, Access::Write).await.unwrap();
+            conn.batch_execute("INSERT INTO t VALUES (1)")
+                .await
+                .unwrap();
+            let failed: StoreResult<()> = Err(znovel_domain::StoreError::NotFound);
+            assert!(conn.finish(write, failed).await.is_err());
+            assert_eq!(free(&gate), 1, "given back once rolled back");
+        })
+        .await;
+        // Rolled back: the row is not there; committed: the table is.
+        let count: i64 = conn
+            .spawn_blocking(|c| {
+                use diesel::RunQueryDsl;
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "(SELECT count(*) FROM t)",
+                ))
+                .get_result(c)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Writers get their turns in the order they asked for them, and a writer outside
+    /// any store's operation (no gate) goes straight to SQLite.
+    #[tokio::test(flavor = "current_thread")]
+    async fn writers_take_turns_in_the_order_they_asked() {
+        assert!(WriteGate::turn().await.is_none(), "no gate, no turn");
+        let gate = WriteGate::new();
+        let first = gate.serve(WriteGate::turn()).await.expect("a free gate");
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for i in 0..8 {
+            let order = order.clone();
+            let (asking, asked) = tokio::sync::oneshot::channel();
+            waiting.push(tokio::spawn(gate.serve(async move {
+                // One thread: this task's poll queues it before the test runs again.
+                asking.send(()).unwrap();
+                let turn = WriteGate::turn().await.expect("a turn");
+                order.lock().unwrap().push(i);
+                tokio::task::yield_now().await;
+                drop(turn);
+            })));
+            asked.await.unwrap();
+        }
+        tokio::task::yield_now().await;
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "nobody passes the writer in"
+        );
+        drop(first);
+        for w in waiting {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
     }
 }
