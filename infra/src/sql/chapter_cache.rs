@@ -13,8 +13,9 @@
 //!   (a read transaction: locks on the WAL index), no disk read;
 //! - **other processes' writes (PostgreSQL)**: a trigger on `chapters` sends
 //!   `NOTIFY znovel_chapters, '<id>'` with every row written, delivered when its
-//!   transaction commits; each store keeps one connection listening and forgets the
-//!   chapters named. While that connection is not listening (starting, reconnecting after
+//!   transaction commits; each store keeps one connection listening — opened at its
+//!   first display read, so a process that never shows a chapter (`znovel migrate`, a job
+//!   worker) holds no such connection — and forgets the chapters named. While that connection is not listening (starting, reconnecting after
 //!   an error, the trigger missing because the migrations have not run), the cache is off:
 //!   every read goes to the database and nothing is kept; it is emptied again when
 //!   listening resumes. The connection's `application_name` is `znovel-chapter-cache`.
@@ -42,7 +43,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::BigInt;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 use znovel_domain::ids::{ChapterId, TenantId};
 use znovel_domain::model::Chapter;
@@ -70,6 +71,8 @@ pub(crate) struct ChapterCache {
     enabled: bool,
     /// SQLite: the file's data version, checked before each answer.
     data_version: Option<DataVersion>,
+    /// PostgreSQL: where to listen for chapter writes, from the first display read on.
+    listener: Option<Listener>,
     /// Display reads answered from memory.
     hits: AtomicU64,
     /// Display reads that went to the database.
@@ -93,6 +96,13 @@ pub struct ChapterCacheStats {
     pub misses: u64,
     /// Notifications of chapter writes heard since the store was opened (PostgreSQL).
     pub notifications: u64,
+}
+
+/// A PostgreSQL cache's listener, started once.
+struct Listener {
+    url: String,
+    connect_timeout: Duration,
+    started: Once,
 }
 
 /// SQLite's `PRAGMA data_version` on a connection of its own, and the value last seen.
@@ -154,6 +164,7 @@ impl ChapterCache {
             on: AtomicBool::new(on && max_bytes > 0),
             enabled: max_bytes > 0,
             data_version: None,
+            listener: None,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             notifications: AtomicU64::new(0),
@@ -169,9 +180,28 @@ impl ChapterCache {
         }
     }
 
-    /// Whether the cache can ever hold anything (a PostgreSQL store then listens).
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled
+    /// A PostgreSQL store's cache: off until [`ChapterCache::wake`] has started its
+    /// listener on `url` and that listener is listening.
+    pub(crate) fn postgres(max_bytes: usize, url: String, connect_timeout: Duration) -> Self {
+        let cache = Self::new(max_bytes, false);
+        Self {
+            listener: cache.enabled.then(|| Listener {
+                url,
+                connect_timeout,
+                started: Once::new(),
+            }),
+            ..cache
+        }
+    }
+
+    /// Starts the listener of a PostgreSQL cache, the first time only (on the current
+    /// tokio runtime); nothing for SQLite or a cache that is off.
+    pub(crate) fn wake(self: &Arc<Self>) {
+        if let Some(l) = &self.listener {
+            l.started.call_once(|| {
+                listen::spawn(Arc::downgrade(self), l.url.clone(), l.connect_timeout);
+            });
+        }
     }
 
     /// The kept chapter `id` of `tenant`, if any. A chapter of another tenant is never
@@ -475,7 +505,7 @@ mod tests {
         );
         let off = ChapterCache::new(0, true);
         off.keep(off.epoch(), &c);
-        assert!(off.get(t, c.id).is_none() && !off.enabled());
+        assert!(off.get(t, c.id).is_none() && !off.enabled);
     }
 
     #[test]

@@ -117,54 +117,49 @@ impl SqlStore {
     /// directories are created if missing) or `postgres://…` / `postgresql://…`; anything
     /// else is an error naming the accepted forms. Checks that the database is reachable
     /// but does not migrate (see [`SqlStore::migrate`]). A PostgreSQL store with a chapter
-    /// cache starts a task listening for chapter writes on the current tokio runtime.
+    /// cache starts a task listening for chapter writes, on the runtime of its first
+    /// display read (`show_chapter`).
     pub async fn connect(url: &str, opts: SqlOptions) -> anyhow::Result<SqlStore> {
         use anyhow::Context;
         use chapter_cache::{ChapterCache, DataVersion};
         let target = pool::parse_url(url)?;
         let cache_bytes = opts.chapter_cache_bytes;
-        let (pools, chapters) =
-            match &target {
-                Target::Sqlite(path) => {
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("creating {}", dir.display()))?;
-                    }
-                    let pool = pool::sqlite_pool(path, &opts);
-                    // Opens (and so creates) the file, and switches it to WAL.
-                    drop(pool.get().await.map_err(error::pool_err).with_context(|| {
+        let (pools, chapters) = match &target {
+            Target::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                let pool = pool::sqlite_pool(path, &opts);
+                // Opens (and so creates) the file, and switches it to WAL.
+                drop(
+                    pool.get().await.map_err(error::pool_err).with_context(|| {
                         format!("opening the SQLite database {}", path.display())
-                    })?);
-                    let cache = if cache_bytes == 0 {
-                        ChapterCache::new(0, false)
-                    } else {
-                        let file = path.clone();
-                        let watch = tokio::task::spawn_blocking(move || pool::open_sqlite(&file))
-                            .await
-                            .context("opening the SQLite database")??;
-                        ChapterCache::sqlite(cache_bytes, DataVersion::new(watch))
-                    };
-                    (Pools::Sqlite(pool, tx::WriteGate::new()), Arc::new(cache))
-                }
-                Target::Postgres(url) => {
-                    // Fail fast on a wrong URL or a down server. The pool's connections also
-                    // switch role, which needs the migrations, so check with a plain one.
-                    drop(
-                        pool::establish_pg(url, opts.connect_timeout)
-                            .await
-                            .context("connecting to PostgreSQL")?,
-                    );
-                    let cache = Arc::new(ChapterCache::new(cache_bytes, false));
-                    if cache.enabled() {
-                        chapter_cache::listen::spawn(
-                            Arc::downgrade(&cache),
-                            url.clone(),
-                            opts.connect_timeout,
-                        );
-                    }
-                    (Pools::Postgres(pool::pg_pool(url, &opts)), cache)
-                }
-            };
+                    })?,
+                );
+                let cache = if cache_bytes == 0 {
+                    ChapterCache::new(0, false)
+                } else {
+                    let file = path.clone();
+                    let watch = tokio::task::spawn_blocking(move || pool::open_sqlite(&file))
+                        .await
+                        .context("opening the SQLite database")??;
+                    ChapterCache::sqlite(cache_bytes, DataVersion::new(watch))
+                };
+                (Pools::Sqlite(pool, tx::WriteGate::new()), Arc::new(cache))
+            }
+            Target::Postgres(url) => {
+                // Fail fast on a wrong URL or a down server. The pool's connections also
+                // switch role, which needs the migrations, so check with a plain one.
+                drop(
+                    pool::establish_pg(url, opts.connect_timeout)
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                );
+                let cache = ChapterCache::postgres(cache_bytes, url.clone(), opts.connect_timeout);
+                (Pools::Postgres(pool::pg_pool(url, &opts)), Arc::new(cache))
+            }
+        };
         Ok(SqlStore {
             pools,
             inner: Arc::new(Inner {
@@ -220,13 +215,13 @@ impl SqlStore {
     }
 
     /// The chapters kept for display reads.
-    pub(crate) fn chapter_cache(&self) -> &chapter_cache::ChapterCache {
+    pub(crate) fn chapter_cache(&self) -> &Arc<chapter_cache::ChapterCache> {
         &self.inner.chapters
     }
 
     /// Whether display reads may be answered from memory now: the chapter cache is on
-    /// and, on PostgreSQL, its connection listens for chapter writes (after start-up,
-    /// and again after that connection was lost and replaced).
+    /// and, on PostgreSQL, its connection listens for chapter writes (shortly after the
+    /// store's first display read, and again after that connection was lost and replaced).
     pub fn chapter_cache_serving(&self) -> bool {
         self.inner.chapters.serving()
     }

@@ -23,8 +23,11 @@ pub async fn until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// Waits until `store` answers display reads from memory (PostgreSQL: its listener runs).
+/// Waits until `store` answers display reads from memory (PostgreSQL: its listener,
+/// started by a first display read, runs).
 pub async fn until_serving(store: &SqlStore) {
+    let nobody = store.show_chapter(TenantId::new(), ChapterId::new()).await;
+    assert!(matches!(nobody, Err(StoreError::NotFound)), "{nobody:?}");
     until("the chapter cache coming on", || {
         store.chapter_cache_serving()
     })

@@ -336,6 +336,7 @@ impl ChapterRepository for SqlStore {
     #[tracing::instrument(skip_all, fields(tenant = %tenant, chapter = %id))]
     async fn show_chapter(&self, tenant: TenantId, id: ChapterId) -> StoreResult<Chapter> {
         let cache = self.chapter_cache();
+        cache.wake();
         if let Some(kept) = cache.get(tenant, id) {
             return Ok(kept);
         }
