@@ -10,7 +10,9 @@
 //!   the file's `PRAGMA data_version` on a connection of its own; it moves whenever any
 //!   other connection (of this process or another, such as a `znovel worker` on the same
 //!   file) committed a change, and the cache then drops everything. A few microseconds
-//!   (a read transaction: locks on the WAL index), no disk read;
+//!   (a read transaction: locks on the WAL index), no disk read, so a version read
+//!   stands for [`DATA_VERSION_STANDS`] (1 ms): another process's commit is seen within
+//!   that, this process's own writes at once;
 //! - **other processes' writes (PostgreSQL)**: a trigger on `chapters` sends
 //!   `NOTIFY znovel_chapters, '<id>'` with every row written, delivered when its
 //!   transaction commits; each store keeps one connection listening — opened at its
@@ -27,9 +29,9 @@
 //! (under the lock that guards the entries), a read notes the epoch before it asks the
 //! database and keeps its row only if the epoch has not moved since.
 //!
-//! What the cache trades (PostgreSQL): another process's write is seen once its
-//! notification arrived (typically well under a millisecond after its commit), not at its
-//! commit. Reads that decide a write
+//! What the cache trades: another process's write is seen once its notification arrived
+//! (PostgreSQL: typically well under a millisecond after its commit) or once the last
+//! version read has stood its millisecond (SQLite), not at its commit. Reads that decide a write
 //! (optimistic versions, the pipeline, memory, validation) use
 //! [`ChapterRepository::get_chapter`], which always reads the database.
 //!
@@ -44,7 +46,7 @@ use diesel::sql_types::BigInt;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use znovel_domain::ids::{ChapterId, TenantId};
 use znovel_domain::model::Chapter;
 
@@ -108,7 +110,16 @@ struct Listener {
 /// SQLite's `PRAGMA data_version` on a connection of its own, and the value last seen.
 pub(crate) struct DataVersion {
     conn: Mutex<(SqliteConnection, Option<i64>)>,
+    /// When the version was last read, nanoseconds after `since`; 0: never.
+    checked: AtomicU64,
+    since: Instant,
 }
+
+/// How long a version read stands for: answers within it do not ask SQLite again, so
+/// another process's commit is seen at most this long after it (this process's own
+/// writes forget their chapters at once). Asking costs a read transaction — locks on the
+/// WAL index, system calls — at every display read otherwise.
+pub(crate) const DATA_VERSION_STANDS: Duration = Duration::from_millis(1);
 
 /// `PRAGMA data_version` as a query of its own type, so diesel prepares it once per
 /// connection and finds it in its statement cache afterwards (`sql_query` would be
@@ -134,15 +145,30 @@ impl DataVersion {
     pub(crate) fn new(conn: SqliteConnection) -> Self {
         Self {
             conn: Mutex::new((conn, None)),
+            checked: AtomicU64::new(0),
+            since: Instant::now(),
         }
     }
 
-    /// Whether another connection committed a change since the last call (also `true`
-    /// on the first call, and when the version cannot be read); runs `then` first when
-    /// so, before another caller can see the new version as already seen (or a second
-    /// reader would answer an entry the first is about to drop).
+    /// Whether another connection committed a change since the version was last read
+    /// (also `true` on the first read, and when the version cannot be read); `false`
+    /// without asking SQLite while the last read stands ([`DATA_VERSION_STANDS`]). Runs
+    /// `then` first when moved, before another caller can see the new version as already
+    /// seen (or a second reader would answer an entry the first is about to drop).
     fn moved(&self, then: impl FnOnce()) -> bool {
+        let at = (self.since.elapsed().as_nanos() as u64).max(1);
+        // A read made at or after `at` (by another caller too) stands for this answer.
+        let stands = || {
+            let checked = self.checked.load(Ordering::Acquire);
+            checked != 0 && at.saturating_sub(checked) < DATA_VERSION_STANDS.as_nanos() as u64
+        };
+        if stands() {
+            return false;
+        }
         let mut guard = lock(&self.conn);
+        if stands() {
+            return false;
+        }
         let (conn, seen) = &mut *guard;
         let now = diesel::RunQueryDsl::get_result::<i64>(PragmaDataVersion, conn).ok();
         let moved = now.is_none() || now != *seen;
@@ -150,6 +176,9 @@ impl DataVersion {
             then();
         }
         *seen = now;
+        // Read at or after `at`: it stands from `at` on (unread, it stands for nothing).
+        self.checked
+            .store(if now.is_some() { at } else { 0 }, Ordering::Release);
         moved
     }
 }
@@ -528,5 +557,34 @@ mod tests {
         assert!(cache.get(t, cs[0].id).is_some() && cache.get(t, cs[3].id).is_some());
         cache.forget_all();
         assert_eq!(cache.held(), (0, 0));
+    }
+
+    /// SQLite: a commit by another connection is seen by every read that starts once the
+    /// last version read has stood its time, and nothing moves without a commit.
+    #[test]
+    fn a_commit_elsewhere_is_seen_once_the_last_version_read_has_stood() {
+        use super::{DATA_VERSION_STANDS, DataVersion};
+        use diesel::connection::SimpleConnection;
+        let dir = std::env::temp_dir().join(format!("znovel-dv-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("z.db");
+        let mut writer = crate::sql::pool::open_sqlite(&file).unwrap();
+        writer.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
+        let version = DataVersion::new(crate::sql::pool::open_sqlite(&file).unwrap());
+        let stood = || std::thread::sleep(DATA_VERSION_STANDS * 2);
+        assert!(
+            version.moved(|| ()),
+            "the first read has nothing to compare with"
+        );
+        for _ in 0..3 {
+            stood();
+            assert!(!version.moved(|| panic!("nothing to drop")), "no commit");
+            writer.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+            stood();
+            let mut dropped = false;
+            assert!(version.moved(|| dropped = true), "a commit elsewhere");
+            assert!(dropped);
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
