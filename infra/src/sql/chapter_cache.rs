@@ -17,8 +17,9 @@
 //!   `NOTIFY znovel_chapters, '<id>'` with every row written, delivered when its
 //!   transaction commits; each store keeps one connection listening — opened at its
 //!   first display read, so a process that never shows a chapter (`znovel migrate`, a job
-//!   worker) holds no such connection — and forgets the chapters named. While that connection is not listening (starting, reconnecting after
-//!   an error, the trigger missing because the migrations have not run), the cache is off:
+//!   worker) holds no such connection — and forgets the chapters named. While that
+//!   connection is not listening (starting, reconnecting after an error, the trigger
+//!   missing because the migrations have not run), the cache is off:
 //!   every read goes to the database and nothing is kept; it is emptied again when
 //!   listening resumes. The connection's `application_name` is `znovel-chapter-cache`.
 //!   It is checked every [`PING_EVERY`]; one that does not answer within
@@ -31,8 +32,8 @@
 //!
 //! What the cache trades: another process's write is seen once its notification arrived
 //! (PostgreSQL: typically well under a millisecond after its commit) or once the last
-//! version read has stood its millisecond (SQLite), not at its commit. Reads that decide a write
-//! (optimistic versions, the pipeline, memory, validation) use
+//! version read has stood its millisecond (SQLite), not at its commit. Reads that decide
+//! a write (optimistic versions, the pipeline, memory, validation) use
 //! [`ChapterRepository::get_chapter`], which always reads the database.
 //!
 //! [`ChapterRepository::show_chapter`]: znovel_domain::ports::ChapterRepository::show_chapter
