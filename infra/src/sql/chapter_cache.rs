@@ -566,12 +566,11 @@ mod tests {
     fn a_commit_elsewhere_is_seen_once_the_last_version_read_has_stood() {
         use super::{DATA_VERSION_STANDS, DataVersion};
         use diesel::connection::SimpleConnection;
-        let dir = std::env::temp_dir().join(format!("znovel-dv-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("z.db");
-        let mut writer = crate::sql::pool::open_sqlite(&file).unwrap();
+        let db = crate::testing::TestDatabase::sqlite().unwrap();
+        let file = std::path::Path::new(db.url.strip_prefix("sqlite://").unwrap());
+        let mut writer = crate::sql::pool::open_sqlite(file).unwrap();
         writer.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
-        let version = DataVersion::new(crate::sql::pool::open_sqlite(&file).unwrap());
+        let version = DataVersion::new(crate::sql::pool::open_sqlite(file).unwrap());
         let stood = || std::thread::sleep(DATA_VERSION_STANDS * 2);
         assert!(
             version.moved(|| ()),
@@ -586,6 +585,5 @@ mod tests {
             assert!(version.moved(|| dropped = true), "a commit elsewhere");
             assert!(dropped);
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

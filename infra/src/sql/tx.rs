@@ -316,18 +316,20 @@ mod tests {
     use super::*;
     use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 
-    fn sqlite_file() -> (std::path::PathBuf, SqliteConn) {
-        let dir = std::env::temp_dir().join(format!("znovel-tx-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conn = super::super::pool::open_sqlite(&dir.join("z.db")).unwrap();
-        (dir, SyncConnectionWrapper::new(conn))
+    /// A connection set up as the pool's are, on a fresh file (removed with the returned
+    /// database).
+    fn sqlite_file() -> (crate::testing::TestDatabase, SqliteConn) {
+        let db = crate::testing::TestDatabase::sqlite().unwrap();
+        let file = db.url.strip_prefix("sqlite://").unwrap();
+        let conn = super::super::pool::open_sqlite(file.as_ref()).unwrap();
+        (db, SyncConnectionWrapper::new(conn))
     }
 
     /// A write transaction holds its store's turn from `BEGIN IMMEDIATE` until it has
     /// committed or rolled back; a read takes none.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sqlite_writer_holds_its_turn_for_its_whole_transaction() {
-        let (dir, mut conn) = sqlite_file();
+        let (_db, mut conn) = sqlite_file();
         let gate = WriteGate::new();
         let free = |gate: &WriteGate| gate.0.available_permits();
         gate.serve(async {
@@ -364,7 +366,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 0);
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Writers get their turns in the order they asked for them, and a writer outside
