@@ -328,9 +328,10 @@ async fn point_reads_in_one_round_trip_find_their_row_cold_and_warm() {
 }
 
 /// The chapter cache listens from the first display read on, and answers from memory only
-/// while it hears of every write: with the notifying trigger disabled an operator's SQL goes unnoticed (the kept chapter is shown),
-/// but once its listening connection is cut it reads the database again, stays off while
-/// the trigger is disabled, and comes back on, empty, when the trigger is enabled again.
+/// while it hears of every write: with the notifying trigger disabled an operator's SQL
+/// goes unnoticed (the kept chapter is shown), but once its listening connection is cut it
+/// reads the database again, stays off while the trigger is disabled, and comes back on,
+/// empty, when the trigger is enabled again.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chapter_cache_is_off_until_it_listens_again() {
     use crate::shown::{shown_until, until_serving};

@@ -10,28 +10,20 @@ use znovel_domain::model::*;
 use znovel_domain::ports::*;
 use znovel_infra::{DbBackend, SqlStore};
 
-/// How long another process's write may take to be seen (PostgreSQL: the notification of
-/// its commit; SQLite: at once).
+/// How long another process's write may take to be seen, at most (PostgreSQL: the
+/// notification of its commit; SQLite: 1 ms, while the file's last version read stands).
 const NOTICED_WITHIN: Duration = Duration::from_secs(10);
 
-/// Waits until `done` holds, for at most [`NOTICED_WITHIN`] (then fails naming `what`).
-pub async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + NOTICED_WITHIN;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Waits until `store` answers display reads from memory (PostgreSQL: its listener,
-/// started by a first display read, runs).
+/// started by a first display read, runs), for at most [`NOTICED_WITHIN`].
 pub async fn until_serving(store: &SqlStore) {
     let nobody = store.show_chapter(TenantId::new(), ChapterId::new()).await;
     assert!(matches!(nobody, Err(StoreError::NotFound)), "{nobody:?}");
-    until("the chapter cache coming on", || {
-        store.chapter_cache_serving()
-    })
-    .await;
+    let deadline = Instant::now() + NOTICED_WITHIN;
+    while !store.chapter_cache_serving() {
+        assert!(Instant::now() < deadline, "the chapter cache never came on");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Shows `id` until `done` holds for it, for at most [`NOTICED_WITHIN`]; the last shown.
