@@ -243,7 +243,12 @@ async fn serve(
             }
         }
     });
-    let ((), socket_sink) = tokio::join!(session, writer);
+    // Session first, then the writer, on every wake: a frame the session queues (a
+    // chunk, an answer) is written in the same poll. `join!`'s default rotation would poll
+    // the writer first every other wake, and the frame would wait for the task's next turn
+    // — behind every other connection woken by the same chunk (a thousand subscribers:
+    // milliseconds). Both are polled on every wake either way.
+    let ((), socket_sink) = tokio::join!(biased; session, writer);
     if *shutdown.borrow()
         && let Some(mut sink) = socket_sink
     {
