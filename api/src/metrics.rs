@@ -6,8 +6,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use znovel_domain::model::GenerationJob;
 use znovel_domain::ports::{JobQueue, LlmError};
@@ -92,8 +92,10 @@ pub struct MetricSet {
     /// execution per subscriber; see `graphql::fanout`).
     pub chunks_shared: IntCounter,
     store: Option<Arc<SqlStore>>,
-    /// The operation names already used as labels (at most [`MAX_OPERATION_LABELS`]).
-    operation_names: Mutex<HashSet<String>>,
+    /// The counter and histogram of every operation label in use, by label: the
+    /// client-chosen names (at most [`MAX_OPERATION_LABELS`]) and the fixed ones. Held so
+    /// that counting an operation is one map lookup, not one per metric.
+    operations: RwLock<HashMap<String, OperationMetrics>>,
     /// Every registered metric's full name, sorted.
     names: Box<[String]>,
 }
@@ -278,7 +280,7 @@ impl Metrics {
             chunks_delivered,
             chunks_shared,
             store,
-            operation_names: Mutex::default(),
+            operations: RwLock::default(),
             names: names.into(),
         })))
     }
@@ -406,37 +408,81 @@ impl Metrics {
 /// an attack on the metrics' size.
 pub const MAX_OPERATION_LABELS: usize = 200;
 
-impl Metrics {
-    /// The metric label for a client-chosen operation name: [`operation_label`], and
-    /// `other` once [`MAX_OPERATION_LABELS`] distinct names are in use.
-    pub fn operation_label(&self, name: Option<&str>) -> String {
-        let label = operation_label(name);
-        if label == "anonymous" || label == "other" {
-            return label;
-        }
-        let mut names = self
-            .operation_names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if names.contains(&label)
-            || names.len() < MAX_OPERATION_LABELS && names.insert(label.clone())
-        {
-            label
-        } else {
-            "other".into()
-        }
+/// One operation label's metrics: `graphql_operations_total` and
+/// `graphql_operation_duration_seconds` with that label.
+#[derive(Clone)]
+pub struct OperationMetrics {
+    count: IntCounter,
+    duration: prometheus::Histogram,
+}
+
+impl OperationMetrics {
+    /// Counts one operation that took `seconds`.
+    pub fn observe(&self, seconds: f64) {
+        self.count.inc();
+        self.duration.observe(seconds);
     }
 }
 
-/// A metric label for a client-chosen operation name: at most 64 characters of
-/// `[A-Za-z0-9_]`, else `other`; `anonymous` when unnamed. Keeps label cardinality bounded
-/// by what the client's code names, not by arbitrary input.
-pub fn operation_label(name: Option<&str>) -> String {
-    match name {
-        None | Some("") => "anonymous".into(),
-        Some(n) if n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
-            n.to_owned()
-        }
-        Some(_) => "other".into(),
+/// The fixed labels, which never count against [`MAX_OPERATION_LABELS`].
+const FIXED_OPERATION_LABELS: [&str; 3] = ["anonymous", "other", "invalid"];
+
+impl Metrics {
+    /// The metrics of a client-chosen operation name: labelled with the name when it is
+    /// at most 64 characters of `[A-Za-z0-9_]` (else `other`), `anonymous` when unnamed,
+    /// and `other` once [`MAX_OPERATION_LABELS`] distinct names are in use — so label
+    /// cardinality is bounded by what clients' code names, not by arbitrary input.
+    pub fn operation(&self, name: Option<&str>) -> OperationMetrics {
+        let label = match name {
+            None | Some("") => "anonymous",
+            Some(n) if is_operation_label(n) => n,
+            Some(_) => "other",
+        };
+        self.labelled_operation(label)
     }
+
+    /// The metrics of an operation refused before execution (it does not parse or
+    /// validate): labelled `invalid`, whatever name the client gave it.
+    pub fn invalid_operation(&self) -> OperationMetrics {
+        self.labelled_operation("invalid")
+    }
+
+    fn labelled_operation(&self, label: &str) -> OperationMetrics {
+        if let Some(m) = self
+            .operations
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(label)
+        {
+            return m.clone();
+        }
+        let mut held = self
+            .operations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = held.get(label) {
+            return m.clone();
+        }
+        let named = held
+            .keys()
+            .filter(|k| !FIXED_OPERATION_LABELS.contains(&k.as_str()))
+            .count();
+        let label = if FIXED_OPERATION_LABELS.contains(&label) || named < MAX_OPERATION_LABELS {
+            label
+        } else {
+            "other"
+        };
+        held.entry(label.to_owned())
+            .or_insert_with(|| OperationMetrics {
+                count: self.graphql_operations.with_label_values(&[label]),
+                duration: self.graphql_duration.with_label_values(&[label]),
+            })
+            .clone()
+    }
+}
+
+/// Whether a client-chosen operation name is used as a label as it is: at most 64
+/// characters of `[A-Za-z0-9_]`.
+fn is_operation_label(name: &str) -> bool {
+    name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

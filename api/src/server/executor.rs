@@ -76,18 +76,11 @@ impl InstrumentedSchema {
             && resp.is_err()
             && resp.errors.iter().all(|e| e.path.is_empty());
         let operation = if refused {
-            "invalid".to_owned()
+            self.metrics.invalid_operation()
         } else {
-            self.metrics.operation_label(operation)
+            self.metrics.operation(operation)
         };
-        self.metrics
-            .graphql_operations
-            .with_label_values(&[&operation])
-            .inc();
-        self.metrics
-            .graphql_duration
-            .with_label_values(&[&operation])
-            .observe(started.elapsed().as_secs_f64());
+        operation.observe(started.elapsed().as_secs_f64());
         for e in &resp.errors {
             self.metrics
                 .graphql_errors
