@@ -109,6 +109,11 @@ impl TestDatabase {
         })
     }
 
+    /// The database file, when it is SQLite.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.url.strip_prefix("sqlite://").map(std::path::Path::new)
+    }
+
     /// A fresh database of `backend`.
     pub async fn new(backend: DbBackend) -> anyhow::Result<TestDatabase> {
         match backend {

@@ -567,7 +567,7 @@ mod tests {
         use super::{DATA_VERSION_STANDS, DataVersion};
         use diesel::connection::SimpleConnection;
         let db = crate::testing::TestDatabase::sqlite().unwrap();
-        let file = std::path::Path::new(db.url.strip_prefix("sqlite://").unwrap());
+        let file = db.sqlite_file().unwrap();
         let mut writer = crate::sql::pool::open_sqlite(file).unwrap();
         writer.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
         let version = DataVersion::new(crate::sql::pool::open_sqlite(file).unwrap());

@@ -320,8 +320,7 @@ mod tests {
     /// database).
     fn sqlite_file() -> (crate::testing::TestDatabase, SqliteConn) {
         let db = crate::testing::TestDatabase::sqlite().unwrap();
-        let file = db.url.strip_prefix("sqlite://").unwrap();
-        let conn = super::super::pool::open_sqlite(file.as_ref()).unwrap();
+        let conn = super::super::pool::open_sqlite(db.sqlite_file().unwrap()).unwrap();
         (db, SyncConnectionWrapper::new(conn))
     }
 

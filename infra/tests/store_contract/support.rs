@@ -104,7 +104,7 @@ impl Ctx {
 }
 
 fn sqlite_raw(db: &TestDatabase) -> diesel::SqliteConnection {
-    let path = db.url.strip_prefix("sqlite://").unwrap();
+    let path = db.sqlite_file().unwrap().to_str().unwrap();
     let mut c = diesel::SqliteConnection::establish(path).unwrap();
     diesel::connection::SimpleConnection::batch_execute(
         &mut c,
