@@ -459,6 +459,12 @@ struct Row {
     max: f64,
     /// The slowest subscriber's latency of chunks 1, 2 and 3, ms.
     first: [f64; 3],
+    /// p99 of the frames after each subscriber's first [`START_CHUNKS`], ms: the steady
+    /// state, without the start (when every job's first chunks leave at once).
+    p99_steady: f64,
+    /// CPU time the server process used (user + system, all threads) from the first
+    /// chunk to the last subscription's end (the jobs' completion included), seconds.
+    cpu_s: f64,
     frames_per_s: f64,
     idle_kib: Option<f64>,
     /// The server's RSS before the jobs, its peak, and its RSS once every subscriber has
@@ -470,20 +476,42 @@ struct Row {
     retries: Option<u64>,
 }
 
-/// Opens the provider's gate, follows every socket to its end and sums up.
+/// How many of a subscriber's first frames [`Row::p99_steady`] leaves out.
+const START_CHUNKS: usize = 10;
+
+/// CPU time process `pid` has used so far (user + system, all its threads), seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name (in parentheses, may hold spaces): field 3 onwards; utime
+    // and stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Opens the provider's gate, follows every socket to its end and sums up; `pid` is the
+/// server's process.
 async fn measure(
     server: &'static str,
     (jobs, subs): (usize, usize),
     sockets: Vec<Ws>,
     provider: &Provider,
     epoch: Instant,
+    pid: u32,
 ) -> Row {
     let followers: Vec<_> = sockets
         .into_iter()
         .map(|ws| tokio::spawn(follow(ws, epoch)))
         .collect();
+    let cpu_before = cpu_seconds(pid);
     provider.gate.send_replace(true);
     let mut hist = Histogram::<u64>::new(3).unwrap();
+    let mut steady = Histogram::<u64>::new(3).unwrap();
     let (mut first, mut last) = (u128::MAX, 0);
     let mut first3 = [0f64; 3];
     for f in followers {
@@ -491,12 +519,16 @@ async fn measure(
         for (slot, us) in first3.iter_mut().zip(&f.latencies) {
             *slot = slot.max(*us as f64 / 1000.0);
         }
-        for us in f.latencies {
+        for (i, us) in f.latencies.into_iter().enumerate() {
             hist.record(us).unwrap();
+            if i >= START_CHUNKS {
+                steady.record(us).unwrap();
+            }
         }
         first = first.min(f.first_sent);
         last = last.max(f.last_arrived);
     }
+    let cpu_s = cpu_seconds(pid) - cpu_before;
     let secs = last.saturating_sub(first) as f64 / 1e9;
     Row {
         server,
@@ -507,6 +539,8 @@ async fn measure(
         p99: hist.value_at_quantile(0.99) as f64 / 1000.0,
         max: hist.max() as f64 / 1000.0,
         first: first3,
+        p99_steady: steady.value_at_quantile(0.99) as f64 / 1000.0,
+        cpu_s,
         frames_per_s: hist.len() as f64 / secs.max(1e-9),
         idle_kib: None,
         rss_mib: None,
@@ -561,7 +595,8 @@ async fn run(transport: &'static str, jobs: usize, subs: usize, chunks: usize) -
     } else {
         "znovel, in-process"
     };
-    let mut row = measure(name, (jobs, subs), sockets, &provider, epoch).await;
+    let pid = server.child.id();
+    let mut row = measure(name, (jobs, subs), sockets, &provider, epoch, pid).await;
     if transport == "Redis" {
         cleanup_redis(&prefix);
     }
@@ -649,7 +684,16 @@ async fn run_baseline(jobs: usize, subs: usize, chunks: usize) -> Row {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    measure("bare baseline", (jobs, subs), sockets, &provider, epoch).await
+    let pid = baseline.child.id();
+    measure(
+        "bare baseline",
+        (jobs, subs),
+        sockets,
+        &provider,
+        epoch,
+        pid,
+    )
+    .await
 }
 
 fn cleanup_redis(prefix: &str) {
@@ -1042,20 +1086,26 @@ async fn main() {
         for t in &transports {
             eprintln!("running: {t}, {jobs} job(s) × {subs} subscriber(s)");
             let row = run(t, jobs, subs, chunks).await;
-            rows.push((row, base.p99, base.frames_per_s));
+            rows.push((
+                row,
+                base.p99,
+                base.frames_per_s,
+                base.p99_steady,
+                base.cpu_s,
+            ));
         }
-        let (p99, fps) = (base.p99, base.frames_per_s);
-        rows.push((base, p99, fps));
+        let of_base = (base.p99, base.frames_per_s, base.p99_steady, base.cpu_s);
+        rows.push((base, of_base.0, of_base.1, of_base.2, of_base.3));
     }
     println!(
-        "\n{chunks} chunks per job, one every {} ms. Added latency = frame at the client − chunk sent by the provider; frames/s = frames received ÷ (last arrival − first chunk sent).\n",
+        "\n{chunks} chunks per job, one every {} ms. Added latency = frame at the client − chunk sent by the provider; frames/s = frames received ÷ (last arrival − first chunk sent); p99 after chunk {START_CHUNKS} leaves out each subscriber's first {START_CHUNKS} frames; CPU s = the server process's user + system time from the first chunk to the last subscription's end.\n",
         interval().as_millis()
     );
     println!(
-        "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | RSS per idle subscriber | RSS before → peak → 5 s after the last left | job retries |"
+        "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | p99 after chunk {START_CHUNKS} ms (÷ baseline) | CPU s (÷ baseline) | RSS per idle subscriber | RSS before → peak → 5 s after the last left | job retries |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (r, p99, fps) in &rows {
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, p99, fps, p99_steady, cpu_s) in &rows {
         let first = r
             .first
             .iter()
@@ -1063,7 +1113,7 @@ async fn main() {
             .collect::<Vec<_>>()
             .join(", ");
         println!(
-            "| {} × {} | {} | {} | {:.2} | {:.2} | {:.2} | {first} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
+            "| {} × {} | {} | {} | {:.2} | {:.2} | {:.2} | {first} | {:.0} | {:.2} | {:.2} | {:.2} ({:.2}) | {:.2} ({:.2}) | {} | {} | {} |",
             r.jobs,
             r.subs,
             r.server,
@@ -1074,6 +1124,10 @@ async fn main() {
             r.frames_per_s,
             r.p99 / p99,
             r.frames_per_s / fps,
+            r.p99_steady,
+            r.p99_steady / p99_steady,
+            r.cpu_s,
+            r.cpu_s / cpu_s.max(0.01),
             r.idle_kib.map_or("—".to_owned(), |k| format!("{k:.1} KiB")),
             r.rss_mib
                 .map_or("—".to_owned(), |(before, peak, after)| format!(
