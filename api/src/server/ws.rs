@@ -145,6 +145,7 @@ async fn serve(
             let _ = stop.wait_for(|s| *s).await;
         }),
         handback: Some(handback),
+        woken: Woken::new(),
     };
     let sent_ids = ids.clone();
     let out = futures_util::sink::unfold(out, move |out, msg: Message| {
@@ -287,10 +288,57 @@ type Incoming =
 
 /// The client's messages until the server shuts down; then the stream ends for the
 /// protocol and the rest of it is handed back for the closing handshake.
+///
+/// Read only when something it waits on has happened: the protocol polls it first on
+/// every wake of the connection — for every chunk of every subscription — and each of
+/// those polls went down to the socket's read (the split halves' lock, tungstenite, the
+/// readiness check) for a client that had sent nothing.
 struct UntilStop {
     inner: Option<Incoming>,
     stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     handback: Option<tokio::sync::oneshot::Sender<Incoming>>,
+    woken: Woken,
+}
+
+/// The waker the client's side and the shutdown signal are polled with: notes that
+/// one of them woke the connection, then wakes it.
+struct Woken {
+    flag: Arc<WokenFlag>,
+    /// `flag` as a waker (made once).
+    waker: std::task::Waker,
+}
+
+/// Whether the client's side or the shutdown signal woke the connection since the last
+/// read, and the connection's task to wake.
+struct WokenFlag {
+    /// Set by a wake (and at first): the next poll reads.
+    set: AtomicBool,
+    /// The connection's task.
+    task: futures_util::task::AtomicWaker,
+}
+
+impl Woken {
+    fn new() -> Self {
+        let flag = Arc::new(WokenFlag {
+            set: AtomicBool::new(true),
+            task: futures_util::task::AtomicWaker::new(),
+        });
+        Self {
+            waker: std::task::Waker::from(flag.clone()),
+            flag,
+        }
+    }
+}
+
+impl std::task::Wake for WokenFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.set.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 impl futures_util::Stream for UntilStop {
@@ -305,13 +353,24 @@ impl futures_util::Stream for UntilStop {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if this.stop.as_mut().poll(cx).is_ready() {
+        this.woken.flag.task.register(cx.waker());
+        // Nothing it waits on has woken it since it last returned Pending: still pending.
+        if !this.woken.flag.set.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut own = std::task::Context::from_waker(&this.woken.waker);
+        if this.stop.as_mut().poll(&mut own).is_ready() {
             if let (Some(inner), Some(back)) = (this.inner.take(), this.handback.take()) {
                 let _ = back.send(inner);
             }
             return Poll::Ready(None);
         }
-        inner.as_mut().poll_next(cx)
+        let next = inner.as_mut().poll_next(&mut own);
+        if next.is_ready() {
+            // More may be read without another wake (several messages in one read).
+            this.woken.flag.set.store(true, Ordering::Release);
+        }
+        next
     }
 }
 
