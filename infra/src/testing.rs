@@ -109,9 +109,12 @@ impl TestDatabase {
         })
     }
 
-    /// The database file, when it is SQLite.
-    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
-        self.url.strip_prefix("sqlite://").map(std::path::Path::new)
+    /// The database file, when it is SQLite (the URL read as the server reads it).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match crate::sql::pool::parse_url(&self.url).ok()? {
+            crate::sql::pool::Target::Sqlite(file) => Some(file),
+            crate::sql::pool::Target::Postgres(_) => None,
+        }
     }
 
     /// A fresh database of `backend`.

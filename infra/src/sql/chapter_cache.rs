@@ -568,9 +568,9 @@ mod tests {
         use diesel::connection::SimpleConnection;
         let db = crate::testing::TestDatabase::sqlite().unwrap();
         let file = db.sqlite_file().unwrap();
-        let mut writer = crate::sql::pool::open_sqlite(file).unwrap();
+        let mut writer = crate::sql::pool::open_sqlite(&file).unwrap();
         writer.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
-        let version = DataVersion::new(crate::sql::pool::open_sqlite(file).unwrap());
+        let version = DataVersion::new(crate::sql::pool::open_sqlite(&file).unwrap());
         let stood = || std::thread::sleep(DATA_VERSION_STANDS * 2);
         assert!(
             version.moved(|| ()),

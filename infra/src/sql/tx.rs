@@ -320,7 +320,7 @@ mod tests {
     /// database).
     fn sqlite_file() -> (crate::testing::TestDatabase, SqliteConn) {
         let db = crate::testing::TestDatabase::sqlite().unwrap();
-        let conn = super::super::pool::open_sqlite(db.sqlite_file().unwrap()).unwrap();
+        let conn = super::super::pool::open_sqlite(&db.sqlite_file().unwrap()).unwrap();
         (db, SyncConnectionWrapper::new(conn))
     }
 

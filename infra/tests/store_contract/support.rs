@@ -104,8 +104,8 @@ impl Ctx {
 }
 
 fn sqlite_raw(db: &TestDatabase) -> diesel::SqliteConnection {
-    let path = db.sqlite_file().unwrap().to_str().unwrap();
-    let mut c = diesel::SqliteConnection::establish(path).unwrap();
+    let path = db.sqlite_file().unwrap();
+    let mut c = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     diesel::connection::SimpleConnection::batch_execute(
         &mut c,
         "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
