@@ -476,6 +476,26 @@ struct Row {
     retries: Option<u64>,
 }
 
+/// A baseline row's figures the rows of its scenario are divided by.
+#[derive(Clone, Copy)]
+struct Reference {
+    p99: f64,
+    frames_per_s: f64,
+    p99_steady: f64,
+    cpu_s: f64,
+}
+
+impl Row {
+    fn reference(&self) -> Reference {
+        Reference {
+            p99: self.p99,
+            frames_per_s: self.frames_per_s,
+            p99_steady: self.p99_steady,
+            cpu_s: self.cpu_s,
+        }
+    }
+}
+
 /// How many of a subscriber's first frames [`Row::p99_steady`] leaves out.
 const START_CHUNKS: usize = 10;
 
@@ -1086,16 +1106,10 @@ async fn main() {
         for t in &transports {
             eprintln!("running: {t}, {jobs} job(s) × {subs} subscriber(s)");
             let row = run(t, jobs, subs, chunks).await;
-            rows.push((
-                row,
-                base.p99,
-                base.frames_per_s,
-                base.p99_steady,
-                base.cpu_s,
-            ));
+            rows.push((row, base.reference()));
         }
-        let of_base = (base.p99, base.frames_per_s, base.p99_steady, base.cpu_s);
-        rows.push((base, of_base.0, of_base.1, of_base.2, of_base.3));
+        let reference = base.reference();
+        rows.push((base, reference));
     }
     println!(
         "\n{chunks} chunks per job, one every {} ms. Added latency = frame at the client − chunk sent by the provider; frames/s = frames received ÷ (last arrival − first chunk sent); p99 after chunk {START_CHUNKS} leaves out each subscriber's first {START_CHUNKS} frames; CPU s = the server process's user + system time from the first chunk to the last subscription's end.\n",
@@ -1105,7 +1119,7 @@ async fn main() {
         "| scenario | server | chunks received | p50 ms | p99 ms | max ms | chunks 1, 2, 3 ms | frames/s | p99 ÷ baseline | frames/s ÷ baseline | p99 after chunk {START_CHUNKS} ms (÷ baseline) | CPU s (÷ baseline) | RSS per idle subscriber | RSS before → peak → 5 s after the last left | job retries |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (r, p99, fps, p99_steady, cpu_s) in &rows {
+    for (r, base) in &rows {
         let first = r
             .first
             .iter()
@@ -1122,12 +1136,12 @@ async fn main() {
             r.p99,
             r.max,
             r.frames_per_s,
-            r.p99 / p99,
-            r.frames_per_s / fps,
+            r.p99 / base.p99,
+            r.frames_per_s / base.frames_per_s,
             r.p99_steady,
-            r.p99_steady / p99_steady,
+            r.p99_steady / base.p99_steady,
             r.cpu_s,
-            r.cpu_s / cpu_s.max(0.01),
+            r.cpu_s / base.cpu_s.max(0.01),
             r.idle_kib.map_or("—".to_owned(), |k| format!("{k:.1} KiB")),
             r.rss_mib
                 .map_or("—".to_owned(), |(before, peak, after)| format!(
