@@ -102,17 +102,29 @@ impl SubscriptionGuard {
         }
     }
 
-    /// Counts `n` chunks delivered to this subscriber as shared bytes (see
-    /// [`fanout`](super::fanout)).
-    pub fn delivered_shared(&self, n: u64) {
-        self.delivered(n);
-        if let Some(m) = self.metrics() {
-            m.chunks_shared.inc_by(n);
-        }
+    /// What counts this subscriber's chunks apart from its slot: a follower run by the
+    /// connection (see [`fanout`](super::fanout)) outlives the subscription by a poll.
+    pub fn deliveries(&self) -> Deliveries {
+        Deliveries(self.metrics().cloned())
     }
 
     fn metrics(&self) -> Option<&Metrics> {
         self.slots.as_ref().and_then(|s| s.metrics.as_ref())
+    }
+}
+
+/// Counts the chunks of one subscriber written as shared bytes (see
+/// [`fanout`](super::fanout)).
+#[derive(Clone)]
+pub struct Deliveries(Option<Metrics>);
+
+impl Deliveries {
+    /// Counts `n` chunks delivered as shared bytes.
+    pub fn shared(&self, n: u64) {
+        if let Some(m) = &self.0 {
+            m.chunks_delivered.inc_by(n);
+            m.chunks_shared.inc_by(n);
+        }
     }
 }
 

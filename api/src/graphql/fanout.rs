@@ -15,13 +15,32 @@
 //! final event, errors and any other selection stay on async-graphql; they go through the
 //! same writer after the chunks before them, so the order is kept. Each subscriber keeps
 //! its own position, so `seq` and `after` work as before.
+//!
+//! Such a subscriber's follower is not polled by async-graphql at all: it is handed to
+//! the connection ([`DirectChunks::detach`], [`FollowerSet`]), whose task polls it beside
+//! the protocol. A chunk then wakes only its follower — not the protocol and the stream
+//! layers of every subscription around it — and the events async-graphql still renders
+//! reach it through a channel; a chunk after such an event waits until async-graphql
+//! has queued the event's frame (it polls the subscription again only after that), so
+//! the order is kept. Completing the subscription drops the channel's receiver, which
+//! stops the follower before it writes another frame. (async-graphql's protocol polls
+//! every subscription of a connection on each wake of it, so one chunk of one job used
+//! to poll them all.)
 
+use super::context::{Deliveries, SubscriptionGuard};
 use async_graphql::Context;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use axum::extract::ws::Message;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::task::AtomicWaker;
+use futures_util::{FutureExt, Stream, StreamExt};
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::mpsc;
+use std::task::{Context as TaskContext, Poll};
+use tokio::sync::{mpsc, oneshot};
 use znovel_domain::ids::JobId;
 
 /// The request extension the WebSocket layer sets on every `subscribe` it passes on: the
@@ -37,12 +56,145 @@ pub struct OperationId(pub String);
 #[derive(Clone)]
 pub struct DirectFrames {
     out: mpsc::Sender<Message>,
+    /// Where followers are handed to the connection's task.
+    followers: Arc<HandedOver>,
 }
 
 impl DirectFrames {
-    /// Frames for the connection whose writer reads `out`.
-    pub fn new(out: mpsc::Sender<Message>) -> Self {
-        Self { out }
+    /// Frames for the connection whose writer reads `out`, and the set its task polls
+    /// the followers of direct subscriptions in.
+    pub fn new(out: mpsc::Sender<Message>) -> (Self, FollowerSet) {
+        let followers = Arc::new(HandedOver::default());
+        let set = FollowerSet {
+            handed_over: followers.clone(),
+            running: None,
+        };
+        (Self { out, followers }, set)
+    }
+}
+
+/// Followers handed over by resolvers, not yet polled by the connection.
+#[derive(Default)]
+struct HandedOver {
+    queued: Mutex<Vec<BoxFuture<'static, ()>>>,
+    /// The connection's task, woken when a follower is handed over.
+    task: AtomicWaker,
+    /// The connection's session has ended: a follower handed over now is dropped.
+    closed: AtomicBool,
+}
+
+impl HandedOver {
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<BoxFuture<'static, ()>>> {
+        self.queued.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The followers of one connection's direct subscriptions, polled by the connection's
+/// task: [`poll`](Self::poll) beside the protocol's session, [`close`](Self::close) when
+/// the session ends (the followers hold the writer's queue open).
+pub struct FollowerSet {
+    handed_over: Arc<HandedOver>,
+    /// Made with the first follower (an idle connection has none).
+    running: Option<FuturesUnordered<BoxFuture<'static, ()>>>,
+}
+
+impl FollowerSet {
+    /// Polls the followers that woke (and the ones just handed over): each writes the
+    /// chunks it has to the connection's queue. Returns when none can go on; the
+    /// connection's task is woken when one can.
+    pub fn poll(&mut self, cx: &mut TaskContext<'_>) {
+        self.handed_over.task.register(cx.waker());
+        {
+            let mut new = self.handed_over.queued();
+            if !new.is_empty() {
+                let running = self.running.get_or_insert_with(FuturesUnordered::new);
+                running.extend(new.drain(..));
+            }
+        }
+        if let Some(running) = &mut self.running {
+            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+        }
+    }
+
+    /// Drops every follower, and any handed over later.
+    pub fn close(&mut self) {
+        self.handed_over.closed.store(true, Ordering::Release);
+        self.running = None;
+        self.handed_over.queued().clear();
+    }
+}
+
+impl Drop for FollowerSet {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A followed item as the direct path sees it.
+pub enum Routed<T> {
+    /// A chunk: written by the connection as shared bytes.
+    Chunk {
+        /// Its position.
+        seq: u64,
+        /// Its text.
+        text: String,
+    },
+    /// Anything else: rendered by async-graphql.
+    Other(T),
+}
+
+/// The part of a detached subscription async-graphql polls: the events the follower
+/// passes on, ending when the follower does. Dropping it stops the follower.
+struct Detached<T> {
+    events: futures_channel::mpsc::UnboundedReceiver<T>,
+    /// How many items it has yielded.
+    yielded: usize,
+    handoff: Arc<Handoff>,
+    /// Dropped with this stream: the follower sees its sender closed.
+    _stop: oneshot::Receiver<()>,
+    /// The subscription's slot: freed with this stream, as on the general path.
+    _guard: SubscriptionGuard,
+}
+
+impl<T> Stream for Detached<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<T>> {
+        // Polled again: async-graphql has queued the frame of every item yielded so far
+        // (it sends an item's frame before it polls its subscriptions again).
+        if self.yielded > self.handoff.acked.load(Ordering::Acquire) {
+            self.handoff.acked.store(self.yielded, Ordering::Release);
+            self.handoff.follower.wake();
+        }
+        let next = self.events.poll_next_unpin(cx);
+        if let Poll::Ready(Some(_)) = next {
+            self.yielded += 1;
+        }
+        next
+    }
+}
+
+/// How far async-graphql has written what a follower passed on: a chunk after an item
+/// (a continuity issue) waits for the item's frame, so the order is kept.
+#[derive(Default)]
+struct Handoff {
+    /// How many passed-on items have their frames queued.
+    acked: std::sync::atomic::AtomicUsize,
+    /// The follower, woken as items are acknowledged.
+    follower: AtomicWaker,
+}
+
+impl Handoff {
+    /// Ready once `sent` items are acknowledged.
+    fn poll_acked(&self, sent: usize, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.acked.load(Ordering::Acquire) >= sent {
+            return Poll::Ready(());
+        }
+        self.follower.register(cx.waker());
+        if self.acked.load(Ordering::Acquire) >= sent {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 }
 
@@ -244,14 +396,85 @@ impl DirectChunks {
         frame
     }
 
-    /// Sends chunk `seq` to the subscriber (waiting while its connection's queue is
-    /// full); false when the connection is gone.
-    pub async fn send(&self, seq: u64, text: &str) -> bool {
-        let frame = self.frame(seq, text);
-        self.frames
-            .out
-            .send(Message::Text(frame.into()))
-            .await
-            .is_ok()
+    /// Hands the following of `events` to the connection: its task polls the follower,
+    /// which writes each chunk's frame to the connection's queue (counted as `guard`'s
+    /// deliveries, waiting while the queue is full) and passes every other item on to
+    /// the stream returned, for async-graphql. That stream holds `guard` (the slot);
+    /// dropping it (the client completed the subscription, or the connection ended)
+    /// stops the follower before its next frame. It ends when `events` does.
+    pub fn detach<S, T>(
+        self,
+        events: S,
+        guard: SubscriptionGuard,
+    ) -> impl Stream<Item = T> + Send + 'static + use<S, T>
+    where
+        S: Stream<Item = Routed<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = futures_channel::mpsc::unbounded();
+        let (stop, stopped) = oneshot::channel();
+        let handoff = Arc::new(Handoff::default());
+        let followers = self.frames.followers.clone();
+        let follower = self
+            .follow(events, guard.deliveries(), tx, handoff.clone(), stop)
+            .boxed();
+        if !followers.closed.load(Ordering::Acquire) {
+            followers.queued().push(follower);
+            followers.task.wake();
+        }
+        Detached {
+            events: rx,
+            yielded: 0,
+            handoff,
+            _stop: stopped,
+            _guard: guard,
+        }
+    }
+
+    /// The follower [`detach`](Self::detach) hands over.
+    async fn follow<S, T>(
+        self,
+        events: S,
+        deliveries: Deliveries,
+        others: futures_channel::mpsc::UnboundedSender<T>,
+        handoff: Arc<Handoff>,
+        mut stop: oneshot::Sender<()>,
+    ) where
+        S: Stream<Item = Routed<T>>,
+    {
+        let mut events = std::pin::pin!(events);
+        // Items passed on to async-graphql.
+        let mut passed = 0;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = stop.closed() => return,
+                next = events.next() => next,
+            };
+            match next {
+                None => return,
+                Some(Routed::Other(item)) => {
+                    if others.unbounded_send(item).is_err() {
+                        return;
+                    }
+                    passed += 1;
+                }
+                Some(Routed::Chunk { seq, text }) => {
+                    let permit = tokio::select! {
+                        biased;
+                        () = stop.closed() => return,
+                        permit = async {
+                            // After the frames of the items passed on before it.
+                            std::future::poll_fn(|cx| handoff.poll_acked(passed, cx)).await;
+                            self.frames.out.reserve().await
+                        } => permit,
+                    };
+                    // The connection is gone.
+                    let Ok(permit) = permit else { return };
+                    permit.send(Message::Text(self.frame(seq, &text).into()));
+                    deliveries.shared(1);
+                }
+            }
+        }
     }
 }

@@ -110,7 +110,10 @@ async fn serve(
     // One writer owns the socket: the protocol's frames, then (on shutdown) ours.
     let (out, mut frames) = tokio::sync::mpsc::channel::<Message>(32);
     let control = out.clone();
-    let direct = transport_ws.then(|| DirectFrames::new(out.clone()));
+    let (direct, mut followers) = match transport_ws.then(|| DirectFrames::new(out.clone())) {
+        Some((direct, followers)) => (Some(direct), Some(followers)),
+        None => (None, None),
+    };
     let writer = async move {
         while let Some(frame) = frames.recv().await {
             let mut closing = matches!(frame, Message::Close(_));
@@ -244,12 +247,48 @@ async fn serve(
             }
         }
     });
-    // Session first, then the writer, on every wake: a frame the session queues (a
-    // chunk, an answer) is written in the same poll. `join!`'s default rotation would poll
-    // the writer first every other wake, and the frame would wait for the task's next turn
-    // — behind every other connection woken by the same chunk (a thousand subscribers:
-    // milliseconds). Both are polled on every wake either way.
-    let ((), socket_sink) = tokio::join!(biased; session, writer);
+    // On every wake: the session (only when something it waits on woke it), then the
+    // followers of direct subscriptions that woke, then the writer. A chunk wakes only
+    // its followers: the protocol and its stream layers are not polled for it. The
+    // session and the followers go first so that a frame they queue is written in the
+    // same poll, not on the task's next turn — behind every other connection woken by the
+    // same chunk (a thousand subscribers: milliseconds).
+    let mut session = Some(session);
+    let session_woken = Woken::new();
+    let mut writer = std::pin::pin!(writer);
+    let mut written = None;
+    let socket_sink = std::future::poll_fn(|cx| {
+        if let Some(running) = session.as_mut() {
+            session_woken.flag.task.register(cx.waker());
+            if session_woken.flag.set.swap(false, Ordering::AcqRel) {
+                let mut own = std::task::Context::from_waker(&session_woken.waker);
+                if running.as_mut().poll(&mut own).is_ready() {
+                    session = None;
+                    // The followers hold the writer's queue open.
+                    if let Some(f) = followers.as_mut() {
+                        f.close();
+                    }
+                }
+            }
+        }
+        if session.is_some()
+            && let Some(f) = followers.as_mut()
+        {
+            f.poll(cx);
+        }
+        if written.is_none()
+            && let std::task::Poll::Ready(sink) = writer.as_mut().poll(cx)
+        {
+            written = Some(sink);
+        }
+        if session.is_none()
+            && let Some(sink) = written.take()
+        {
+            return std::task::Poll::Ready(sink);
+        }
+        std::task::Poll::Pending
+    })
+    .await;
     if *shutdown.borrow()
         && let Some(mut sink) = socket_sink
     {
@@ -300,18 +339,19 @@ struct UntilStop {
     woken: Woken,
 }
 
-/// The waker the client's side and the shutdown signal are polled with: notes that
-/// one of them woke the connection, then wakes it.
+/// A waker for one part of a connection (the client's side with the shutdown signal;
+/// the session): notes that the part woke, then wakes the connection's task, so that the
+/// part is polled only when something it waits on happened — not on every chunk.
 struct Woken {
     flag: Arc<WokenFlag>,
     /// `flag` as a waker (made once).
     waker: std::task::Waker,
 }
 
-/// Whether the client's side or the shutdown signal woke the connection since the last
-/// read, and the connection's task to wake.
+/// Whether the part woke the connection since it was last polled, and the connection's
+/// task to wake.
 struct WokenFlag {
-    /// Set by a wake (and at first): the next poll reads.
+    /// Set by a wake (and at first): the next poll polls the part.
     set: AtomicBool,
     /// The connection's task.
     task: futures_util::task::AtomicWaker,

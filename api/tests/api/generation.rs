@@ -884,3 +884,106 @@ fn fast_text(frames: &[String]) -> String {
         })
         .collect()
 }
+
+/// One subscription's messages so far: its chunks, its final event, whether the server
+/// completed it.
+type Seen = std::collections::HashMap<String, (Vec<(i64, String)>, Value, bool)>;
+
+/// Reads the next message of any subscription into `seen`.
+async fn read_into(ws: &mut Ws, seen: &mut Seen) {
+    let msg = tokio::time::timeout(Duration::from_secs(30), next_json(ws))
+        .await
+        .expect("the streams progress");
+    let id = msg["id"]
+        .as_str()
+        .expect("an operation's message")
+        .to_owned();
+    let entry = seen.entry(id).or_default();
+    match msg["type"].as_str() {
+        Some("next") => {
+            assert!(!entry.2, "nothing after the operation's complete: {msg}");
+            let ev = &msg["payload"]["data"]["chapterStream"];
+            if ev["__typename"] == "ChapterChunk" {
+                let text = ev["text"].as_str().unwrap().to_owned();
+                entry.0.push((ev["seq"].as_i64().unwrap(), text));
+            } else {
+                entry.1 = ev.clone();
+            }
+        }
+        Some("complete") => entry.2 = true,
+        other => panic!("unexpected {other:?}: {msg}"),
+    }
+}
+
+/// A `chapterStream` on the shared-bytes path is followed by its connection, outside
+/// async-graphql: completing it mid-job stops its frames (nothing after the server's
+/// `complete`, no final event) and frees its slot at once, even for a subscribe sent right behind the
+/// `complete`; the connection's other subscription streams on to the end, and the new
+/// one resumes with `after` where the stopped one left off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_a_chapter_stream_mid_job_stops_it_and_frees_its_slot() {
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script(
+        "primary",
+        FakeStream::new(pieces()).interval(Duration::from_millis(30)),
+    );
+    let base = fake.base_url();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        s.limits.max_subscriptions_per_connection = 2;
+    })
+    .await;
+    let novel = app.novel("Stopped midway").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+    let job = generate(&app, &chapter, json!({})).await;
+    let j = job["id"].as_str().unwrap().to_owned();
+    let mut ws = connected(&app, &app.admin_key).await;
+    start(&mut ws, "a", STREAM, json!({ "j": j })).await;
+    start(&mut ws, "b", STREAM, json!({ "j": j })).await;
+    let mut seen = Seen::default();
+    while seen.get("a").is_none_or(|a| a.0.len() < 3) {
+        read_into(&mut ws, &mut seen).await;
+    }
+    // Stop "a"; a subscription sent right behind it takes the slot "a" held (the cap
+    // is two, and "b" runs), resuming after the last chunk "a" had shown.
+    ws.send(Message::text(
+        json!({ "id": "a", "type": "complete" }).to_string(),
+    ))
+    .await
+    .unwrap();
+    let stopped_at = seen["a"].0.len();
+    let last = seen["a"].0[stopped_at - 1].0;
+    start(&mut ws, "c", STREAM, json!({ "j": j, "a": last })).await;
+    while !(seen.get("b").is_some_and(|b| b.2) && seen.get("c").is_some_and(|c| c.2)) {
+        read_into(&mut ws, &mut seen).await;
+    }
+    let (a, b, c) = (&seen["a"], &seen["b"], &seen["c"]);
+    assert_eq!(b.1["__typename"], "ChapterCompleted", "{:?}", b.1);
+    assert_eq!(c.1["__typename"], "ChapterCompleted", "{:?}", c.1);
+    // The server acknowledges the client's complete with its own, then sends nothing
+    // more for it (`read_into` checks), not even the final event.
+    assert!(a.2, "acknowledged");
+    assert_eq!(
+        a.1,
+        Value::Null,
+        "no final event after the client's complete"
+    );
+    // Frames already on their way when "complete" left may still have arrived.
+    assert!(
+        a.0.len() < b.0.len(),
+        "the stopped subscription's frames stop: {} of {} (stopped at {stopped_at})",
+        a.0.len(),
+        b.0.len()
+    );
+    assert_eq!(a.0[..], b.0[..a.0.len()], "a prefix, in order");
+    assert_eq!(
+        c.0[..],
+        b.0[stopped_at..],
+        "resumed without gap or duplicate"
+    );
+    let text: String = b.0.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(text.starts_with("The storm broke"), "{text}");
+    assert_eq!(b.1["chapter"]["content"], text.as_str());
+}

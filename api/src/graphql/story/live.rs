@@ -8,12 +8,12 @@ use super::generation::{GenerationJob, JobStatus};
 use crate::graphql::call;
 use crate::graphql::context::SubscriptionGuard;
 use crate::graphql::errors::{ResultExt, to_gql};
-use crate::graphql::fanout::DirectChunks;
+use crate::graphql::fanout::{DirectChunks, Routed};
 use crate::graphql::ids::decode;
 use crate::graphql::validation::ValidationIssue;
+use async_graphql::futures_util::future::Either;
 use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, ID, SimpleObject, Subscription, Union};
-use std::sync::Arc;
 use znovel_domain::services::{ChapterStreamItem, GenerationService, Services};
 
 fn generation(s: &Services) -> async_graphql::Result<&GenerationService> {
@@ -144,31 +144,27 @@ impl GenerationSubscription {
             }
         };
         let events = generation(s)?.follow(&actor, id, after).await.gql()?;
-        // Over graphql-transport-ws with a plain chunk selection, chunks go straight to
-        // the connection as shared bytes; everything else through async-graphql.
-        let direct = DirectChunks::for_field(ctx, id).map(Arc::new);
-        let guard = Arc::new(guard);
-        Ok(events.filter_map(move |item| {
-            // The stream owns this closure, so the slot is held until the stream drops.
-            let (guard, direct) = (guard.clone(), direct.clone());
-            async move {
-                let item = match item.gql() {
-                    Ok(item) => item,
-                    Err(e) => return Some(Err(e)),
-                };
-                if let ChapterStreamItem::Chunk { seq, text } = &item {
-                    if let Some(d) = &direct {
-                        // Sent (or the connection is gone): nothing for async-graphql.
-                        if d.send(*seq, text).await {
-                            guard.delivered_shared(1);
-                        }
-                        return None;
-                    }
-                    guard.delivered(1);
-                }
-                Some(Ok(ChapterStreamEvent::from_item(item)))
+        // Over graphql-transport-ws with a plain chunk selection, the connection follows
+        // the job itself and writes chunks as shared bytes; everything else goes through
+        // async-graphql.
+        if let Some(direct) = DirectChunks::for_field(ctx, id) {
+            let events = events.map(|item| match item {
+                Ok(ChapterStreamItem::Chunk { seq, text }) => Routed::Chunk { seq, text },
+                other => Routed::Other(other),
+            });
+            let others = direct.detach(events, guard);
+            return Ok(Either::Left(
+                others.map(|item| item.gql().map(ChapterStreamEvent::from_item)),
+            ));
+        }
+        // The stream owns this closure, so the slot is held until the stream drops.
+        Ok(Either::Right(events.map(move |item| {
+            let item = item.gql()?;
+            if matches!(item, ChapterStreamItem::Chunk { .. }) {
+                guard.delivered(1);
             }
-        }))
+            Ok(ChapterStreamEvent::from_item(item))
+        })))
     }
 
     /// The status changes of a novel's generation jobs as they happen, from any server
