@@ -110,10 +110,7 @@ async fn serve(
     // One writer owns the socket: the protocol's frames, then (on shutdown) ours.
     let (out, mut frames) = tokio::sync::mpsc::channel::<Message>(32);
     let control = out.clone();
-    let (direct, mut followers) = match transport_ws.then(|| DirectFrames::new(out.clone())) {
-        Some((direct, followers)) => (Some(direct), Some(followers)),
-        None => (None, None),
-    };
+    let (direct, mut followers) = transport_ws.then(|| DirectFrames::new(out.clone())).unzip();
     let writer = async move {
         while let Some(frame) = frames.recv().await {
             let mut closing = matches!(frame, Message::Close(_));
@@ -258,17 +255,15 @@ async fn serve(
     let mut writer = std::pin::pin!(writer);
     let mut written = None;
     let socket_sink = std::future::poll_fn(|cx| {
-        if let Some(running) = session.as_mut() {
-            session_woken.flag.task.register(cx.waker());
-            if session_woken.flag.set.swap(false, Ordering::AcqRel) {
-                let mut own = std::task::Context::from_waker(&session_woken.waker);
-                if running.as_mut().poll(&mut own).is_ready() {
-                    session = None;
-                    // The followers hold the writer's queue open.
-                    if let Some(f) = followers.as_mut() {
-                        f.close();
-                    }
-                }
+        if let Some(running) = session.as_mut()
+            && session_woken
+                .poll(cx, |own| running.as_mut().poll(own))
+                .is_ready()
+        {
+            session = None;
+            // The followers hold the writer's queue open.
+            if let Some(f) = followers.as_mut() {
+                f.close();
             }
         }
         if session.is_some()
@@ -368,6 +363,25 @@ impl Woken {
             flag,
         }
     }
+
+    /// Polls the part (with this waker) when it woke since it last answered Pending;
+    /// else Pending at once. After Ready the next poll polls it again without a wake: a
+    /// stream may have more ready (several messages in one read).
+    fn poll<T>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        poll: impl FnOnce(&mut std::task::Context<'_>) -> std::task::Poll<T>,
+    ) -> std::task::Poll<T> {
+        self.flag.task.register(cx.waker());
+        if !self.flag.set.swap(false, Ordering::AcqRel) {
+            return std::task::Poll::Pending;
+        }
+        let polled = poll(&mut std::task::Context::from_waker(&self.waker));
+        if polled.is_ready() {
+            self.flag.set.store(true, Ordering::Release);
+        }
+        polled
+    }
 }
 
 impl std::task::Wake for WokenFlag {
@@ -389,28 +403,27 @@ impl futures_util::Stream for UntilStop {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
+        let Self {
+            inner,
+            stop,
+            handback,
+            woken,
+        } = &mut *self;
+        if inner.is_none() {
             return Poll::Ready(None);
-        };
-        this.woken.flag.task.register(cx.waker());
-        // Nothing it waits on has woken it since it last returned Pending: still pending.
-        if !this.woken.flag.set.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
         }
-        let mut own = std::task::Context::from_waker(&this.woken.waker);
-        if this.stop.as_mut().poll(&mut own).is_ready() {
-            if let (Some(inner), Some(back)) = (this.inner.take(), this.handback.take()) {
-                let _ = back.send(inner);
+        woken.poll(cx, |own| {
+            if stop.as_mut().poll(own).is_ready() {
+                if let (Some(inner), Some(back)) = (inner.take(), handback.take()) {
+                    let _ = back.send(inner);
+                }
+                return Poll::Ready(None);
             }
-            return Poll::Ready(None);
-        }
-        let next = inner.as_mut().poll_next(&mut own);
-        if next.is_ready() {
-            // More may be read without another wake (several messages in one read).
-            this.woken.flag.set.store(true, Ordering::Release);
-        }
-        next
+            match inner {
+                Some(inner) => inner.as_mut().poll_next(own),
+                None => Poll::Ready(None),
+            }
+        })
     }
 }
 

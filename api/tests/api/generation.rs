@@ -41,6 +41,19 @@ pub(crate) async fn app_with_fake(backend: Backend, fake: &FakeOpenAi) -> TestAp
     .await
 }
 
+/// A SQLite app writing with `fake` (no fallback model) whose connections run at most two
+/// subscriptions at once.
+async fn app_with_two_subscriptions_per_connection(fake: &FakeOpenAi) -> TestApp {
+    let base = fake.base_url();
+    TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.llm.base_url = Some(base);
+        s.llm.api_key = Some("sk-test".to_string().into());
+        s.llm.model = Some("primary".into());
+        s.limits.max_subscriptions_per_connection = 2;
+    })
+    .await
+}
+
 async fn subscribe(app: &TestApp, key: &str, job: &str, after: Option<i64>) -> Ws {
     let mut ws = connected(app, key).await;
     start(&mut ws, "s", STREAM, json!({ "j": job, "a": after })).await;
@@ -379,6 +392,15 @@ pub(crate) async fn start(ws: &mut Ws, id: &str, query: &str, variables: Value) 
     .unwrap();
 }
 
+/// Completes (stops) the client's operation `id`.
+async fn complete(ws: &mut Ws, id: &str) {
+    ws.send(Message::text(
+        json!({ "id": id, "type": "complete" }).to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
 async fn metrics(app: &TestApp) -> String {
     app.client
         .get(format!("http://{}/metrics", app.metrics_addr))
@@ -524,14 +546,7 @@ async fn job_events_need_read_access_to_the_novel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_past_the_per_connection_cap_is_refused_and_the_connection_lives() {
     let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
-    let base = fake.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
-        s.llm.base_url = Some(base);
-        s.llm.api_key = Some("sk-test".to_string().into());
-        s.llm.model = Some("primary".into());
-        s.limits.max_subscriptions_per_connection = 2;
-    })
-    .await;
+    let app = app_with_two_subscriptions_per_connection(&fake).await;
     let novel = app.novel("Capped").await;
     let mut ws = connected(&app, &app.admin_key).await;
     start(&mut ws, "1", EVENTS, json!({ "n": novel })).await;
@@ -543,11 +558,7 @@ async fn a_subscription_past_the_per_connection_cap_is_refused_and_the_connectio
     assert_eq!(msg["id"], "3");
     assert_eq!(refusal(&msg), "TOO_MANY_SUBSCRIPTIONS", "{msg}");
     // Stopping one frees its slot; the connection (and subscription 1) live on.
-    ws.send(Message::text(
-        json!({ "id": "2", "type": "complete" }).to_string(),
-    ))
-    .await
-    .unwrap();
+    complete(&mut ws, "2").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     start(&mut ws, "4", EVENTS, json!({ "n": novel })).await;
     // Another connection has its own slots.
@@ -927,14 +938,7 @@ async fn completing_a_chapter_stream_mid_job_stops_it_and_frees_its_slot() {
         "primary",
         FakeStream::new(pieces()).interval(Duration::from_millis(30)),
     );
-    let base = fake.base_url();
-    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
-        s.llm.base_url = Some(base);
-        s.llm.api_key = Some("sk-test".to_string().into());
-        s.llm.model = Some("primary".into());
-        s.limits.max_subscriptions_per_connection = 2;
-    })
-    .await;
+    let app = app_with_two_subscriptions_per_connection(&fake).await;
     let novel = app.novel("Stopped midway").await;
     let chapter = app.chapter(&novel, 1, "One").await;
     let job = generate(&app, &chapter, json!({})).await;
@@ -948,11 +952,7 @@ async fn completing_a_chapter_stream_mid_job_stops_it_and_frees_its_slot() {
     }
     // Stop "a"; a subscription sent right behind it takes the slot "a" held (the cap
     // is two, and "b" runs), resuming after the last chunk "a" had shown.
-    ws.send(Message::text(
-        json!({ "id": "a", "type": "complete" }).to_string(),
-    ))
-    .await
-    .unwrap();
+    complete(&mut ws, "a").await;
     let stopped_at = seen["a"].0.len();
     let last = seen["a"].0[stopped_at - 1].0;
     start(&mut ws, "c", STREAM, json!({ "j": j, "a": last })).await;
