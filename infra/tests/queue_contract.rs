@@ -61,5 +61,6 @@ contract_test!(
     streams::expire_removes_stream,
     streams::peers_share_streams,
     streams::many_live_readers,
+    streams::reader_outlives_its_stream,
     streams::cap_limits_stream,
 );

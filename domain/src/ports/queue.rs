@@ -4,6 +4,9 @@
 use crate::ids::{JobId, NovelId, TenantId};
 use crate::model::JobStatus;
 use async_trait::async_trait;
+use futures_core::future::BoxFuture;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Errors of the queue and token-stream ports.
@@ -149,6 +152,92 @@ pub trait TokenStream: Send + Sync + 'static {
     ) -> Result<Vec<StreamEvent>, QueueError>;
     /// Deletes the stream `ttl` from now.
     async fn expire(&self, tenant: TenantId, job: JobId, ttl: Duration) -> Result<(), QueueError>;
+    /// A reader of one stream that keeps its wait registered between reads, when the
+    /// adapter has a cheaper way to follow a stream than one `read` per wait. `None` (the
+    /// default): [`stream_reader`] follows it with `read`.
+    fn reader(&self, tenant: TenantId, job: JobId) -> Option<Box<dyn StreamReader>> {
+        let _ = (tenant, job);
+        None
+    }
+}
+
+/// Follows one token stream: what a live subscriber holds for as long as it follows a job.
+///
+/// Contract: `poll_read` is ready with the entries with `seq > after`, in order, at most
+/// `max` and at least one; when there is none it is pending and the task is woken once an
+/// append may have brought one (it may be woken for nothing, and it may answer an error).
+/// It never gives up on its own: how long to wait is the caller's business.
+pub trait StreamReader: Send {
+    /// The entries after `after` (see the contract).
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        after: u64,
+        max: usize,
+    ) -> Poll<Result<Vec<StreamEvent>, QueueError>>;
+}
+
+/// How long one `read` of the [`stream_reader`] fallback waits before it reads again.
+const FALLBACK_WAIT: Duration = Duration::from_secs(5);
+
+/// A reader of one stream: the adapter's own ([`TokenStream::reader`]) or one that
+/// repeats `read`, waiting up to 5 s each time.
+pub fn stream_reader(
+    streams: Arc<dyn TokenStream>,
+    tenant: TenantId,
+    job: JobId,
+) -> Box<dyn StreamReader> {
+    streams.reader(tenant, job).unwrap_or_else(|| {
+        Box::new(ReadLoop {
+            streams,
+            tenant,
+            job,
+            pending: None,
+        })
+    })
+}
+
+type PendingRead = (
+    u64,
+    usize,
+    BoxFuture<'static, Result<Vec<StreamEvent>, QueueError>>,
+);
+
+/// [`stream_reader`]'s fallback: one `read` at a time, started again when it answers
+/// nothing (or when the caller asks from another position).
+struct ReadLoop {
+    streams: Arc<dyn TokenStream>,
+    tenant: TenantId,
+    job: JobId,
+    pending: Option<PendingRead>,
+}
+
+impl StreamReader for ReadLoop {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        after: u64,
+        max: usize,
+    ) -> Poll<Result<Vec<StreamEvent>, QueueError>> {
+        loop {
+            let (streams, tenant, job) = (&self.streams, self.tenant, self.job);
+            let read = match &mut self.pending {
+                Some((a, m, read)) if (*a, *m) == (after, max) => read,
+                pending => {
+                    let streams = streams.clone();
+                    let read =
+                        async move { streams.read(tenant, job, after, max, FALLBACK_WAIT).await };
+                    &mut pending.insert((after, max, Box::pin(read))).2
+                }
+            };
+            let answer = std::task::ready!(read.as_mut().poll(cx));
+            self.pending = None;
+            match answer {
+                Ok(events) if events.is_empty() && max > 0 => continue,
+                answer => return Poll::Ready(answer),
+            }
+        }
+    }
 }
 
 /// A job changed status: announced live to the `jobEvents` subscribers of its novel.

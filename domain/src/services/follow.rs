@@ -8,18 +8,23 @@ use crate::auth::Actor;
 use crate::error::{Error, StoreResultExt};
 use crate::ids::{JobId, TenantId};
 use crate::model::{Chapter, GenerationJob, JobStatus};
-use crate::ports::StreamEvent;
+use crate::ports::{QueueError, StreamEvent, StreamReader};
 use futures_core::stream::BoxStream;
 use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, ready};
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-/// How long one wait for new chunks lasts before the job's status is checked again (a
+/// How long a follower waits without a new entry before it checks the job's status (a
 /// job that ended long ago has an expired stream and no end event to wait for).
 pub const FOLLOW_POLL: Duration = Duration::from_secs(5);
+
+/// The most entries one read of a followed stream takes.
+const READ_MAX: usize = 256;
 
 /// How long one read of a followed job's status (or of its stored chapter) answers every
 /// follower of that job. A thousand idle subscribers of one job then cost one status read
@@ -151,6 +156,13 @@ struct Follow {
     after: u64,
     buffer: VecDeque<StreamEvent>,
     done: bool,
+    /// The job's token stream, followed with one registration for the whole follow.
+    reader: Box<dyn StreamReader>,
+    /// Fires [`FOLLOW_POLL`] after it was last set: armed once per period, not per
+    /// entry (a chunk would otherwise register and cancel a timer).
+    idle: Pin<Box<Sleep>>,
+    /// Whether an entry arrived since `idle` was last set.
+    heard: bool,
 }
 
 impl GenerationService {
@@ -183,10 +195,13 @@ impl GenerationService {
         let follow = Follow {
             service: self.clone(),
             actor: actor.clone(),
+            reader: self.stream_reader(&job),
             job,
             after,
             buffer: VecDeque::new(),
             done: false,
+            idle: Box::pin(tokio::time::sleep(FOLLOW_POLL)),
+            heard: false,
         };
         Ok(futures_util::stream::unfold(follow, |mut f| async move {
             f.next().await.map(|item| (item, f))
@@ -217,14 +232,10 @@ impl Follow {
                     }
                 });
             }
-            let events = self
-                .service
-                .read_stream(&self.job, self.after, FOLLOW_POLL)
-                .await;
-            match events {
-                Ok(events) if !events.is_empty() => self.buffer.extend(events),
-                Ok(_) => match self.status(|at, _| fresh(at)).await {
-                    // Nothing new: a job that ended long ago has an expired stream.
+            match self.wait().await {
+                Some(Ok(events)) => self.buffer.extend(events),
+                // Nothing new for a while: a job that ended long ago has an expired stream.
+                None => match self.status(|at, _| fresh(at)).await {
                     Ok(j) if j.status.is_final() => {
                         self.done = true;
                         return Some(self.end(self.after + 1).await);
@@ -232,9 +243,27 @@ impl Follow {
                     Ok(_) => {}
                     Err(e) => return Some(self.fail(e)),
                 },
-                Err(e) => return Some(self.fail(e)),
+                Some(Err(e)) => return Some(self.fail(e.into())),
             }
         }
+    }
+
+    /// The next entries, or `None` once [`FOLLOW_POLL`] passed without one.
+    async fn wait(&mut self) -> Option<Result<Vec<StreamEvent>, QueueError>> {
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(read) = self.reader.poll_read(cx, self.after, READ_MAX) {
+                self.heard = true;
+                return Poll::Ready(Some(read));
+            }
+            loop {
+                ready!(self.idle.as_mut().poll(cx));
+                self.idle.as_mut().reset(Instant::now() + FOLLOW_POLL);
+                if !std::mem::take(&mut self.heard) {
+                    return Poll::Ready(None);
+                }
+            }
+        })
+        .await
     }
 
     fn fail(&mut self, e: Error) -> Result<ChapterStreamItem, Error> {
@@ -242,9 +271,10 @@ impl Follow {
         Err(e)
     }
 
-    /// The job as stored (a read shared with its other followers).
+    /// The job as stored (a read shared with its other followers). Takes `&mut self`
+    /// only so the future is `Send` without the reader being `Sync`.
     async fn status(
-        &self,
+        &mut self,
         accept: impl Fn(Instant, &GenerationJob) -> bool,
     ) -> Result<GenerationJob, Error> {
         self.service
@@ -252,7 +282,7 @@ impl Follow {
             .await
     }
 
-    async fn end(&self, seq: u64) -> Result<ChapterStreamItem, Error> {
+    async fn end(&mut self, seq: u64) -> Result<ChapterStreamItem, Error> {
         // The stream has ended: only a final status will do (a shared read from before the
         // job ended would not).
         let job = self.status(|_, j| j.status.is_final()).await?;

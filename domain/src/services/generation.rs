@@ -10,7 +10,7 @@ use crate::model::{Chapter, GenerationJob, JobInput, JobKind, JobStatus};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     JobEvent, JobEvents, JobMessage, JobQueue, JobRepository, QueueError, Rate, RateLimiter, Store,
-    StreamEvent, TokenStream,
+    StreamEvent, StreamReader, TokenStream,
 };
 use crate::text::{self, MAX_TEXT};
 use std::sync::Arc;
@@ -327,18 +327,10 @@ impl GenerationService {
         Ok(self.events.subscribe(actor.tenant_id, novel))
     }
 
-    /// The job's token stream entries after `after`, waiting up to `wait` for the first.
-    /// The caller has read the job (authorization) first: see [`Self::follow`].
-    pub(super) async fn read_stream(
-        &self,
-        job: &GenerationJob,
-        after: u64,
-        wait: std::time::Duration,
-    ) -> Result<Vec<StreamEvent>, Error> {
-        Ok(self
-            .streams
-            .read(job.tenant_id, job.id, after, 256, wait)
-            .await?)
+    /// A reader of the job's token stream. The caller has read the job (authorization)
+    /// first: see [`Self::follow`].
+    pub(super) fn stream_reader(&self, job: &GenerationJob) -> Box<dyn StreamReader> {
+        crate::ports::stream_reader(self.streams.clone(), job.tenant_id, job.id)
     }
 
     /// The store, for the follow module.

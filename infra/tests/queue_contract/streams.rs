@@ -3,7 +3,7 @@
 use crate::support::*;
 use std::time::{Duration, Instant};
 use znovel_domain::ids::{JobId, TenantId};
-use znovel_domain::ports::{QueueError, StreamEvent};
+use znovel_domain::ports::{QueueError, StreamEvent, stream_reader};
 use znovel_infra::queue::TokenStreamOptions;
 
 pub async fn read_from_any_point(ctx: &Ctx) {
@@ -277,8 +277,14 @@ pub async fn many_live_readers(ctx: &Ctx) {
             peer.streams.clone()
         };
         let max = [1, 3, 7, 100][n % 4];
+        // Some follow through a reader, the way live subscribers do.
+        let through_reader = n % 3 == 0;
         readers.push(tokio::spawn(async move {
-            follow(&*streams, tenant, job, max, Duration::from_secs(10)).await
+            if through_reader {
+                follow_reader(streams, tenant, job, max, Duration::from_secs(10)).await
+            } else {
+                follow(&*streams, tenant, job, max, Duration::from_secs(10)).await
+            }
         }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -301,6 +307,57 @@ pub async fn many_live_readers(ctx: &Ctx) {
     for r in readers {
         assert_eq!(r.await.unwrap(), all);
     }
+}
+
+/// A reader made before its stream exists follows it once written, and keeps following
+/// the stream written again under the same job after it was deleted.
+pub async fn reader_outlives_its_stream(ctx: &Ctx) {
+    let peer = ctx.peer().await;
+    let (tenant, job) = (TenantId::new(), JobId::new());
+    let all = chapter(12);
+    let mut reader = stream_reader(peer.streams.clone(), tenant, job);
+    let mut read = async |after: u64| {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            std::future::poll_fn(|cx| reader.poll_read(cx, after, 100)),
+        )
+        .await
+        .expect("the reader woke")
+        .unwrap()
+    };
+    let writer = {
+        let (streams, all) = (ctx.streams.clone(), all.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            append_all(&*streams, tenant, job, &all[..6]).await;
+        })
+    };
+    let mut seen = read(0).await;
+    while seen.len() < 6 {
+        seen.extend(read(seen.len() as u64).await);
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, all[..6]);
+    // Deleted, then written again from the start while the reader waits past its end.
+    ctx.streams
+        .expire(tenant, job, Duration::ZERO)
+        .await
+        .unwrap();
+    let writer = {
+        let streams = ctx.streams.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            append_all(&*streams, tenant, job, &chapter(8)).await;
+        })
+    };
+    let again = read(6).await;
+    writer.await.unwrap();
+    assert_eq!(
+        again.first(),
+        Some(&chapter(8)[6]),
+        "woke for the new stream"
+    );
+    assert_eq!(read(0).await, chapter(8), "the new stream from its start");
 }
 
 pub async fn cap_limits_stream(ctx: &Ctx) {

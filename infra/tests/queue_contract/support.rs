@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use znovel_domain::ids::{JobId, TenantId};
 use znovel_domain::model::JobStatus;
-use znovel_domain::ports::{Delivery, JobMessage, JobQueue, StreamEvent, TokenStream};
+use znovel_domain::ports::{
+    Delivery, JobMessage, JobQueue, StreamEvent, TokenStream, stream_reader,
+};
 use znovel_infra::queue::memory::{MemoryQueue, MemoryTokenStreams};
 use znovel_infra::queue::redis::{RedisConnections, RedisOptions, RedisQueue, RedisTokenStreams};
 use znovel_infra::queue::{DeadLetter, QueueOptions, TokenStreamOptions};
@@ -258,6 +260,40 @@ pub async fn follow(
         if got.is_empty() {
             panic!("no entry after {after} within {wait:?}");
         }
+        for event in got {
+            let expected = seen.last().map_or(1, |last| last.seq() + 1);
+            assert_eq!(event.seq(), expected, "gap or duplicate after {after}");
+            let done = matches!(event, StreamEvent::End { .. });
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+/// Follows a stream the way a live subscriber does, through one [`stream_reader`]: every
+/// entry up to `End`, checking order. Panics when nothing arrives within `give_up`.
+pub async fn follow_reader(
+    streams: Arc<dyn TokenStream>,
+    tenant: TenantId,
+    job: JobId,
+    max: usize,
+    give_up: Duration,
+) -> Vec<StreamEvent> {
+    let mut reader = stream_reader(streams, tenant, job);
+    let mut seen: Vec<StreamEvent> = Vec::new();
+    loop {
+        let after = seen.last().map_or(0, StreamEvent::seq);
+        let got = tokio::time::timeout(
+            give_up,
+            std::future::poll_fn(|cx| reader.poll_read(cx, after, max)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no entry after {after} within {give_up:?}"))
+        .unwrap();
+        assert!(!got.is_empty(), "a reader answered nothing");
+        assert!(got.len() <= max, "read returned more than max");
         for event in got {
             let expected = seen.last().map_or(1, |last| last.seq() + 1);
             assert_eq!(event.seq(), expected, "gap or duplicate after {after}");

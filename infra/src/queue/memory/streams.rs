@@ -5,12 +5,13 @@ use crate::queue::TokenStreamOptions;
 use crate::queue::codec::check_seq;
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use znovel_domain::ids::{JobId, TenantId};
-use znovel_domain::ports::{QueueError, StreamEvent, TokenStream};
+use znovel_domain::ports::{QueueError, StreamEvent, StreamReader, TokenStream};
 
 /// How often a call sweeps every slot.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -18,8 +19,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// The in-process [`TokenStream`].
 ///
 /// One slot per (tenant, job): the entries in `seq` order, when the slot expires, and a
-/// [`watch`] channel bumped on every append that blocked readers wait on. A reader of a
-/// stream that does not exist yet creates an empty slot to wait on. Expiry is lazy: an
+/// [`watch`] channel bumped on every append that blocked `read`s wait on. A follower
+/// ([`TokenStream::reader`]) instead leaves its task's waker in the slot when it finds
+/// nothing new, in the same lock as its look: an append wakes (and clears) them all, and
+/// nothing is subscribed, timed or boxed per entry. A reader of a stream that does not
+/// exist yet creates an empty slot to wait on. Expiry is lazy: an
 /// expired slot is dropped when next touched, and at most once a second any call sweeps
 /// every slot that expired or is empty with no reader — no task per job, none at all.
 ///
@@ -29,30 +33,57 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct MemoryTokenStreams {
     options: TokenStreamOptions,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
+
+type Key = (TenantId, JobId);
 
 #[derive(Debug)]
 struct State {
-    slots: HashMap<(TenantId, JobId), Slot>,
+    slots: HashMap<Key, Slot>,
     last_sweep: Instant,
+    /// The id of the next slot made.
+    next_slot: u64,
 }
 
 #[derive(Debug)]
 struct Slot {
+    /// Tells a slot from the one it replaced under the same key.
+    id: u64,
     events: Vec<StreamEvent>,
     expires_at: Instant,
-    /// Bumped on every append; readers hold receivers.
+    /// Bumped on every append; `read`s hold receivers.
     appended: watch::Sender<()>,
+    /// The followers waiting for the next append: woken and cleared by it.
+    waiting: Vec<Waker>,
+    /// How many of `waiting` belong to followers that still exist.
+    listening: usize,
+    /// Bumped each time `waiting` is cleared, so a follower knows its place in it.
+    round: u64,
 }
 
 impl Slot {
-    fn new(expires_at: Instant) -> Self {
+    fn new(id: u64, expires_at: Instant) -> Self {
         Self {
+            id,
             events: Vec::new(),
             expires_at,
             appended: watch::Sender::new(()),
+            waiting: Vec::new(),
+            listening: 0,
+            round: 0,
         }
+    }
+
+    /// Wakes every reader: the `read`s now, the followers' wakers are handed back to be
+    /// woken once the lock is released.
+    #[must_use = "wake the followers once the lock is released"]
+    fn notify(&mut self) -> Vec<Waker> {
+        self.appended.send_replace(());
+        self.round += 1;
+        self.listening = 0;
+        let capacity = self.waiting.len();
+        std::mem::replace(&mut self.waiting, Vec::with_capacity(capacity))
     }
 
     fn is_ended(&self) -> bool {
@@ -62,17 +93,19 @@ impl Slot {
 
 impl State {
     /// The live slot of a stream, creating it when missing (or expired).
-    fn slot(&mut self, key: (TenantId, JobId), now: Instant, ttl: Duration) -> &mut Slot {
+    fn slot(&mut self, key: Key, now: Instant, ttl: Duration) -> &mut Slot {
         if self.slots.get(&key).is_some_and(|s| s.expires_at <= now) {
             self.drop_slot(&key);
         }
-        self.slots
-            .entry(key)
-            .or_insert_with(|| Slot::new(now + ttl))
+        let next = &mut self.next_slot;
+        self.slots.entry(key).or_insert_with(|| {
+            *next += 1;
+            Slot::new(*next, now + ttl)
+        })
     }
 
     /// The live slot of a stream, if any.
-    fn live(&mut self, key: &(TenantId, JobId), now: Instant) -> Option<&mut Slot> {
+    fn live(&mut self, key: &Key, now: Instant) -> Option<&mut Slot> {
         if self.slots.get(key)?.expires_at <= now {
             self.drop_slot(key);
             return None;
@@ -81,9 +114,10 @@ impl State {
     }
 
     /// Removes a slot, waking its readers so they look again.
-    fn drop_slot(&mut self, key: &(TenantId, JobId)) {
-        if let Some(slot) = self.slots.remove(key) {
-            slot.appended.send_replace(());
+    fn drop_slot(&mut self, key: &Key) {
+        if let Some(mut slot) = self.slots.remove(key) {
+            // Few wake here (an expiry); waking under the lock keeps this simple.
+            slot.notify().into_iter().for_each(Waker::wake);
         }
     }
 
@@ -97,7 +131,8 @@ impl State {
             .slots
             .iter()
             .filter(|(_, s)| {
-                s.expires_at <= now || (s.events.is_empty() && s.appended.receiver_count() == 0)
+                s.expires_at <= now
+                    || (s.events.is_empty() && s.appended.receiver_count() == 0 && s.listening == 0)
             })
             .map(|(key, _)| *key)
             .collect();
@@ -112,10 +147,11 @@ impl MemoryTokenStreams {
     pub fn new(options: TokenStreamOptions) -> Self {
         Self {
             options,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 slots: HashMap::new(),
                 last_sweep: Instant::now(),
-            }),
+                next_slot: 0,
+            })),
         }
     }
 
@@ -146,21 +182,25 @@ impl TokenStream for MemoryTokenStreams {
     ) -> Result<(), QueueError> {
         let seq = check_seq(event)?;
         let now = Instant::now();
-        let mut state = lock(&self.state);
-        state.maybe_sweep(now);
-        let slot = state.slot((tenant, job), now, self.options.default_ttl);
-        if slot.is_ended() || slot.events.last().is_some_and(|last| last.seq() >= seq) {
-            tracing::debug!(%job, seq, "token stream append ignored (duplicate or after End)");
-            return Ok(());
-        }
-        if slot.events.len() >= self.options.max_entries {
-            return Err(QueueError::Internal(format!(
-                "token stream of job {job} is full ({} entries)",
-                self.options.max_entries
-            )));
-        }
-        slot.events.push(event.clone());
-        slot.appended.send_replace(());
+        let followers = {
+            let mut state = lock(&self.state);
+            state.maybe_sweep(now);
+            let slot = state.slot((tenant, job), now, self.options.default_ttl);
+            if slot.is_ended() || slot.events.last().is_some_and(|last| last.seq() >= seq) {
+                tracing::debug!(%job, seq, "token stream append ignored (duplicate or after End)");
+                return Ok(());
+            }
+            if slot.events.len() >= self.options.max_entries {
+                return Err(QueueError::Internal(format!(
+                    "token stream of job {job} is full ({} entries)",
+                    self.options.max_entries
+                )));
+            }
+            slot.events.push(event.clone());
+            slot.notify()
+        };
+        // A thousand followers of one job: woken outside the lock they are about to take.
+        followers.into_iter().for_each(Waker::wake);
         Ok(())
     }
 
@@ -213,5 +253,79 @@ impl TokenStream for MemoryTokenStreams {
             slot.expires_at = now + ttl;
         }
         Ok(())
+    }
+
+    fn reader(&self, tenant: TenantId, job: JobId) -> Option<Box<dyn StreamReader>> {
+        Some(Box::new(MemoryReader {
+            state: self.state.clone(),
+            key: (tenant, job),
+            ttl: self.options.default_ttl,
+            waiting: None,
+        }))
+    }
+}
+
+/// A follower of one in-process stream ([`TokenStream::reader`]).
+struct MemoryReader {
+    state: Arc<Mutex<State>>,
+    key: Key,
+    /// The TTL of a slot this reader makes to wait on.
+    ttl: Duration,
+    /// Where its waker is in the slot's `waiting`: slot id, round, index.
+    waiting: Option<(u64, u64, usize)>,
+}
+
+impl StreamReader for MemoryReader {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        after: u64,
+        max: usize,
+    ) -> Poll<Result<Vec<StreamEvent>, QueueError>> {
+        if max == 0 {
+            return Poll::Ready(Ok(Vec::new()));
+        }
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        state.maybe_sweep(now);
+        let slot = state.slot(self.key, now, self.ttl);
+        let start = slot.events.partition_point(|e| e.seq() <= after);
+        if start < slot.events.len() {
+            let end = slot.events.len().min(start.saturating_add(max));
+            return Poll::Ready(Ok(slot.events[start..end].to_vec()));
+        }
+        match self.waiting {
+            // Still waiting from an earlier look: only a different task needs its waker put.
+            Some((id, round, at)) if (id, round) == (slot.id, slot.round) => {
+                if let Some(waker) = slot.waiting.get_mut(at)
+                    && !waker.will_wake(cx.waker())
+                {
+                    waker.clone_from(cx.waker());
+                }
+            }
+            _ => {
+                self.waiting = Some((slot.id, slot.round, slot.waiting.len()));
+                slot.waiting.push(cx.waker().clone());
+                slot.listening += 1;
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for MemoryReader {
+    /// Takes its waker back: a follower that left must not keep its task alive.
+    fn drop(&mut self) {
+        let Some((id, round, at)) = self.waiting else {
+            return;
+        };
+        let mut state = lock(&self.state);
+        if let Some(slot) = state.slots.get_mut(&self.key)
+            && (slot.id, slot.round) == (id, round)
+            && let Some(waker) = slot.waiting.get_mut(at)
+        {
+            *waker = Waker::noop().clone();
+            slot.listening = slot.listening.saturating_sub(1);
+        }
     }
 }
