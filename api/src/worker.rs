@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use znovel_domain::ids::JobId;
 use znovel_domain::model::JobStatus;
 use znovel_domain::ports::{Delivery, JobQueue, JobRepository};
 use znovel_domain::services::runner::{JobRunner, RunOutcome, StopReason};
@@ -126,13 +127,15 @@ async fn handle(
     }
     let jobs = deps.jobs.clone();
     let stop = async move {
-        let mut tick = tokio::time::interval(CANCEL_POLL);
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + cancel_poll_offset(id),
+            CANCEL_POLL,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Ok(j) = jobs.get_job(tenant, id).await
-                        && j.status == JobStatus::Cancelled
-                    {
+                    if let Ok(JobStatus::Cancelled) = jobs.job_status(tenant, id).await {
                         return StopReason::Cancelled;
                     }
                 }
@@ -177,6 +180,14 @@ async fn handle(
     {
         m.job_finished(&job, outcome_label(&outcome));
     }
+}
+
+/// When, within its first [`CANCEL_POLL`], a job's worker first reads its status: spread
+/// by the job id's random bits, so a hundred jobs started together do not all read their
+/// status in the same instant, every 250 ms.
+fn cancel_poll_offset(job: JobId) -> Duration {
+    let period = CANCEL_POLL.as_micros() as u64;
+    Duration::from_micros(job.as_uuid().as_u128() as u64 % period)
 }
 
 /// The outcome as logged and as the `outcome` label of the job metrics.

@@ -382,6 +382,10 @@ pub trait JobRepository: Send + Sync + 'static {
     async fn insert_job(&self, job: &GenerationJob) -> StoreResult<()>;
     /// Reads a job.
     async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<GenerationJob>;
+    /// Reads only a job's status: what a running job's worker polls to see a cancel.
+    async fn job_status(&self, tenant: TenantId, id: JobId) -> StoreResult<JobStatus> {
+        Ok(self.get_job(tenant, id).await?.status)
+    }
     /// Reads the job with an idempotency key.
     async fn find_job_by_idempotency_key(
         &self,

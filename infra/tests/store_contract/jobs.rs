@@ -244,6 +244,7 @@ pub async fn jobs_start_and_reclaim(ctx: &Ctx) {
     let (t, n) = tenant_with_novel(s, "start").await;
     let j = job(&n, None);
     s.insert_job(&j).await.unwrap();
+    assert_eq!(s.job_status(t.id, j.id).await.unwrap(), JobStatus::Queued);
 
     let started = at(1);
     let first = s.start_job(t.id, j.id, started).await.unwrap();
@@ -255,6 +256,7 @@ pub async fn jobs_start_and_reclaim(ctx: &Ctx) {
     };
     assert_eq!(first, expected);
     assert_eq!(s.get_job(t.id, j.id).await.unwrap(), first);
+    assert_eq!(s.job_status(t.id, j.id).await.unwrap(), JobStatus::Running);
 
     // A second worker reclaims the running job (e.g. after the first one died).
     let later = at(60);
@@ -283,6 +285,11 @@ pub async fn jobs_start_and_reclaim(ctx: &Ctx) {
     let stored = s.get_job(t.id, j.id).await.unwrap();
     assert_eq!(stored.status, JobStatus::Failed);
     assert_eq!(stored.attempts, 2, "a refused start changes nothing");
+    assert_eq!(s.job_status(t.id, j.id).await.unwrap(), JobStatus::Failed);
+    // Only in its tenant, like the whole row.
+    let (other, _) = tenant_with_novel(s, "start-other").await;
+    assert_not_found(s.job_status(other.id, j.id).await);
+    assert_not_found(s.job_status(t.id, JobId::new()).await);
 
     assert_not_found(s.start_job(t.id, JobId::new(), at(1)).await);
     assert_not_found(s.mark_first_token(t.id, JobId::new(), at(1)).await);

@@ -11,7 +11,7 @@ use super::chapters::SaveContentIn;
 use super::{cursor, page_of};
 use crate::sql::SqlStore;
 use crate::sql::error::db_err;
-use crate::sql::rows::{JobRow, UsageRow};
+use crate::sql::rows::{JobRow, UsageRow, enum_from};
 use crate::sql::schema::{generation_jobs, usage_records};
 use crate::sql::types::{DbJson, DbTime, DbUuid, SqlTimestamp, ToDb};
 use async_trait::async_trait;
@@ -105,6 +105,23 @@ per_backend! {
                 .await
                 .map_err(db_err)?
                 .try_into()
+        })
+    }
+
+    pub(crate) async fn status(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+    ) -> StoreResult<JobStatus> {
+        tx!(conn, Some(tenant), Read, {
+            let status = generation_jobs::table
+                .filter(generation_jobs::id.eq(id.db()))
+                .filter(generation_jobs::tenant_id.eq(tenant.db()))
+                .select(generation_jobs::status)
+                .first::<String>(conn)
+                .await
+                .map_err(db_err)?;
+            enum_from("job status", &status, JobStatus::parse)
         })
     }
 
@@ -474,6 +491,11 @@ impl JobRepository for SqlStore {
     #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
     async fn get_job(&self, tenant: TenantId, id: JobId) -> StoreResult<GenerationJob> {
         dispatch_point!(self, get(tenant, id))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, job = %id))]
+    async fn job_status(&self, tenant: TenantId, id: JobId) -> StoreResult<JobStatus> {
+        dispatch_point!(self, status(tenant, id))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
