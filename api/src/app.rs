@@ -357,6 +357,7 @@ fn wire_generation(
             WorkerDeps {
                 queue: pipeline.queue.clone(),
                 jobs: store.clone(),
+                events: pipeline.events.clone(),
                 runner,
                 metrics: Some(metrics.clone()),
             },

@@ -2,21 +2,25 @@
 //! [`JobRunner`], in this process (`znovel serve`) or on their own (`znovel worker`).
 //!
 //! Each worker task: claims one delivery at a time; keeps it alive (`extend`) while it
-//! runs; polls the job's status so a cancellation made through any API process stops the
-//! model within `CANCEL_POLL`; on shutdown hands the job back (`release`) so another
+//! runs; stops the model as soon as the job's cancellation is announced (job events, from
+//! any API process), and reads the job's status every `CANCEL_POLL` for an announcement
+//! lost; on shutdown hands the job back (`release`) so another
 //! worker resumes it after the chunks already streamed; gives up on a job delivered more
 //! than `max_attempts` times (marks it FAILED and moves it to the dead-letter queue).
 
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use znovel_domain::ids::JobId;
 use znovel_domain::model::JobStatus;
-use znovel_domain::ports::{Delivery, JobQueue, JobRepository};
+use znovel_domain::ports::{Delivery, JobEvents, JobQueue, JobRepository};
 use znovel_domain::services::runner::{JobRunner, RunOutcome, StopReason};
 
-/// How often a running job's status is checked for cancellation.
-pub const CANCEL_POLL: Duration = Duration::from_millis(250);
+/// How often a running job's status is read for a cancellation not heard as it was
+/// announced (the announcement lost while a pub/sub connection reconnected, or a lagging
+/// listener): a heard one stops the job at once. Keeps the stop within a second.
+pub const CANCEL_POLL: Duration = Duration::from_millis(750);
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -62,6 +66,8 @@ pub struct WorkerDeps {
     pub queue: Arc<dyn JobQueue>,
     /// Job rows.
     pub jobs: Arc<dyn JobRepository>,
+    /// Job status announcements: how a running job hears it was cancelled.
+    pub events: Arc<dyn JobEvents>,
     /// The runner.
     pub runner: JobRunner,
     /// Where job outcomes are counted, if anywhere.
@@ -125,15 +131,27 @@ async fn handle(
         give_up(deps, d, opts.max_attempts).await;
         return;
     }
-    let jobs = deps.jobs.clone();
+    let (jobs, events) = (deps.jobs.clone(), deps.events.clone());
     let stop = async move {
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + cancel_poll_offset(id),
             CANCEL_POLL,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The announcements of the job's novel: a cancel made through any process is heard
+        // at once. A cancel made before this subscription is found by the first read.
+        let mut heard = match jobs.get_job(tenant, id).await {
+            Ok(j) if j.status == JobStatus::Cancelled => return StopReason::Cancelled,
+            Ok(j) => events.subscribe(tenant, j.novel_id),
+            Err(_) => futures_util::stream::pending().boxed(),
+        };
         loop {
             tokio::select! {
+                Some(event) = heard.next() => {
+                    if event.job_id == id && event.status == JobStatus::Cancelled {
+                        return StopReason::Cancelled;
+                    }
+                }
                 _ = tick.tick() => {
                     if let Ok(JobStatus::Cancelled) = jobs.job_status(tenant, id).await {
                         return StopReason::Cancelled;
@@ -184,7 +202,7 @@ async fn handle(
 
 /// When, within its first [`CANCEL_POLL`], a job's worker first reads its status: spread
 /// by the job id's random bits, so a hundred jobs started together do not all read their
-/// status in the same instant, every 250 ms.
+/// status in the same instant.
 fn cancel_poll_offset(job: JobId) -> Duration {
     let period = CANCEL_POLL.as_micros() as u64;
     Duration::from_micros(job.as_uuid().as_u128() as u64 % period)

@@ -203,10 +203,13 @@ impl GenerationService {
             idle: Box::pin(tokio::time::sleep(FOLLOW_POLL)),
             heard: false,
         };
-        Ok(futures_util::stream::unfold(follow, |mut f| async move {
-            f.next().await.map(|item| (item, f))
-        })
-        .boxed())
+        // Boxed: the state moves in and out of each item's future, a pointer not a struct.
+        Ok(
+            futures_util::stream::unfold(Box::new(follow), |mut f| async move {
+                f.next().await.map(|item| (item, f))
+            })
+            .boxed(),
+        )
     }
 }
 
