@@ -252,22 +252,15 @@ pub async fn follow(
     max: usize,
     wait: Duration,
 ) -> Vec<StreamEvent> {
-    let mut seen: Vec<StreamEvent> = Vec::new();
+    let mut seen = Seen::new(max);
     loop {
-        let after = seen.last().map_or(0, StreamEvent::seq);
+        let after = seen.last();
         let got = streams.read(tenant, job, after, max, wait).await.unwrap();
-        assert!(got.len() <= max, "read returned more than max");
         if got.is_empty() {
             panic!("no entry after {after} within {wait:?}");
         }
-        for event in got {
-            let expected = seen.last().map_or(1, |last| last.seq() + 1);
-            assert_eq!(event.seq(), expected, "gap or duplicate after {after}");
-            let done = matches!(event, StreamEvent::End { .. });
-            seen.push(event);
-            if done {
-                return seen;
-            }
+        if seen.take(got) {
+            return seen.entries;
         }
     }
 }
@@ -282,9 +275,9 @@ pub async fn follow_reader(
     give_up: Duration,
 ) -> Vec<StreamEvent> {
     let mut reader = stream_reader(streams, tenant, job);
-    let mut seen: Vec<StreamEvent> = Vec::new();
+    let mut seen = Seen::new(max);
     loop {
-        let after = seen.last().map_or(0, StreamEvent::seq);
+        let after = seen.last();
         let got = tokio::time::timeout(
             give_up,
             std::future::poll_fn(|cx| reader.poll_read(cx, after, max)),
@@ -293,15 +286,46 @@ pub async fn follow_reader(
         .unwrap_or_else(|_| panic!("no entry after {after} within {give_up:?}"))
         .unwrap();
         assert!(!got.is_empty(), "a reader answered nothing");
-        assert!(got.len() <= max, "read returned more than max");
-        for event in got {
-            let expected = seen.last().map_or(1, |last| last.seq() + 1);
+        if seen.take(got) {
+            return seen.entries;
+        }
+    }
+}
+
+/// What a follower has seen, checked page by page.
+struct Seen {
+    entries: Vec<StreamEvent>,
+    /// The most entries a page may hold.
+    max: usize,
+}
+
+impl Seen {
+    fn new(max: usize) -> Self {
+        Self {
+            entries: Vec::new(),
+            max,
+        }
+    }
+
+    /// The last seq seen (0 before the first).
+    fn last(&self) -> u64 {
+        self.entries.last().map_or(0, StreamEvent::seq)
+    }
+
+    /// Takes a page read after [`Self::last`]; true once `End` was among it. Panics on a
+    /// page over `max`, a gap or a duplicate.
+    fn take(&mut self, page: Vec<StreamEvent>) -> bool {
+        assert!(page.len() <= self.max, "read returned more than max");
+        let after = self.last();
+        for event in page {
+            let expected = self.last() + 1;
             assert_eq!(event.seq(), expected, "gap or duplicate after {after}");
             let done = matches!(event, StreamEvent::End { .. });
-            seen.push(event);
+            self.entries.push(event);
             if done {
-                return seen;
+                return true;
             }
         }
+        false
     }
 }

@@ -86,6 +86,13 @@ impl Slot {
         std::mem::replace(&mut self.waiting, Vec::with_capacity(capacity))
     }
 
+    /// The entries after `after`, at most `max`; `None` when there is none.
+    fn after(&self, after: u64, max: usize) -> Option<Vec<StreamEvent>> {
+        let start = self.events.partition_point(|e| e.seq() <= after);
+        let end = self.events.len().min(start.saturating_add(max));
+        (start < end).then(|| self.events[start..end].to_vec())
+    }
+
     fn is_ended(&self) -> bool {
         matches!(self.events.last(), Some(StreamEvent::End { .. }))
     }
@@ -221,12 +228,11 @@ impl TokenStream for MemoryTokenStreams {
                 let now = Instant::now();
                 let mut state = lock(&self.state);
                 state.maybe_sweep(now);
-                if let Some(slot) = state.live(&(tenant, job), now) {
-                    let start = slot.events.partition_point(|e| e.seq() <= after);
-                    if start < slot.events.len() {
-                        let end = slot.events.len().min(start.saturating_add(max));
-                        return Ok(slot.events[start..end].to_vec());
-                    }
+                if let Some(events) = state
+                    .live(&(tenant, job), now)
+                    .and_then(|slot| slot.after(after, max))
+                {
+                    return Ok(events);
                 }
                 if now >= deadline {
                     return Ok(Vec::new());
@@ -289,10 +295,8 @@ impl StreamReader for MemoryReader {
         let mut state = lock(&self.state);
         state.maybe_sweep(now);
         let slot = state.slot(self.key, now, self.ttl);
-        let start = slot.events.partition_point(|e| e.seq() <= after);
-        if start < slot.events.len() {
-            let end = slot.events.len().min(start.saturating_add(max));
-            return Poll::Ready(Ok(slot.events[start..end].to_vec()));
+        if let Some(events) = slot.after(after, max) {
+            return Poll::Ready(Ok(events));
         }
         match self.waiting {
             // Still waiting from an earlier look: only a different task needs its waker put.

@@ -55,6 +55,21 @@ diesel::define_sql_function! {
 }
 
 per_backend! {
+    /// The stored status of a job in the tenant, if there is such a job.
+    async fn stored_status(
+        conn: &mut Conn,
+        tenant: TenantId,
+        id: JobId,
+    ) -> QueryResult<Option<String>> {
+        generation_jobs::table
+            .filter(generation_jobs::id.eq(id.db()))
+            .filter(generation_jobs::tenant_id.eq(tenant.db()))
+            .select(generation_jobs::status)
+            .first::<String>(conn)
+            .await
+            .optional()
+    }
+
     /// The error of a conditional job UPDATE that touched no row: `NotFound` when the job
     /// does not exist in the tenant, else `Conflict` naming its status and `wanted`.
     async fn state_error(
@@ -63,14 +78,7 @@ per_backend! {
         id: JobId,
         wanted: &str,
     ) -> StoreError {
-        let stored = generation_jobs::table
-            .filter(generation_jobs::id.eq(id.db()))
-            .filter(generation_jobs::tenant_id.eq(tenant.db()))
-            .select(generation_jobs::status)
-            .first::<String>(conn)
-            .await
-            .optional();
-        match stored {
+        match stored_status(conn, tenant, id).await {
             Ok(Some(status)) => {
                 StoreError::Conflict(format!("the job is {status}, not {wanted}"))
             }
@@ -114,13 +122,10 @@ per_backend! {
         id: JobId,
     ) -> StoreResult<JobStatus> {
         tx!(conn, Some(tenant), Read, {
-            let status = generation_jobs::table
-                .filter(generation_jobs::id.eq(id.db()))
-                .filter(generation_jobs::tenant_id.eq(tenant.db()))
-                .select(generation_jobs::status)
-                .first::<String>(conn)
+            let status = stored_status(conn, tenant, id)
                 .await
-                .map_err(db_err)?;
+                .map_err(db_err)?
+                .ok_or(StoreError::NotFound)?;
             enum_from("job status", &status, JobStatus::parse)
         })
     }
