@@ -453,6 +453,73 @@ async fn cancelling_through_one_process_stops_the_model_in_another() {
     assert_eq!(d["chapter"]["revisions"]["edges"], json!([]));
 }
 
+/// A worker stops its model on the job's `CANCELLED` announcement alone: the
+/// announcement is published on the deployment's job events while the job's row stays
+/// `RUNNING`, so the worker's status read (its fallback for a lost announcement) cannot be
+/// what stopped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_hears_a_cancellation_announced_without_reading_its_row() {
+    use znovel_domain::ids::{JobId, NovelId, TenantId};
+    use znovel_domain::model::JobStatus;
+    use znovel_domain::ports::{JobEvent, JobEvents};
+    use znovel_infra::queue::events::RedisJobEvents;
+    use znovel_infra::queue::redis::{RedisConnections, RedisOptions};
+
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script(
+        "primary",
+        FakeStream::new(words(200)).interval(Duration::from_millis(100)),
+    );
+    let cluster = Cluster::new(&fake).await;
+    let (api, key) = cluster.serve("api", false, true);
+    let key = key.unwrap();
+    let _worker = cluster.worker("w");
+    let chapter = novel_and_chapter(api.url(), &key).await;
+    let job = generate(api.url(), &key, &chapter, 150).await;
+    let mut ws = subscribe(api.url(), &key, &job, None).await;
+    next_event(&mut ws).await.expect("a first chunk");
+
+    let d = gql(
+        api.url(),
+        &key,
+        "query($c: ID!) { tenant { id } chapter(id: $c) { novelId } }",
+        json!({ "c": chapter }),
+    )
+    .await;
+    let uuid = |id: &Value| znovel::graphql::ids::parse(id.as_str().unwrap()).unwrap().1;
+    let event = JobEvent {
+        tenant_id: TenantId::from_uuid(uuid(&d["tenant"]["id"])),
+        novel_id: NovelId::from_uuid(uuid(&d["chapter"]["novelId"])),
+        job_id: JobId::from_uuid(uuid(&json!(job))),
+        status: JobStatus::Cancelled,
+    };
+    let conns = RedisConnections::connect(&cluster.redis, RedisOptions::default())
+        .await
+        .unwrap();
+    let events = RedisJobEvents::new(conns, &cluster.prefix).await.unwrap();
+    events.publish(&event).await.unwrap();
+
+    assert!(
+        fake.wait_client_closed(1, Duration::from_secs(2)).await,
+        "the worker process stopped its model request on the announcement"
+    );
+    // The stream ends (its final event shows the job as stored: still running).
+    let (_, done) = rest(&mut ws).await;
+    assert_eq!(done["__typename"], "ChapterFailed", "{done}");
+    let d = gql(
+        api.url(),
+        &key,
+        "query($j: ID!, $c: ID!) { generationJob(id: $j) { status } chapter(id: $c) { content } }",
+        json!({ "j": job, "c": chapter }),
+    )
+    .await;
+    assert_eq!(
+        d["generationJob"]["status"], "RUNNING",
+        "the row was never cancelled: only the announcement stopped the model"
+    );
+    assert_eq!(d["chapter"]["content"], "", "the chapter is as it was: {d}");
+}
+
 /// SIGTERM to the process that runs a chapter and serves its subscriber (a rolling
 /// deploy): the WebSocket is closed with 1012 (Service Restart), the job is handed back,
 /// the process exits; its replacement takes the job up after the chunks already streamed,
