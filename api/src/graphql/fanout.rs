@@ -17,13 +17,16 @@
 //! its own position, so `seq` and `after` work as before.
 //!
 //! Such a subscriber's follower is not polled by async-graphql at all: it is handed to
-//! the connection ([`DirectChunks::detach`], [`FollowerSet`]), whose task polls it beside
-//! the protocol. A chunk then wakes only its follower — not the protocol and the stream
-//! layers of every subscription around it — and the events async-graphql still renders
-//! reach it through a channel; a chunk after such an event waits until async-graphql
-//! has queued the event's frame (it polls the subscription again only after that), so
-//! the order is kept. Completing the subscription drops the channel's receiver, which
-//! stops the follower before it writes another frame. (async-graphql's protocol polls
+//! the connection ([`DirectChunks::detach`], [`FollowerSet`]), whose writer asks it for
+//! its next frame whenever the socket takes one and async-graphql has nothing queued. A
+//! chunk then wakes only its follower — not the protocol and the stream layers of every
+//! subscription around it — and its frame goes from the follower to the socket in the
+//! same poll, with no queue between them; the events async-graphql still renders reach
+//! it through a channel; a chunk after such an event waits until async-graphql has
+//! queued the event's frame (it polls the subscription again only after that, and the
+//! writer empties async-graphql's queue before it asks a follower), so the order is kept.
+//! Completing the subscription drops the channel's receiver, which stops the follower
+//! before it yields another frame. (async-graphql's protocol polls
 //! every subscription of a connection on each wake of it, so one chunk of one job used
 //! to poll them all.)
 
@@ -31,16 +34,15 @@ use super::context::{Deliveries, SubscriptionGuard};
 use async_graphql::Context;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use axum::extract::ws::Message;
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::task::AtomicWaker;
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use znovel_domain::ids::JobId;
 
 /// The request extension the WebSocket layer sets on every `subscribe` it passes on: the
@@ -51,32 +53,35 @@ pub const OPERATION_ID_EXTENSION: &str = "znovelOperationId";
 #[derive(Debug, Clone)]
 pub struct OperationId(pub String);
 
-/// The writer of a `graphql-transport-ws` connection (session data): frames sent here
-/// go out in order with the ones async-graphql sends.
+/// Where a `graphql-transport-ws` connection takes the followers of its direct
+/// subscriptions from (session data): their frames go out in order with the ones
+/// async-graphql sends.
 #[derive(Clone)]
 pub struct DirectFrames {
-    out: mpsc::Sender<Message>,
     /// Where followers are handed to the connection's task.
     followers: Arc<HandedOver>,
 }
 
 impl DirectFrames {
-    /// Frames for the connection whose writer reads `out`, and the set its task polls
-    /// the followers of direct subscriptions in.
-    pub fn new(out: mpsc::Sender<Message>) -> (Self, FollowerSet) {
+    /// The hand-over point of one connection, and the set its writer takes the frames of
+    /// the followers of direct subscriptions from.
+    pub fn new() -> (Self, FollowerSet) {
         let followers = Arc::new(HandedOver::default());
         let set = FollowerSet {
             handed_over: followers.clone(),
             running: None,
         };
-        (Self { out, followers }, set)
+        (Self { followers }, set)
     }
 }
+
+/// A follower as the connection sees it: the frames of its chunks, in order.
+type Frames = BoxStream<'static, Message>;
 
 /// Followers handed over by resolvers, not yet polled by the connection.
 #[derive(Default)]
 struct HandedOver {
-    queued: Mutex<Vec<BoxFuture<'static, ()>>>,
+    queued: Mutex<Vec<Frames>>,
     /// The connection's task, woken when a follower is handed over.
     task: AtomicWaker,
     /// The connection's session has ended: a follower handed over now is dropped.
@@ -84,35 +89,37 @@ struct HandedOver {
 }
 
 impl HandedOver {
-    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<BoxFuture<'static, ()>>> {
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Frames>> {
         self.queued.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// The followers of one connection's direct subscriptions, polled by the connection's
-/// task: [`poll`](Self::poll) beside the protocol's session, [`close`](Self::close) when
-/// the session ends (the followers hold the writer's queue open).
+/// writer: [`poll_frame`](Self::poll_frame) when the socket takes a frame,
+/// [`close`](Self::close) when the session ends.
 pub struct FollowerSet {
     handed_over: Arc<HandedOver>,
     /// Made with the first follower (an idle connection has none).
-    running: Option<FuturesUnordered<BoxFuture<'static, ()>>>,
+    running: Option<SelectAll<Frames>>,
 }
 
 impl FollowerSet {
-    /// Polls the followers that woke (and the ones just handed over): each writes the
-    /// chunks it has to the connection's queue. Returns when none can go on; the
-    /// connection's task is woken when one can.
-    pub fn poll(&mut self, cx: &mut TaskContext<'_>) {
+    /// The next frame of a follower that has one (polling those that woke, and the ones
+    /// just handed over); pending when none has, and the connection's task is woken
+    /// when one may.
+    pub fn poll_frame(&mut self, cx: &mut TaskContext<'_>) -> Poll<Message> {
         self.handed_over.task.register(cx.waker());
         {
             let mut new = self.handed_over.queued();
             if !new.is_empty() {
-                let running = self.running.get_or_insert_with(FuturesUnordered::new);
+                let running = self.running.get_or_insert_with(SelectAll::new);
                 running.extend(new.drain(..));
             }
         }
-        if let Some(running) = &mut self.running {
-            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+        match self.running.as_mut().map(|r| r.poll_next_unpin(cx)) {
+            Some(Poll::Ready(Some(frame))) => Poll::Ready(frame),
+            // None left (each ended): pending until one is handed over.
+            _ => Poll::Pending,
         }
     }
 
@@ -396,12 +403,12 @@ impl DirectChunks {
         frame
     }
 
-    /// Hands the following of `events` to the connection: its task polls the follower,
-    /// which writes each chunk's frame to the connection's queue (counted as `guard`'s
-    /// deliveries, waiting while the queue is full) and passes every other item on to
-    /// the stream returned, for async-graphql. That stream holds `guard` (the slot);
-    /// dropping it (the client completed the subscription, or the connection ended)
-    /// stops the follower before its next frame. It ends when `events` does.
+    /// Hands the following of `events` to the connection: its writer polls the follower
+    /// for each chunk's frame when the socket takes one (counted as `guard`'s
+    /// deliveries), and the follower passes every other item on to the stream returned,
+    /// for async-graphql. That stream holds `guard` (the slot); dropping it (the client
+    /// completed the subscription, or the connection ended) stops the follower before
+    /// its next frame. It ends when `events` does.
     pub fn detach<S, T>(
         self,
         events: S,
@@ -415,9 +422,22 @@ impl DirectChunks {
         let (stop, stopped) = oneshot::channel();
         let handoff = Arc::new(Handoff::default());
         let followers = self.frames.followers.clone();
-        let follower = self
-            .follow(events, guard.deliveries(), tx, handoff.clone(), stop)
-            .boxed();
+        let follower = Follower {
+            direct: self,
+            events: Box::pin(events),
+            deliveries: guard.deliveries(),
+            others: tx,
+            handoff: handoff.clone(),
+            stop,
+            passed: 0,
+        };
+        // Boxed once: the follower's state moves in and out of each frame's future as a
+        // pointer.
+        let follower = futures_util::stream::unfold(Box::new(follower), |mut f| async move {
+            let frame = f.next_frame().await?;
+            Some((frame, f))
+        })
+        .boxed();
         if !followers.closed.load(Ordering::Acquire) {
             followers.queued().push(follower);
             followers.task.wake();
@@ -430,49 +450,51 @@ impl DirectChunks {
             _guard: guard,
         }
     }
+}
 
-    /// The follower [`detach`](Self::detach) hands over.
-    async fn follow<S, T>(
-        self,
-        events: S,
-        deliveries: Deliveries,
-        others: futures_channel::mpsc::UnboundedSender<T>,
-        handoff: Arc<Handoff>,
-        mut stop: oneshot::Sender<()>,
-    ) where
-        S: Stream<Item = Routed<T>>,
-    {
-        let mut events = std::pin::pin!(events);
-        // Items passed on to async-graphql.
-        let mut passed = 0;
+/// The follower [`DirectChunks::detach`] hands over: the frames of a subscription's
+/// chunks, for the connection's writer.
+struct Follower<S, T> {
+    direct: DirectChunks,
+    events: Pin<Box<S>>,
+    deliveries: Deliveries,
+    /// Where the items async-graphql renders go.
+    others: futures_channel::mpsc::UnboundedSender<T>,
+    handoff: Arc<Handoff>,
+    /// Closed when async-graphql drops the subscription: the follower stops.
+    stop: oneshot::Sender<()>,
+    /// Items passed on to async-graphql.
+    passed: usize,
+}
+
+impl<S, T> Follower<S, T>
+where
+    S: Stream<Item = Routed<T>>,
+{
+    /// The next chunk's frame (items before it passed on to async-graphql, and its frame
+    /// after theirs); `None` when the subscription ended or was dropped.
+    async fn next_frame(&mut self) -> Option<Message> {
         loop {
             let next = tokio::select! {
                 biased;
-                () = stop.closed() => return,
-                next = events.next() => next,
+                () = self.stop.closed() => return None,
+                next = self.events.next() => next,
             };
-            match next {
-                None => return,
-                Some(Routed::Other(item)) => {
-                    if others.unbounded_send(item).is_err() {
-                        return;
-                    }
-                    passed += 1;
+            match next? {
+                Routed::Other(item) => {
+                    self.others.unbounded_send(item).ok()?;
+                    self.passed += 1;
                 }
-                Some(Routed::Chunk { seq, text }) => {
-                    let permit = tokio::select! {
+                Routed::Chunk { seq, text } => {
+                    // After the frames of the items passed on before it.
+                    let (handoff, passed) = (&self.handoff, self.passed);
+                    tokio::select! {
                         biased;
-                        () = stop.closed() => return,
-                        permit = async {
-                            // After the frames of the items passed on before it.
-                            std::future::poll_fn(|cx| handoff.poll_acked(passed, cx)).await;
-                            self.frames.out.reserve().await
-                        } => permit,
-                    };
-                    // The connection is gone.
-                    let Ok(permit) = permit else { return };
-                    permit.send(Message::Text(self.frame(seq, &text).into()));
-                    deliveries.shared(1);
+                        () = self.stop.closed() => return None,
+                        () = std::future::poll_fn(|cx| handoff.poll_acked(passed, cx)) => {}
+                    }
+                    self.deliveries.shared(1);
+                    return Some(Message::Text(self.direct.frame(seq, &text).into()));
                 }
             }
         }

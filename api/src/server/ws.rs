@@ -14,7 +14,7 @@ use super::limits::LimitedExecutor;
 use crate::auth::Authenticator;
 use crate::graphql::context::{RequestCtx, SubscriptionSlots};
 use crate::graphql::errors::to_gql;
-use crate::graphql::fanout::{DirectFrames, OPERATION_ID_EXTENSION, OperationId};
+use crate::graphql::fanout::{DirectFrames, FollowerSet, OPERATION_ID_EXTENSION, OperationId};
 use crate::live_auth::{LiveCredential, LiveExecutor, REVOKED_CLOSE_CODE};
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
 use async_graphql::{Data, Executor};
@@ -23,7 +23,7 @@ use axum::extract::ws::WebSocket;
 use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::SplitStream;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -44,6 +44,72 @@ const WS_WRITE_BATCH: usize = 8 * 1024;
 /// The close code sent to every WebSocket when the server shuts down (1012, "service
 /// restart": clients reconnect, to another replica or to this one once it is back).
 pub const SHUTDOWN_CLOSE_CODE: u16 = 1012;
+
+/// A connection's socket writer. The frames async-graphql's session (and the connection
+/// itself: its close frames) queue come first; when none is queued it asks the
+/// followers of direct subscriptions for theirs (so a chunk after an item async-graphql
+/// renders goes out after that item's frame), and only while the socket takes frames: a
+/// follower of a lagging subscriber is not polled until the socket drains, and its
+/// chunks wait in the job's token stream. What a poll wrote goes out in one flush; the
+/// write buffer gathers frames of a subscriber that lags into as few writes as it holds.
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    frames: tokio::sync::mpsc::Receiver<Message>,
+    /// Frames written into the sink since its last flush.
+    unflushed: bool,
+    /// A close frame was written: only its flush is left.
+    closing: bool,
+}
+
+impl Writer {
+    /// Writes what there is to write. Ready once the writer is done: `true` when every
+    /// queue's sender is gone and all was flushed (the socket can still be used),
+    /// `false` when the socket failed or a close frame went out.
+    fn poll_write(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        mut followers: Option<&mut FollowerSet>,
+    ) -> std::task::Poll<bool> {
+        use std::task::Poll;
+        while !self.closing {
+            match self.sink.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(false),
+                Poll::Pending => return Poll::Pending,
+            }
+            let frame = match self.frames.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => frame,
+                Poll::Ready(None) => return self.poll_flush(cx),
+                // Out of budget with frames still queued (the task is woken again): a
+                // follower's frame must not pass them.
+                Poll::Pending if !self.frames.is_empty() => break,
+                Poll::Pending => match followers.as_deref_mut().map(|f| f.poll_frame(cx)) {
+                    Some(Poll::Ready(frame)) => frame,
+                    _ => break,
+                },
+            };
+            self.closing = matches!(frame, Message::Close(_));
+            if self.sink.start_send_unpin(frame).is_err() {
+                return Poll::Ready(false);
+            }
+            self.unflushed = true;
+        }
+        match self.poll_flush(cx) {
+            Poll::Ready(ok) if self.closing || !ok => Poll::Ready(false),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// Flushes what was written since the last flush; `false` when the socket failed.
+    fn poll_flush(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+        if !self.unflushed {
+            return std::task::Poll::Ready(true);
+        }
+        let flushed = std::task::ready!(self.sink.poll_flush_unpin(cx));
+        self.unflushed = false;
+        std::task::Poll::Ready(flushed.is_ok())
+    }
+}
 
 /// Marks a `connection_init` rejection so [`close_codes`] can tell it from a bad message.
 const FORBIDDEN_PREFIX: &str = "Forbidden: ";
@@ -106,30 +172,17 @@ async fn serve(
     let (live_tx, live_rx) = tokio::sync::oneshot::channel::<LiveCredential>();
     let behind_router = state.behind_router;
     let slots = SubscriptionSlots::new(state.max_subscriptions, Some(metrics.clone()));
-    let (mut socket_sink, incoming) = socket.split();
-    // One writer owns the socket: the protocol's frames, then (on shutdown) ours.
-    let (out, mut frames) = tokio::sync::mpsc::channel::<Message>(32);
+    let (socket_sink, incoming) = socket.split();
+    // One writer owns the socket: the protocol's frames, the followers' (see `Writer`),
+    // then (on shutdown) ours.
+    let (out, frames) = tokio::sync::mpsc::channel::<Message>(32);
     let control = out.clone();
-    let (direct, mut followers) = transport_ws.then(|| DirectFrames::new(out.clone())).unzip();
-    let writer = async move {
-        while let Some(frame) = frames.recv().await {
-            let mut closing = matches!(frame, Message::Close(_));
-            if socket_sink.feed(frame).await.is_err() {
-                return None;
-            }
-            // A subscriber that lags has frames queued: they go out in as few writes as
-            // the write buffer allows, not one write each.
-            while !closing && let Ok(more) = frames.try_recv() {
-                closing = matches!(more, Message::Close(_));
-                if socket_sink.feed(more).await.is_err() {
-                    return None;
-                }
-            }
-            if socket_sink.flush().await.is_err() || closing {
-                return None;
-            }
-        }
-        Some(socket_sink)
+    let (direct, mut followers) = transport_ws.then(DirectFrames::new).unzip();
+    let mut writer = Writer {
+        sink: socket_sink,
+        frames,
+        unflushed: false,
+        closing: false,
     };
     // On shutdown the protocol sees the client's side end, which ends the session; the
     // client's side comes back here for the closing handshake.
@@ -245,14 +298,13 @@ async fn serve(
         }
     });
     // On every wake: the session (only when something it waits on woke it), then the
-    // followers of direct subscriptions that woke, then the writer. A chunk wakes only
-    // its followers: the protocol and its stream layers are not polled for it. The
-    // session and the followers go first so that a frame they queue is written in the
-    // same poll, not on the task's next turn — behind every other connection woken by the
-    // same chunk (a thousand subscribers: milliseconds).
+    // writer, which takes the frames the session queued and those of the followers of
+    // direct subscriptions that woke. A chunk wakes only its followers: the protocol and
+    // its stream layers are not polled for it. The session goes first so that a frame it
+    // queues is written in the same poll, not on the task's next turn — behind every
+    // other connection woken by the same chunk (a thousand subscribers: milliseconds).
     let mut session = Some(session);
     let session_woken = Woken::new();
-    let mut writer = std::pin::pin!(writer);
     let mut written = None;
     let socket_sink = std::future::poll_fn(|cx| {
         if let Some(running) = session.as_mut()
@@ -261,29 +313,22 @@ async fn serve(
                 .is_ready()
         {
             session = None;
-            // The followers hold the writer's queue open.
             if let Some(f) = followers.as_mut() {
                 f.close();
             }
         }
-        if session.is_some()
-            && let Some(f) = followers.as_mut()
-        {
-            f.poll(cx);
-        }
         if written.is_none()
-            && let std::task::Poll::Ready(sink) = writer.as_mut().poll(cx)
+            && let std::task::Poll::Ready(usable) = writer.poll_write(cx, followers.as_mut())
         {
-            written = Some(sink);
+            written = Some(usable);
         }
-        if session.is_none()
-            && let Some(sink) = written.take()
-        {
-            return std::task::Poll::Ready(sink);
+        match written {
+            Some(usable) if session.is_none() => std::task::Poll::Ready(usable),
+            _ => std::task::Poll::Pending,
         }
-        std::task::Poll::Pending
     })
-    .await;
+    .await
+    .then_some(writer.sink);
     if *shutdown.borrow()
         && let Some(mut sink) = socket_sink
     {

@@ -987,3 +987,65 @@ async fn completing_a_chapter_stream_mid_job_stops_it_and_frees_its_slot() {
     assert!(text.starts_with("The storm broke"), "{text}");
     assert_eq!(b.1["chapter"]["content"], text.as_str());
 }
+
+/// A subscriber whose client stops reading while a chapter streams (its socket fills:
+/// a small receive buffer, 3 MB of chunks) holds up nobody: another subscriber of the
+/// same job gets the whole chapter meanwhile. Once it reads again it gets every chunk,
+/// in order and once, then the final event: what it did not take waited for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_misses_nothing_and_holds_up_nobody() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    // 100 chunks of 30,000 characters (one long word apiece: past the target at the end),
+    // more than the loopback's socket buffers hold, so the server's writes to it block.
+    let chunks: Vec<String> = (0..100)
+        .map(|i| format!("{i:04}{} ", "x".repeat(29_995)))
+        .collect();
+    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
+    fake.script("primary", FakeStream::new(chunks.clone()));
+    let app = app_with_fake(Backend::Sqlite, &fake).await;
+    let novel = app.novel("Slow reader").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+
+    // The slow client: a 4 KiB receive buffer, so the server's writes block soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(app.addr).await.unwrap();
+    let mut req = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (slow, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+    let mut slow: Ws = slow;
+    slow.send(Message::text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.admin_key) } }).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut slow).await["type"], "connection_ack");
+
+    let job = generate(&app, &chapter, json!({ "targetWords": 95 })).await;
+    let j = job["id"].as_str().unwrap().to_owned();
+    start(&mut slow, "s", STREAM, json!({ "j": j })).await;
+    let mut fast = subscribe(&app, &app.admin_key, &j, None).await;
+    // The slow client reads nothing while the other follows the job to its end.
+    let (got, done) = follow(&mut fast).await;
+    assert_eq!(done["__typename"], "ChapterCompleted", "{done}");
+    let whole = chunks.concat();
+    let text: String = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(text == whole, "the reading subscriber got it all");
+
+    let (late, late_done) = follow(&mut slow).await;
+    assert_eq!(late_done["__typename"], "ChapterCompleted", "{late_done}");
+    let seqs: Vec<i64> = late.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (1..=got.len() as i64).collect::<Vec<_>>(),
+        "every chunk once, in order"
+    );
+    assert!(late == got, "the same chunks as the reading subscriber's");
+    assert!(late_done["chapter"]["content"] == whole.as_str());
+}
