@@ -5,7 +5,8 @@
 //! cancellation behave, and another tenant sees nothing.
 
 use crate::helpers::{Backend, TestApp};
-use crate::websocket::{Ws, connect, next_json};
+use crate::live_credentials::open;
+use crate::websocket::{Ws, connect, next_json, request};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -376,12 +377,7 @@ const EVENTS: &str =
 
 /// Opens a connection, acknowledged, authenticated with `key`.
 pub(crate) async fn connected(app: &TestApp, key: &str) -> Ws {
-    let mut ws = connect(app).await;
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } }).to_string()))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "connection_ack");
-    ws
+    open(connect(app).await, key).await
 }
 
 pub(crate) async fn start(ws: &mut Ws, id: &str, query: &str, variables: Value) {
@@ -994,7 +990,6 @@ async fn completing_a_chapter_stream_mid_job_stops_it_and_frees_its_slot() {
 /// in order and once, then the final event: what it did not take waited for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_misses_nothing_and_holds_up_nobody() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     // 100 chunks of 30,000 characters (one long word apiece: past the target at the end),
     // more than the loopback's socket buffers hold, so the server's writes to it block.
     let chunks: Vec<String> = (0..100)
@@ -1010,22 +1005,13 @@ async fn a_subscriber_that_stops_reading_misses_nothing_and_holds_up_nobody() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(app.addr).await.unwrap();
-    let mut req = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (slow, _) =
-        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
-    let mut slow: Ws = slow;
-    slow.send(Message::text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.admin_key) } }).to_string()))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut slow).await["type"], "connection_ack");
+    let (slow, _) = tokio_tungstenite::client_async(
+        request(&app),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await
+    .unwrap();
+    let mut slow = open(slow, &app.admin_key).await;
 
     let job = generate(&app, &chapter, json!({ "targetWords": 95 })).await;
     let j = job["id"].as_str().unwrap().to_owned();

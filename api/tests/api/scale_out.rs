@@ -412,8 +412,21 @@ async fn a_worker_killed_mid_chapter_is_replaced_and_the_chapter_is_stored_once(
     assert_eq!(generated.len(), 1, "{d}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_through_one_process_stops_the_model_in_another() {
+/// A deployment (an API process, a worker process) in the middle of a chapter — 200
+/// words, one every 100 ms — and a subscriber of it on the API process that has its
+/// first chunk.
+struct MidChapter {
+    fake: FakeOpenAi,
+    cluster: Cluster,
+    api: Proc,
+    _worker: Proc,
+    key: String,
+    chapter: String,
+    job: String,
+    ws: Ws,
+}
+
+async fn mid_chapter() -> MidChapter {
     let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
     fake.script(
         "primary",
@@ -427,6 +440,31 @@ async fn cancelling_through_one_process_stops_the_model_in_another() {
     let job = generate(api.url(), &key, &chapter, 150).await;
     let mut ws = subscribe(api.url(), &key, &job, None).await;
     next_event(&mut ws).await.expect("a first chunk");
+    MidChapter {
+        fake,
+        cluster,
+        api,
+        _worker,
+        key,
+        chapter,
+        job,
+        ws,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_through_one_process_stops_the_model_in_another() {
+    // Every field bound: one left to `..` would be dropped here (the database, a process).
+    let MidChapter {
+        fake,
+        cluster: _cluster,
+        api,
+        _worker,
+        key,
+        chapter,
+        job,
+        mut ws,
+    } = mid_chapter().await;
     let d = gql(
         api.url(),
         &key,
@@ -465,20 +503,16 @@ async fn a_worker_hears_a_cancellation_announced_without_reading_its_row() {
     use znovel_infra::queue::events::RedisJobEvents;
     use znovel_infra::queue::redis::{RedisConnections, RedisOptions};
 
-    let fake = FakeOpenAi::start(Some("sk-test")).await.unwrap();
-    fake.script(
-        "primary",
-        FakeStream::new(words(200)).interval(Duration::from_millis(100)),
-    );
-    let cluster = Cluster::new(&fake).await;
-    let (api, key) = cluster.serve("api", false, true);
-    let key = key.unwrap();
-    let _worker = cluster.worker("w");
-    let chapter = novel_and_chapter(api.url(), &key).await;
-    let job = generate(api.url(), &key, &chapter, 150).await;
-    let mut ws = subscribe(api.url(), &key, &job, None).await;
-    next_event(&mut ws).await.expect("a first chunk");
-
+    let MidChapter {
+        fake,
+        cluster,
+        api,
+        _worker,
+        key,
+        chapter,
+        job,
+        mut ws,
+    } = mid_chapter().await;
     let d = gql(
         api.url(),
         &key,

@@ -11,7 +11,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn connect(app: &TestApp) -> Ws {
+/// The upgrade request of a `graphql-transport-ws` connection to `app`.
+pub fn request(app: &TestApp) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut req = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .unwrap();
@@ -19,7 +20,13 @@ pub async fn connect(app: &TestApp) -> Ws {
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    req
+}
+
+pub async fn connect(app: &TestApp) -> Ws {
+    let (ws, resp) = tokio_tungstenite::connect_async(request(app))
+        .await
+        .unwrap();
     assert_eq!(
         resp.headers().get("sec-websocket-protocol").unwrap(),
         "graphql-transport-ws"
