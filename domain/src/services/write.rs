@@ -620,7 +620,9 @@ impl JobRunner {
                             let (at, jobs) = (now(), self.jobs.clone());
                             let (tenant, id) = (job.tenant_id, job.id);
                             out.first_token_at = Some(at);
+                            let delay = first_token_mark_delay(id);
                             marking = Some(Box::pin(async move {
+                                tokio::time::sleep(delay).await;
                                 let _ = jobs.mark_first_token(tenant, id, at).await;
                             }));
                         }
@@ -800,4 +802,19 @@ fn sentence_end(text: &str) -> Option<usize> {
     text.char_indices()
         .find(|(_, c)| matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '…' | '\n'))
         .map(|(i, c)| i + c.len_utf8())
+}
+
+/// How long a job waits before recording the time of its first chunk: its share of a
+/// second, set by the random low bits of its id.
+///
+/// The time itself is taken when the chunk is streamed and is exact; only the write of
+/// it waits. A hundred jobs started together (a batch, a burst) would otherwise all write
+/// within their first chunk's milliseconds, while their first chunks are being fanned
+/// out to every subscriber: spread over a second, the writes no longer queue behind each
+/// other (SQLite's writers take turns) at the moment the streams start. A running job's
+/// `firstTokenAt` shows up to a second after its first chunk; the completion writes it
+/// too.
+fn first_token_mark_delay(job: crate::ids::JobId) -> Duration {
+    const SPREAD_MS: u64 = 1_000;
+    Duration::from_millis((job.as_uuid().as_u128() as u64) % SPREAD_MS)
 }

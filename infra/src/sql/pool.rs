@@ -256,8 +256,13 @@ pub fn sqlite_pool(path: &Path, opts: &SqlOptions) -> SqlitePool {
         })
     });
     let manager = AsyncDieselConnectionManager::new_with_config(path.to_string_lossy(), config);
+    // Every connection is opened at start (in the background): opening one costs a
+    // blocking thread and the file's set-up, which would otherwise land on the first
+    // requests that find the pool short — the start of a burst of streams.
+    let max = opts.max_connections.max(1);
     bb8::Pool::builder()
-        .max_size(opts.max_connections.max(1))
+        .max_size(max)
+        .min_idle(Some(max))
         .connection_timeout(opts.connect_timeout)
         .error_sink(Box::new(LogErrors))
         .build_unchecked(manager)

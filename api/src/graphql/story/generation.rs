@@ -157,7 +157,8 @@ impl GenerationJob {
     async fn started_at(&self) -> Option<DateTime<Utc>> {
         self.0.started_at
     }
-    /// When the first token arrived.
+    /// When the first token arrived. A running job records it within a second of its
+    /// first chunk (the time is that of the chunk itself).
     async fn first_token_at(&self) -> Option<DateTime<Utc>> {
         self.0.first_token_at
     }
