@@ -1044,3 +1044,99 @@ async fn a_subscriber_that_stops_reading_misses_nothing_and_holds_up_nobody() {
     assert!(late == got, "the same chunks as the reading subscriber's");
     assert!(late_done["chapter"]["content"] == whole.as_str());
 }
+
+/// A job handed back for another attempt (its worker shutting down) right after its first
+/// chunk keeps that chunk's time: the first-token write, spread over a second while the
+/// job runs, is made before the job goes back. Without it, the next attempt would record
+/// its own first chunk and the job's time to first token would read longer than it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_handed_back_after_its_first_chunk_keeps_its_first_token_time() {
+    use std::sync::Arc;
+    use znovel_domain::ids::{ChapterId, JobId, NovelId};
+    use znovel_domain::model::{GenerationJob, JobInput, JobKind, JobStatus};
+    use znovel_domain::ports::{JobMessage, JobRepository, TenantRepository};
+    use znovel_domain::services::runner::{JobRunner, RunOutcome, RunnerConfig, StopReason};
+    use znovel_infra::llm::{OpenAiCompatible, OpenAiConfig};
+    use znovel_infra::queue::events::MemoryJobEvents;
+    use znovel_infra::queue::memory::MemoryTokenStreams;
+    use znovel_infra::{SqlOptions, SqlStore};
+
+    let fake = FakeOpenAi::start(None).await.unwrap();
+    // The first chunk at once, the next two seconds later: the worker stops in between.
+    fake.script(
+        "primary",
+        FakeStream::new(pieces()).interval(Duration::from_secs(2)),
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let novel = app.novel("Handed back").await;
+    let chapter = app.chapter(&novel, 1, "One").await;
+    let uuid = |id: &str| znovel::graphql::ids::parse(id).unwrap().1;
+    let store = Arc::new(
+        SqlStore::connect(&app.database_url, SqlOptions::default())
+            .await
+            .unwrap(),
+    );
+    let tenant = store.find_tenant_by_slug("local").await.unwrap().id;
+    // A job whose first-token write, left to itself, would wait most of a second.
+    let id = std::iter::repeat_with(JobId::new)
+        .find(|j| (j.as_uuid().as_u128() as u64) % 1_000 >= 900)
+        .unwrap();
+    let job = GenerationJob {
+        id,
+        tenant_id: tenant,
+        novel_id: NovelId::from_uuid(uuid(&novel)),
+        chapter_id: Some(ChapterId::from_uuid(uuid(&chapter))),
+        kind: JobKind::Draft,
+        status: JobStatus::Queued,
+        priority: 0,
+        input: JobInput {
+            target_words: Some(50),
+            ..JobInput::default()
+        },
+        idempotency_key: None,
+        provider: None,
+        model: None,
+        fallback_used: false,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        queued_at: znovel_domain::services::now(),
+        started_at: None,
+        first_token_at: None,
+        finished_at: None,
+        attempts: 0,
+        error: None,
+        created_by: None,
+        context: Vec::new(),
+        progress: None,
+    };
+    store.insert_job(&job).await.unwrap();
+    let llm = OpenAiCompatible::new(OpenAiConfig::new(fake.base_url(), "primary")).unwrap();
+    let runner = JobRunner::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(llm),
+        Arc::new(MemoryTokenStreams::new(Default::default())),
+        Arc::new(MemoryJobEvents::default()),
+        RunnerConfig::default(),
+    );
+    let msg = JobMessage {
+        tenant_id: tenant,
+        job_id: id,
+    };
+    let started = znovel_domain::services::now();
+    // The worker shuts down 300 ms into the job (its first chunk came at once).
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        StopReason::Shutdown
+    };
+    let outcome = runner.run(&msg, stop).await;
+    assert!(matches!(outcome, RunOutcome::Retry(_)), "{outcome:?}");
+    let stored = store.get_job(tenant, id).await.unwrap();
+    let at = stored
+        .first_token_at
+        .expect("the first chunk's time is kept when the job is handed back");
+    assert!(
+        at >= started && at <= started + chrono::Duration::milliseconds(300),
+        "the first chunk's own time: {at} (job started {started})"
+    );
+}

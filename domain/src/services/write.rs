@@ -445,6 +445,7 @@ impl JobRunner {
         job.completion_tokens += out.usage.completion_tokens;
         match end {
             StreamEnd::Stopped(StopReason::Shutdown) => {
+                self.keep_first_token(&job).await;
                 RunOutcome::Retry("worker shutting down".into())
             }
             StreamEnd::Stopped(StopReason::Cancelled) => {
@@ -457,7 +458,10 @@ impl JobRunner {
                 .await;
                 RunOutcome::Cancelled
             }
-            StreamEnd::Store(e) => RunOutcome::Retry(e.to_string()),
+            StreamEnd::Store(e) => {
+                self.keep_first_token(&job).await;
+                RunOutcome::Retry(e.to_string())
+            }
             StreamEnd::Failed(e) => self.fail(job, out.seq, e.to_string()).await,
             StreamEnd::Done if out.text.trim().is_empty() => {
                 self.fail(job, out.seq, "the model produced no text".into())
@@ -656,6 +660,16 @@ impl JobRunner {
         Ok(())
     }
 
+    /// Writes the time of a job's first chunk before the job is handed back for another
+    /// attempt: the write [`first_token_mark_delay`] put off may not have run yet, and the
+    /// next attempt keeps the time it finds on the job (best effort: only a time not yet
+    /// recorded is written).
+    async fn keep_first_token(&self, job: &GenerationJob) {
+        if let Some(at) = job.first_token_at {
+            let _ = self.jobs.mark_first_token(job.tenant_id, job.id, at).await;
+        }
+    }
+
     /// Queues the memory job of the version just written (best effort: the memory
     /// sweep catches a chapter whose job could not be queued).
     async fn remember_written(
@@ -812,8 +826,8 @@ fn sentence_end(text: &str) -> Option<usize> {
 /// within their first chunk's milliseconds, while their first chunks are being fanned
 /// out to every subscriber: spread over a second, the writes no longer queue behind each
 /// other (SQLite's writers take turns) at the moment the streams start. A running job's
-/// `firstTokenAt` shows up to a second after its first chunk; the completion writes it
-/// too.
+/// `firstTokenAt` shows up to a second after its first chunk; the job's end, and a job
+/// handed back for another attempt, write it at once.
 fn first_token_mark_delay(job: crate::ids::JobId) -> Duration {
     const SPREAD_MS: u64 = 1_000;
     Duration::from_millis((job.as_uuid().as_u128() as u64) % SPREAD_MS)
