@@ -1053,9 +1053,10 @@ async fn a_subscriber_that_stops_reading_misses_nothing_and_holds_up_nobody() {
 async fn a_job_handed_back_after_its_first_chunk_keeps_its_first_token_time() {
     use std::sync::Arc;
     use znovel_domain::ids::{ChapterId, JobId, NovelId};
-    use znovel_domain::model::{GenerationJob, JobInput, JobKind, JobStatus};
+    use znovel_domain::model::{GenerationJob, JobInput, JobKind};
     use znovel_domain::ports::{JobMessage, JobRepository, TenantRepository};
     use znovel_domain::services::runner::{JobRunner, RunOutcome, RunnerConfig, StopReason};
+    use znovel_domain::services::{first_token_mark_delay, queued_job};
     use znovel_infra::llm::{OpenAiCompatible, OpenAiConfig};
     use znovel_infra::queue::events::MemoryJobEvents;
     use znovel_infra::queue::memory::MemoryTokenStreams;
@@ -1079,35 +1080,22 @@ async fn a_job_handed_back_after_its_first_chunk_keeps_its_first_token_time() {
     let tenant = store.find_tenant_by_slug("local").await.unwrap().id;
     // A job whose first-token write, left to itself, would wait most of a second.
     let id = std::iter::repeat_with(JobId::new)
-        .find(|j| (j.as_uuid().as_u128() as u64) % 1_000 >= 900)
+        .find(|j| first_token_mark_delay(*j) >= Duration::from_millis(900))
         .unwrap();
     let job = GenerationJob {
         id,
-        tenant_id: tenant,
-        novel_id: NovelId::from_uuid(uuid(&novel)),
-        chapter_id: Some(ChapterId::from_uuid(uuid(&chapter))),
-        kind: JobKind::Draft,
-        status: JobStatus::Queued,
-        priority: 0,
-        input: JobInput {
-            target_words: Some(50),
-            ..JobInput::default()
-        },
-        idempotency_key: None,
-        provider: None,
-        model: None,
-        fallback_used: false,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        queued_at: znovel_domain::services::now(),
-        started_at: None,
-        first_token_at: None,
-        finished_at: None,
-        attempts: 0,
-        error: None,
-        created_by: None,
-        context: Vec::new(),
-        progress: None,
+        ..queued_job(
+            tenant,
+            NovelId::from_uuid(uuid(&novel)),
+            Some(ChapterId::from_uuid(uuid(&chapter))),
+            JobKind::Draft,
+            JobInput {
+                target_words: Some(50),
+                ..JobInput::default()
+            },
+            None,
+            None,
+        )
     };
     store.insert_job(&job).await.unwrap();
     let llm = OpenAiCompatible::new(OpenAiConfig::new(fake.base_url(), "primary")).unwrap();

@@ -11,11 +11,12 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use znovel_domain::ids::{FileId, JobId, NovelId};
+use znovel_domain::ids::{FileId, NovelId};
 use znovel_domain::model::*;
 use znovel_domain::ports::{
     FileRepository, JobEvents, JobMessage, JobRepository, TenantRepository,
 };
+use znovel_domain::services::queued_job;
 use znovel_domain::services::runner::{JobRunner, RunOutcome, RunnerConfig, StopReason};
 use znovel_infra::llm::testing::FakeOpenAi;
 use znovel_infra::llm::{OpenAiCompatible, OpenAiConfig};
@@ -627,35 +628,22 @@ async fn resume_without_duplicates(backend: Backend) {
     // The job and its file as `importManuscript` records them, but on no queue: this
     // test's runner plays the worker.
     let job = GenerationJob {
-        id: JobId::new(),
-        tenant_id: tenant,
-        novel_id,
-        chapter_id: None,
-        kind: JobKind::Import,
-        status: JobStatus::Queued,
-        priority: 0,
-        input: JobInput {
-            import: Some(ImportSpec {
-                format: ManuscriptFormat::Txt,
-                chapters: 6,
-            }),
-            ..JobInput::default()
-        },
-        idempotency_key: None,
-        provider: None,
-        model: None,
-        fallback_used: false,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        queued_at: znovel_domain::services::now(),
-        started_at: None,
-        first_token_at: None,
-        finished_at: None,
-        attempts: 0,
-        error: None,
-        created_by: None,
-        context: Vec::new(),
         progress: Some(JobProgress { done: 0, total: 6 }),
+        ..queued_job(
+            tenant,
+            novel_id,
+            None,
+            JobKind::Import,
+            JobInput {
+                import: Some(ImportSpec {
+                    format: ManuscriptFormat::Txt,
+                    chapters: 6,
+                }),
+                ..JobInput::default()
+            },
+            None,
+            None,
+        )
     };
     store.insert_job(&job).await.unwrap();
     let file = StoredFile {

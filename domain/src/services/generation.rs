@@ -340,7 +340,7 @@ impl GenerationService {
 }
 
 /// A new job, QUEUED now, that no worker has touched yet.
-pub(crate) fn queued_job(
+pub fn queued_job(
     tenant_id: TenantId,
     novel_id: NovelId,
     chapter_id: Option<ChapterId>,

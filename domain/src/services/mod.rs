@@ -38,6 +38,7 @@ pub use remember::*;
 pub use scheduler::*;
 pub use story::*;
 pub use validation::*;
+pub use write::first_token_mark_delay;
 
 use crate::auth::Actor;
 use crate::ids::AuditId;

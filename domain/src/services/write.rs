@@ -828,7 +828,7 @@ fn sentence_end(text: &str) -> Option<usize> {
 /// other (SQLite's writers take turns) at the moment the streams start. A running job's
 /// `firstTokenAt` shows up to a second after its first chunk; the job's end, and a job
 /// handed back for another attempt, write it at once.
-fn first_token_mark_delay(job: crate::ids::JobId) -> Duration {
+pub fn first_token_mark_delay(job: crate::ids::JobId) -> Duration {
     const SPREAD_MS: u64 = 1_000;
     Duration::from_millis((job.as_uuid().as_u128() as u64) % SPREAD_MS)
 }
